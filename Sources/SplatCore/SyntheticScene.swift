@@ -1,0 +1,33 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+extension GaussianCloud {
+    /// A deterministic random scene for tests and benchmarks: positions in a ±`extent` cube, log-scales around
+    /// ln 0.01, random rotations, opacities across (0, 1) and SH DC/rest in typical ranges.
+    public static func synthetic(count: Int, shDegree: Int, seed: UInt64 = 1, extent: Float = 10) -> GaussianCloud {
+        var cloud = GaussianCloud(unsafeUninitializedCount: count, shDegree: shDegree, frame: .rdf, antialiased: false)
+        var state = seed &* 0x9E37_79B9_7F4A_7C15 | 1
+        func next() -> Float {
+            // xorshift64*: fast and good enough for test data.
+            state ^= state >> 12
+            state ^= state << 25
+            state ^= state >> 27
+            return Float((state &* 0x2545_F491_4F6C_DD1D) >> 40) / Float(1 << 24)
+        }
+        let stride = cloud.shStride
+        cloud.withColumns { c in
+            for i in 0..<count {
+                for k in 0..<3 {
+                    c.positions[i * 3 + k] = (next() * 2 - 1) * extent
+                    c.logScales[i * 3 + k] = -4.6 + (next() * 2 - 1) * 1.5
+                    c.sh[i * stride + k] = (next() * 2 - 1) * 1.5
+                }
+                for k in 0..<4 { c.rotations[i * 4 + k] = next() * 2 - 1 }
+                c.logitOpacities[i] = (next() * 2 - 1) * 5
+                for k in 3..<stride { c.sh[i * stride + k] = (next() * 2 - 1) * 0.4 }
+            }
+        }
+        return cloud
+    }
+}

@@ -1,0 +1,2 @@
+import DioramaCLI
+DioramaCommand.main()
