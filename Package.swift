@@ -30,9 +30,8 @@ let package = Package(
             ]),
         .executableTarget(name: "diorama", dependencies: ["DioramaCLI"]),
         .testTarget(name: "SplatCoreTests", dependencies: ["SplatCore"]),
-        .testTarget(
-            name: "SplatIOTests", dependencies: ["SplatCore", "SplatIO", "CZlib", "CZstd"],
-            resources: [.copy("Fixtures")]),
+        // Fixtures are found next to the test sources (#filePath), so no resource bundle is needed.
+        .testTarget(name: "SplatIOTests", dependencies: ["SplatCore", "SplatIO"], exclude: ["Fixtures"]),
         .testTarget(name: "DioramaCLITests", dependencies: ["DioramaCLI", "SplatIO", "SplatCore"]),
     ],
     swiftLanguageModes: [.v6]
