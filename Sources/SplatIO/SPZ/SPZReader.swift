@@ -55,7 +55,7 @@ public enum SPZReader {
         return out
     }
 
-    /// Header fields only (v4 reads no stream; v1-3 inflate just the first bytes of the gzip member).
+    /// Header fields and extensions (the streams are decoded and checked too, so a corrupt file fails here).
     public static func info(_ source: InputSource) throws(SplatFileError) -> SPZFileInfo {
         try decode(source, limits: .init()).info
     }
