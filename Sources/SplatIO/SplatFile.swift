@@ -1,5 +1,8 @@
 import SplatCore
 
+/// Called with (done, total) as long work advances; units are whatever the work counts (bytes, Gaussians).
+public typealias ProgressHandler = (_ done: Int64, _ total: Int64) -> Void
+
 /// The splat formats Diorama reads and writes.
 public enum SplatFormat: String, Sendable, CaseIterable {
     case ply, spz, splat

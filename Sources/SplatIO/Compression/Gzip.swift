@@ -178,6 +178,3 @@ enum Gzip {
         return (out, Z_OK)
     }
 }
-
-/// Called with (done, total) as long work advances; units are whatever the work counts (bytes, Gaussians).
-public typealias ProgressHandler = (_ done: Int64, _ total: Int64) -> Void
