@@ -1,7 +1,9 @@
 // swift-tools-version: 6.1
 import PackageDescription
 
-// Layers, one way: SplatCore (the domain) <- SplatIO (formats) <- DioramaCLI (commands) <- diorama (executable).
+// Layers, one way: Parallelism (shared helpers) <- SplatCore (the domain) <- SplatIO (formats);
+// Cameras (camera model and paths) <- SplatRender (the renderer, with SplatCore); MediaIO (PNG, video) stands alone;
+// all of them <- DioramaCLI (commands) <- diorama (executable).
 let package = Package(
     name: "Diorama",
     platforms: [.macOS(.v15)],
@@ -9,6 +11,9 @@ let package = Package(
         .executable(name: "diorama", targets: ["diorama"]),
         .library(name: "SplatCore", targets: ["SplatCore"]),
         .library(name: "SplatIO", targets: ["SplatIO"]),
+        .library(name: "Cameras", targets: ["Cameras"]),
+        .library(name: "SplatRender", targets: ["SplatRender"]),
+        .library(name: "MediaIO", targets: ["MediaIO"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -20,18 +25,27 @@ let package = Package(
         .systemLibrary(
             name: "CZstd", path: "Sources/CZstd", pkgConfig: "libzstd",
             providers: [.apt(["libzstd-dev"])]),
+        .target(name: "Parallelism"),
         .target(name: "SplatCore"),
-        .target(name: "SplatIO", dependencies: ["SplatCore", "CZlib", "CZstd"]),
+        .target(name: "SplatIO", dependencies: ["SplatCore", "Parallelism", "CZlib", "CZstd"]),
+        .target(name: "Cameras"),
+        .target(name: "SplatRender", dependencies: ["SplatCore", "Cameras", "Parallelism"]),
+        .target(name: "MediaIO", dependencies: ["CZlib"]),
         .target(
             name: "DioramaCLI",
             dependencies: [
-                "SplatCore", "SplatIO",
+                "SplatCore", "SplatIO", "Cameras", "SplatRender", "MediaIO",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .executableTarget(name: "diorama", dependencies: ["DioramaCLI"]),
         .testTarget(name: "SplatCoreTests", dependencies: ["SplatCore"]),
         // Fixtures are found next to the test sources (#filePath), so no resource bundle is needed.
         .testTarget(name: "SplatIOTests", dependencies: ["SplatCore", "SplatIO"], exclude: ["Fixtures"]),
+        .testTarget(name: "CamerasTests", dependencies: ["Cameras"], exclude: ["Fixtures"]),
+        .testTarget(
+            name: "SplatRenderTests", dependencies: ["SplatRender", "Cameras", "SplatCore", "SplatIO"],
+            exclude: ["Fixtures"]),
+        .testTarget(name: "MediaIOTests", dependencies: ["MediaIO", "CZlib"]),
         .testTarget(name: "DioramaCLITests", dependencies: ["DioramaCLI", "SplatIO", "SplatCore"]),
     ],
     swiftLanguageModes: [.v6]

@@ -1,6 +1,9 @@
 import ArgumentParser
+import Cameras
+import MediaIO
 import SplatCore
 import SplatIO
+import SplatRender
 
 #if canImport(Glibc)
     import Glibc
@@ -10,7 +13,9 @@ public struct DioramaCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "diorama",
         abstract: "Text and images to 3D Gaussian-splat scenes; a toolkit for splat files.",
-        subcommands: [ConvertCommand.self, InfoCommand.self, BenchCommand.self])
+        subcommands: [
+            ConvertCommand.self, InfoCommand.self, RenderCommand.self, CameraPathCommand.self, BenchCommand.self,
+        ])
     public init() {}
 }
 
@@ -21,12 +26,40 @@ extension CoordinateFrame: ExpressibleByArgument {
     public static var defaultCompletionKind: CompletionKind { .list(["rdf", "rub", "luf", "ruf"]) }
 }
 
-/// Turns a typed file error into the message and exit code users see.
-func reportingErrors<R>(_ body: () throws(SplatFileError) -> R) throws -> R {
+/// An error the command line reports as one message and a `sysexits.h` exit code.
+protocol CommandLineReportable: Error, CustomStringConvertible {
+    var exitCode: Int32 { get }
+}
+
+extension SplatFileError: CommandLineReportable {
+    var exitCode: Int32 { kind == .io ? 74 : 65 }  // EX_IOERR, EX_DATAERR
+}
+
+extension CameraError: CommandLineReportable {
+    var exitCode: Int32 { 65 }  // EX_DATAERR
+}
+
+extension RenderError: CommandLineReportable {
+    var exitCode: Int32 { 65 }
+}
+
+extension MediaError: CommandLineReportable {
+    var exitCode: Int32 {
+        switch kind {
+        case .encoderMissing: 69  // EX_UNAVAILABLE
+        case .io: 74
+        case .invalidImage: 65
+        case .encoderFailed: 70  // EX_SOFTWARE
+        }
+    }
+}
+
+/// Turns a typed error into the message and exit code users see.
+func reportingErrors<R, E: CommandLineReportable>(_ body: () throws(E) -> R) throws -> R {
     do {
         return try body()
     } catch {
         printError("error: \(error)\n")
-        throw ExitCode(error.kind == .io ? 74 : 65)  // EX_IOERR, EX_DATAERR
+        throw ExitCode(error.exitCode)
     }
 }

@@ -36,3 +36,40 @@ extension GaussianCloud {
         return try result.get()
     }
 }
+
+/// Read-only pointers to a cloud's columns, for kernels that only scan them (no copy-on-write copy is made); valid
+/// only inside `GaussianCloud.withReadOnlyColumns`.
+public struct ReadOnlyCloudColumns: @unchecked Sendable {
+    public let count: Int
+    public let shStride: Int
+    public let positions: UnsafePointer<Float>
+    public let logScales: UnsafePointer<Float>
+    public let rotations: UnsafePointer<Float>
+    public let logitOpacities: UnsafePointer<Float>
+    public let sh: UnsafePointer<Float>
+}
+
+extension GaussianCloud {
+    /// Runs `body` with read-only pointers to every column.
+    public func withReadOnlyColumns<R>(_ body: (ReadOnlyCloudColumns) -> R) -> R {
+        let (n, stride) = (count, shStride)
+        return positions.withUnsafeBufferPointer { p in
+            logScales.withUnsafeBufferPointer { s in
+                rotations.withUnsafeBufferPointer { r in
+                    logitOpacities.withUnsafeBufferPointer { o in
+                        sh.withUnsafeBufferPointer { h in
+                            var dummy: Float = 0
+                            return withUnsafePointer(to: &dummy) { d in
+                                body(
+                                    ReadOnlyCloudColumns(
+                                        count: n, shStride: stride, positions: p.baseAddress ?? d,
+                                        logScales: s.baseAddress ?? d, rotations: r.baseAddress ?? d,
+                                        logitOpacities: o.baseAddress ?? d, sh: h.baseAddress ?? d))
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -78,6 +78,32 @@ public enum SphericalHarmonics {
         }
     }
 
+    /// The RGB colour the coefficients give in the unit direction `d` (no +0.5 offset): the real-time form of the
+    /// same basis, in float, as renderers evaluate it (gsplat's factored polynomials). `sh` points at one Gaussian's
+    /// coefficients in cloud order (coefficient-major, RGB inner) and holds at least `degree`'s count.
+    @inlinable public static func color(degree: Int, direction d: SIMD3<Float>, sh: UnsafePointer<Float>) -> SIMD3<Float> {
+        @inline(__always) func coefficient(_ k: Int) -> SIMD3<Float> { SIMD3(sh[3 * k], sh[3 * k + 1], sh[3 * k + 2]) }
+        var result = 0.2820947917738781 * coefficient(0)
+        if degree < 1 { return result }
+        let (x, y, z) = (d.x, d.y, d.z)
+        result += 0.48860251190292 * (-y * coefficient(1) + z * coefficient(2) - x * coefficient(3))
+        if degree < 2 { return result }
+        let z2 = z * z
+        let t0 = -1.092548430592079 * z
+        let c1 = x * x - y * y, s1 = 2 * x * y
+        result += 0.5462742152960395 * s1 * coefficient(4) + t0 * y * coefficient(5)
+        result += (0.9461746957575601 * z2 - 0.3153915652525201) * coefficient(6)
+        result += t0 * x * coefficient(7) + 0.5462742152960395 * c1 * coefficient(8)
+        if degree < 3 { return result }
+        let t1 = -2.285228997322329 * z2 + 0.4570457994644658
+        let t2 = 1.445305721320277 * z
+        let c2 = x * c1 - y * s1, s2 = x * s1 + y * c1
+        result += -0.5900435899266435 * s2 * coefficient(9) + t2 * s1 * coefficient(10) + t1 * y * coefficient(11)
+        result += z * (1.865881662950577 * z2 - 1.119528997770346) * coefficient(12)
+        result += t1 * x * coefficient(13) + t2 * c1 * coefficient(14) - 0.5900435899266435 * c2 * coefficient(15)
+        return result
+    }
+
     /// Solves `A X = B` for square `n`x`n` A (symmetric positive definite here) by Gauss-Jordan with pivoting.
     private static func solve(_ a: [Double], _ b: [Double], n: Int) -> [Double] {
         var a = a, b = b

@@ -1,3 +1,4 @@
+import Parallelism
 import CZlib
 
 /// gzip (RFC 1952) through the system zlib.

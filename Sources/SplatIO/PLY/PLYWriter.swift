@@ -1,3 +1,4 @@
+import Parallelism
 import SplatCore
 
 /// Writes the standard INRIA 3DGS layout, binary little-endian float: `x y z nx ny nz f_dc_0..2 f_rest_* opacity

@@ -91,7 +91,9 @@ struct SplatPropertyMapping {
         }
         if !shCovered { missing.insert(.sh) }
 
-        var frame = CoordinateFrame.rdf
+        // FlashWorld's export (every coefficient named f_dc_*) is in camera 0's OpenGL frame (`flashworld-model.md`
+        // §10.3); other PLY files follow the INRIA/COLMAP convention. A frame comment overrides either.
+        var frame = dcCount > 3 && restCount == 0 ? CoordinateFrame.rub : .rdf
         for comment in comments {
             let words = comment.split(separator: " ")
             if words.count == 2 && words[0] == Self.frameComment {

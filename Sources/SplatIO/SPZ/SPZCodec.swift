@@ -1,3 +1,4 @@
+import Parallelism
 import SplatCore
 
 #if canImport(Glibc)

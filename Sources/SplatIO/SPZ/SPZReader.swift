@@ -1,3 +1,4 @@
+import Parallelism
 import SplatCore
 
 /// What an SPZ file's header says, for `diorama info`.

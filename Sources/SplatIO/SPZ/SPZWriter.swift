@@ -1,3 +1,4 @@
+import Parallelism
 import SplatCore
 
 /// Writes SPZ versions 2 and 3 (gzip) and 4 (NGSP + zstd). For the same cloud and options the decompressed payload is

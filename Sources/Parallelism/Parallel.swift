@@ -1,3 +1,4 @@
+/// Data-parallel helpers shared by every CPU-bound layer (formats, renderer, tensor engine).
 import Dispatch
 
 #if canImport(Glibc)
@@ -6,7 +7,7 @@ import Dispatch
 
 /// Runs `body(i)` for `i` in `0..<count` across the machine's cores and returns when all are done.
 @inline(__always)
-func parallelFor(_ count: Int, _ body: (Int) -> Void) {
+public func parallelFor(_ count: Int, _ body: (Int) -> Void) {
     if count <= 1 {
         if count == 1 { body(0) }
         return
@@ -18,7 +19,7 @@ func parallelFor(_ count: Int, _ body: (Int) -> Void) {
 }
 
 /// How many workers to split CPU-bound work into.
-let activeProcessorCount: Int = {
+public let activeProcessorCount: Int = {
     #if canImport(Glibc)
         return max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
     #else
@@ -27,14 +28,14 @@ let activeProcessorCount: Int = {
 }()
 
 /// Splits `0..<count` into at most `parts` contiguous ranges of at least `minimum` items.
-func ranges(of count: Int, parts: Int, minimum: Int = 1) -> [Range<Int>] {
+public func ranges(of count: Int, parts: Int, minimum: Int = 1) -> [Range<Int>] {
     let n = max(1, min(parts, count / max(1, minimum)))
     return (0..<n).map { k in (count * k / n)..<(count * (k + 1) / n) }
 }
 
 /// Carries a value the compiler cannot prove `Sendable` into concurrent work whose safety the call site ensures
 /// (disjoint ranges of one buffer, or read-only data).
-struct UncheckedSendable<T>: @unchecked Sendable {
-    let value: T
-    init(_ value: T) { self.value = value }
+public struct UncheckedSendable<T>: @unchecked Sendable {
+    public let value: T
+    public init(_ value: T) { self.value = value }
 }

@@ -1,0 +1,248 @@
+import ArgumentParser
+import Cameras
+import MediaIO
+import SplatCore
+import SplatIO
+import SplatRender
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+struct RenderCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "render",
+        abstract: "Render a splat scene along a camera path to an MP4, a folder of PNG frames, or one PNG.",
+        discussion: """
+            The renderer follows gsplat 1.5.2/1.5.3 "classic" rasterization, the one FlashWorld was trained with.
+            Camera paths use FlashWorld's convention: OpenGL camera axes in a y-up world. A scene that declares
+            another axis frame (PLY files default to RDF, the COLMAP/INRIA convention) is turned into that y-up
+            frame first, so it appears upright.
+
+            Generated paths (orbit, spiral, dolly) frame the scene from its robust centre and size. Template steps
+            start, like FlashWorld's web UI, from camera #0 at the origin looking down -z, which is where a
+            FlashWorld scene's first camera is.
+
+            MP4 needs the ffmpeg program (Debian package ffmpeg). PNG frames are written by Diorama itself.
+
+            Examples:
+              diorama render scene.spz -o orbit.mp4
+              diorama render scene.ply --camera-path request.json --rebase -o frames/
+              diorama render scene.spz --camera-path forward,orbit-left,orbit-right --frames 48 -o tour.mp4
+              diorama render scene.spz --frames 1 --size 1280x720 -o still.png
+            """)
+
+    @Argument(help: "The scene to render (.ply, .spz or .splat).")
+    var scene: String
+
+    @Option(name: .shortAndLong, help: "out.mp4, a folder for PNG frames (a name ending in /), or one .png with --frames 1.")
+    var output: String
+
+    @Option(help: ArgumentHelp(CameraPathSource.help, valueName: "path"))
+    var cameraPath = "orbit"
+
+    @Option(help: "Frames to render. A camera file keeps its own count unless this is given; generated paths default to 96.")
+    var frames: Int?
+
+    @Option(help: "Image size, WIDTHxHEIGHT (default: a camera file's resolution, else 704x480).")
+    var size: ImageSize?
+
+    @Option(help: "Frames per second of the MP4.")
+    var fps: Double = 24
+
+    @Option(help: "Background: white (FlashWorld's), black, gray, #rrggbb or r,g,b in 0-1.")
+    var background = BackgroundColor(SIMD3(1, 1, 1))
+
+    @Option(help: "SH degree to shade with, 0-3 (default: the scene's).")
+    var shDegree: Int?
+
+    @Option(help: "Vertical field of view in degrees, for generated paths and template steps.")
+    var fov: Double = 60
+
+    @Option(help: "Orbit elevation in degrees.")
+    var elevation: Double = 15
+
+    @Option(help: "Camera distance of generated paths, as a multiple of the distance that frames the scene.")
+    var distance: Double = 1
+
+    @Flag(help: "Re-base a camera file on its first camera and scale it by T_norm, as FlashWorld expresses its exported scenes.")
+    var rebase = false
+
+    @Option(help: "Far clipping plane (FlashWorld uses 1000).")
+    var far: Float = RenderCamera.defaultFarPlane
+
+    @Option(help: "MP4 quality as an x264 CRF, 0-51; lower is better.")
+    var quality = 18
+
+    @Flag(name: .shortAndLong, help: "No progress bar or summary.")
+    var quiet = false
+
+    static let maxFrames = 100_000
+    static let defaultGeneratedFrames = 96
+
+    enum Destination: Equatable {
+        case video
+        case image
+        case folder
+    }
+
+    var destination: Destination {
+        let lower = output.lowercased()
+        if lower.hasSuffix(".mp4") { return .video }
+        if lower.hasSuffix(".png") { return .image }
+        return .folder
+    }
+
+    func validate() throws {
+        if let frames, !(1...Self.maxFrames).contains(frames) {
+            throw ValidationError("--frames must be 1 to \(Self.maxFrames), not \(frames)")
+        }
+        if destination == .image, frames != 1 {
+            throw ValidationError("one .png holds one frame: add --frames 1, or name a folder (e.g. frames/) for many")
+        }
+        if destination == .folder, output.contains("."), !output.hasSuffix("/") {
+            throw ValidationError("cannot tell what '\(output)' is: use .mp4 for a video, .png for one frame, or end a folder name with /")
+        }
+        guard fps > 0 && fps <= 1000 else { throw ValidationError("--fps must be above 0 and at most 1000, not \(fps)") }
+        guard fov > 0 && fov < 180 else { throw ValidationError("--fov must be between 0 and 180 degrees, not \(fov)") }
+        guard distance > 0 && distance.isFinite else { throw ValidationError("--distance must be positive, not \(distance)") }
+        guard elevation.isFinite && abs(elevation) < 90 else {
+            throw ValidationError("--elevation must be between -90 and 90 degrees, not \(elevation)")
+        }
+        guard (0...51).contains(quality) else { throw ValidationError("--quality must be 0 to 51, not \(quality)") }
+        if let shDegree, !(0...GaussianCloud.maxSHDegree).contains(shDegree) {
+            throw ValidationError("--sh-degree must be 0 to \(GaussianCloud.maxSHDegree), not \(shDegree)")
+        }
+        guard far > 0.01 else { throw ValidationError("--far must be above the near plane (0.01), not \(far)") }
+    }
+
+    func run() throws {
+        // Fail on a missing encoder before reading a large scene.
+        if destination == .video && VideoEncoder.locateFFmpeg() == nil {
+            try reportingErrors { () throws(MediaError) in throw MediaError(.encoderMissing, VideoEncoder.missingMessage) }
+        }
+        let source = CameraPathSource(cameraPath)
+        var document: CameraPathDocument?
+        if case .file(let path) = source {
+            document = try reportingErrors { () throws(CameraError) in try readCameraFile(path) }
+        }
+        let imageSize = size ?? document?.size.map { ImageSize(width: $0.width, height: $0.height) } ?? .flashWorld
+        // Refuse an impossible size before reading the scene.
+        try reportingErrors { () throws(RenderError) in
+            try SplatRenderer.check(RenderCamera(viewMatrix: identityView, intrinsics: [1, 0, 0, 0, 1, 0, 0, 0, 1], width: imageSize.width, height: imageSize.height))
+        }
+
+        var cloud = try reportingErrors { () throws(SplatFileError) in
+            let input = try InputSource(path: scene)
+            let bar = ProgressBar("reading \(scene)", enabled: !quiet)
+            defer { bar.finish() }
+            return try SplatFile.read(input, progress: bar.handler).0
+        }
+        guard cloud.count > 0 else {
+            try reportingErrors { () throws(RenderError) in throw RenderError(.emptyScene, "\(scene) has no Gaussians to render") }
+            return
+        }
+        let originalFrame = cloud.frame
+        if cloud.frame != .rub { cloud = cloud.converted(to: .rub) }
+
+        let path = try reportingErrors { () throws(CameraError) in
+            try cameras(for: source, document: document, cloud: cloud, size: imageSize)
+        }
+        try render(cloud, cameras: path.cameras, size: imageSize, sceneFrame: originalFrame)
+    }
+
+    private var identityView: [Float] { [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1] }
+
+    /// The cameras to render, in the scene's y-up (RUB) world.
+    func cameras(
+        for source: CameraPathSource, document: CameraPathDocument?, cloud: GaussianCloud, size: ImageSize
+    ) throws(CameraError) -> CameraPath {
+        let intrinsics = NormalizedIntrinsics(verticalFieldOfView: fov, width: size.width, height: size.height)
+        let count = frames ?? Self.defaultGeneratedFrames
+        let framing = SceneFraming(cloud)
+        let reach = framing.viewingDistance(verticalFieldOfView: fov) * distance
+        let up = SIMD3<Double>(0, 1, 0)
+        // The front view: from +z, where camera 0 of a FlashWorld scene stands, raised by the elevation.
+        let lift = elevation * .pi / 180
+        let front = framing.center + reach * SIMD3(0, sin(lift), cos(lift))
+        let base = Camera.lookingAt(framing.center, from: front, up: up, intrinsics: intrinsics)
+        switch source {
+        case .orbit:
+            return .orbit(
+                around: framing.center, radius: reach, up: up, start: SIMD3(0, 0, 1), elevation: elevation, count: count,
+                intrinsics: intrinsics)
+        case .spiral:
+            return .spiral(from: base, radius: 0.25 * framing.radius, depth: 0.1 * reach, focus: reach, count: count)
+        case .dolly:
+            return .dolly(from: base, distance: 0.5 * reach, count: count)
+        case .steps(let steps):
+            return CameraPath.keyframes(steps, intrinsics: intrinsics).resampled(count: count)
+        case .file:
+            guard let document else { throw CameraError(.invalidFile, "no camera file was read") }
+            var cameras = try document.resolvedCameras(defaultWidth: size.width, defaultHeight: size.height)
+            if rebase {
+                let normalized = normalizedCameras(cameras)
+                cameras = normalized.cameras.map { c in
+                    var c = c
+                    c.position *= normalized.translationScale
+                    return c
+                }
+            }
+            let path = CameraPath(cameras)
+            return frames.map { path.resampled(count: $0) } ?? path
+        }
+    }
+
+    func render(_ cloud: GaussianCloud, cameras: [Camera], size: ImageSize, sceneFrame: CoordinateFrame) throws {
+        let renderer = SplatRenderer(options: RenderOptions(background: background.rgb, shDegree: shDegree))
+        var encoder: VideoEncoder?
+        switch destination {
+        case .video:
+            encoder = try reportingErrors { () throws(MediaError) in
+                try VideoEncoder(path: output, width: size.width, height: size.height, fps: fps, quality: quality)
+            }
+        case .folder:
+            guard mkdir(output, 0o755) == 0 || errno == EEXIST else {
+                try reportingErrors { () throws(SplatFileError) in
+                    throw SplatFileError(.io, file: output, "cannot create the folder: \(String(cString: strerror(errno)))")
+                }
+                return
+            }
+        case .image: break
+        }
+        let digits = max(4, String(cameras.count - 1).count)
+        let bar = ProgressBar("rendering \(cameras.count) frames", enabled: !quiet)
+        let start = monotonicSeconds()
+        for (index, camera) in cameras.enumerated() {
+            let view = RenderCamera(camera, width: size.width, height: size.height, farPlane: far)
+            let image = try reportingErrors { () throws(RenderError) in try renderer.render(cloud, camera: view) }
+            let rgb = image.rgb8()
+            switch destination {
+            case .video:
+                try reportingErrors { () throws(MediaError) in try encoder?.append(rgb: rgb) }
+            case .image, .folder:
+                let png = try reportingErrors { () throws(MediaError) in
+                    try PNGEncoder.encode(width: size.width, height: size.height, channels: 3, pixels: rgb)
+                }
+                let name = String(index)
+                let file =
+                    destination == .image
+                    ? output
+                    : (output.hasSuffix("/") ? output : output + "/") + "frame_"
+                        + String(repeating: "0", count: max(0, digits - name.count)) + name + ".png"
+                try reportingErrors { () throws(SplatFileError) in try writeOutput(png, to: file) }
+            }
+            bar.update(Int64(index + 1), Int64(cameras.count))
+        }
+        try reportingErrors { () throws(MediaError) in try encoder?.finish() }
+        bar.finish()
+        if !quiet {
+            let seconds = monotonicSeconds() - start
+            let rate = Double(cameras.count) / max(seconds, 1e-9)
+            let turned = sceneFrame == .rub ? "" : " (turned from \(sceneFrame) to y-up RUB)"
+            print(
+                "rendered \(cameras.count) frames at \(size.description) in \(formatted(Float(seconds))) s (\(formatted(Float(rate))) fps): \(output)\(turned)"
+            )
+        }
+    }
+}
