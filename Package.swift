@@ -46,7 +46,12 @@ let package = Package(
             name: "SplatRenderTests", dependencies: ["SplatRender", "Cameras", "SplatCore", "SplatIO"],
             exclude: ["Fixtures"]),
         .testTarget(name: "MediaIOTests", dependencies: ["MediaIO", "CZlib"]),
-        .testTarget(name: "DioramaCLITests", dependencies: ["DioramaCLI", "SplatIO", "SplatCore"]),
+        .testTarget(
+            name: "DioramaCLITests",
+            dependencies: [
+                "DioramaCLI", "SplatIO", "SplatCore", "Cameras", "MediaIO",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -177,9 +177,14 @@ struct RenderCommand: ParsableCommand {
             return .dolly(from: base, distance: 0.5 * reach, count: count)
         case .steps(let steps):
             return CameraPath.keyframes(steps, intrinsics: intrinsics).resampled(count: count)
-        case .file:
+        case .file(let file):
             guard let document else { throw CameraError(.invalidFile, "no camera file was read") }
-            var cameras = try document.resolvedCameras(defaultWidth: size.width, defaultHeight: size.height)
+            var cameras: [Camera]
+            do {
+                cameras = try document.resolvedCameras(defaultWidth: size.width, defaultHeight: size.height)
+            } catch {
+                throw CameraError(error.kind, camera: error.camera, field: error.field, "\(error.message) (in \(file))")
+            }
             if rebase {
                 let normalized = normalizedCameras(cameras)
                 cameras = normalized.cameras.map { c in

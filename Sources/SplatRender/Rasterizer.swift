@@ -67,6 +67,10 @@ public enum Rasterizer {
         let height: Int
     }
 
+    /// Lanes per vector step: half a tile row.
+    typealias Lanes = SIMD8<Float>
+    static let laneCount = 8
+
     @inline(__always)
     static func rasterizeTile(
         _ tile: Int, splats: UnsafePointer<ProjectedSplat>, order: UnsafePointer<Int32>?, count: Int, tilesWide: Int,
@@ -75,56 +79,68 @@ public enum Rasterizer {
         let size = RasterizationConstants.tileSize
         let x0 = (tile % tilesWide) * size, y0 = (tile / tilesWide) * size
         let w = min(size, target.width - x0), h = min(size, target.height - y0)
-        let threshold = RasterizationConstants.alphaThreshold
-        let transmittanceFloor = RasterizationConstants.transmittanceFloor
-        let maxAlpha = options.maxAlpha
+        let threshold = Lanes(repeating: RasterizationConstants.alphaThreshold)
+        let transmittanceFloor = Lanes(repeating: RasterizationConstants.transmittanceFloor)
+        let maxAlpha = Lanes(repeating: options.maxAlpha)
+        let laneOffsets = Lanes(0, 1, 2, 3, 4, 5, 6, 7)
+        let plane = size * size
 
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: 6 * size * size) { scratch in
+        // Six planes of one tile: transmittance, colour, depth, and 1 where a pixel has stopped.
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 6 * plane) { scratch in
             let base = scratch.baseAddress!
-            let transmittance = base, red = base + size * size, green = red + size * size
-            let blue = green + size * size, z = blue + size * size, finished = z + size * size
-            for p in 0..<(size * size) {
-                transmittance[p] = 1
-                red[p] = 0
-                green[p] = 0
-                blue[p] = 0
-                z[p] = 0
-                finished[p] = 0
-            }
+            let transmittance = base, red = base + plane, green = red + plane
+            let blue = green + plane, z = blue + plane, finished = z + plane
+            base.initialize(repeating: 0, count: 6 * plane)
+            transmittance.update(repeating: 1, count: plane)
+            // Pixels outside the image count as finished, so the tile can stop early.
+            for p in 0..<plane where p % size >= w || p / size >= h { finished[p] = 1 }
             var remaining = w * h
+            @inline(__always) func load(_ p: UnsafeMutablePointer<Float>) -> Lanes {
+                UnsafeRawPointer(p).loadUnaligned(as: Lanes.self)
+            }
+            @inline(__always) func store(_ v: Lanes, _ p: UnsafeMutablePointer<Float>) {
+                UnsafeMutableRawPointer(p).storeBytes(of: v, as: Lanes.self)
+            }
             if let order {
                 for k in 0..<count where remaining > 0 {
                     let s = splats[Int(order[k])]
                     // Only pixels inside the splat's box can reach alpha 1/255 (the box is the opacity-aware extent).
                     let rx = Float(s.radiusX), ry = Float(s.radiusY)
-                    let jLow = max(x0, Int(max((s.x - rx - 0.5).rounded(.up), Float(x0))))
-                    let jHigh = min(x0 + w - 1, Int(min((s.x + rx - 0.5).rounded(.down), Float(x0 + w - 1))))
-                    let iLow = max(y0, Int(max((s.y - ry - 0.5).rounded(.up), Float(y0))))
-                    let iHigh = min(y0 + h - 1, Int(min((s.y + ry - 0.5).rounded(.down), Float(y0 + h - 1))))
+                    let jLow = Int(max((s.x - rx - 0.5).rounded(.up), Float(x0)))
+                    let jHigh = Int(min((s.x + rx - 0.5).rounded(.down), Float(x0 + w - 1)))
+                    let iLow = Int(max((s.y - ry - 0.5).rounded(.up), Float(y0)))
+                    let iHigh = Int(min((s.y + ry - 0.5).rounded(.down), Float(y0 + h - 1)))
                     if jLow > jHigh || iLow > iHigh { continue }
-                    for i in iLow...iHigh {
-                        let dy = s.y - (Float(i) + 0.5)
-                        let row = (i - y0) * size - x0
-                        for j in jLow...jHigh {
-                            let p = row + j
-                            if finished[p] != 0 { continue }
-                            let dx = s.x - (Float(j) + 0.5)
-                            let sigma = 0.5 * (s.conicA * dx * dx + s.conicC * dy * dy) + s.conicB * dx * dy
-                            let a = min(maxAlpha, s.opacity * expf(-sigma))
-                            if sigma < 0 || a < threshold { continue }
-                            let t = transmittance[p]
-                            let next = t * (1 - a)
-                            if next <= transmittanceFloor {
-                                finished[p] = 1
-                                remaining -= 1
-                                continue
+                    let a = Lanes(repeating: s.conicA), b = Lanes(repeating: s.conicB), c = Lanes(repeating: s.conicC)
+                    let opacity = Lanes(repeating: s.opacity)
+                    for half in stride(from: (jLow - x0) / laneCount * laneCount, through: jHigh - x0, by: laneCount) {
+                        let columns = Lanes(repeating: Float(x0 + half)) + laneOffsets
+                        let inBox = (columns .>= Lanes(repeating: Float(jLow))) .& (columns .<= Lanes(repeating: Float(jHigh)))
+                        let dx = Lanes(repeating: s.x) - (columns + 0.5)
+                        let adx2 = 0.5 * a * dx * dx
+                        for i in iLow...iHigh {
+                            let p = (i - y0) * size + half
+                            let done = load(finished + p)
+                            let dy = Lanes(repeating: s.y - (Float(i) + 0.5))
+                            let sigma = adx2 + 0.5 * c * dy * dy + b * dx * dy
+                            let raw = opacity * negativeExp(sigma)
+                            let alpha = raw.replacing(with: maxAlpha, where: raw .> maxAlpha)
+                            var active = inBox .& (done .== 0) .& (sigma .>= 0) .& (alpha .>= threshold)
+                            if !any(active) { continue }
+                            let t = load(transmittance + p)
+                            let next = t * (1 - alpha)
+                            let stops = active .& (next .<= transmittanceFloor)
+                            if any(stops) {
+                                store(done.replacing(with: 1, where: stops), finished + p)
+                                for lane in 0..<laneCount where stops[lane] { remaining -= 1 }
+                                active = active .& .!stops
                             }
-                            let visibility = a * t
-                            red[p] += s.red * visibility
-                            green[p] += s.green * visibility
-                            blue[p] += s.blue * visibility
-                            z[p] += s.depth * visibility
-                            transmittance[p] = next
+                            let visibility = Lanes(repeating: 0).replacing(with: alpha * t, where: active)
+                            store(load(red + p) + s.red * visibility, red + p)
+                            store(load(green + p) + s.green * visibility, green + p)
+                            store(load(blue + p) + s.blue * visibility, blue + p)
+                            store(load(z + p) + s.depth * visibility, z + p)
+                            store(t.replacing(with: next, where: active), transmittance + p)
                         }
                     }
                 }
@@ -143,5 +159,27 @@ public enum Rasterizer {
                 }
             }
         }
+    }
+
+    /// `exp(−x)` for `x ≥ 0`, to about 2 ulp, on all lanes at once: `2^n · e^r` with `|r| ≤ ln2/2` and a degree-6
+    /// polynomial. Arguments past 87 flush to 0, far below the 1/255 cut-off.
+    @inline(__always)
+    static func negativeExp(_ x: Lanes) -> Lanes {
+        // (The generic pointwiseMin is not specialised across modules; a select is.)
+        let v = -x.replacing(with: 87, where: x .> 87)
+        let shifter = Lanes(repeating: 12_582_912)  // 1.5·2²³: adding it rounds to an integer
+        let k = v * 1.442_695_040_888_963_4 + shifter
+        let n = k - shifter
+        let r = (v - n * 0.693_145_751_953_125) - n * 1.428_606_765_330_187_e-06
+        var p = Lanes(repeating: 1.0 / 720)
+        p = p * r + 1.0 / 120
+        p = p * r + 1.0 / 24
+        p = p * r + 1.0 / 6
+        p = p * r + 0.5
+        p = p * r + 1
+        p = p * r + 1
+        // 2^n from the integer sitting in k's low mantissa bits.
+        let bits = (unsafeBitCast(k, to: SIMD8<UInt32>.self) &- 0x4B40_0000 &+ 127) &<< 23
+        return p * unsafeBitCast(bits, to: Lanes.self)
     }
 }

@@ -57,7 +57,9 @@ public struct RenderCamera: Sendable, Equatable {
 
     /// World to camera coordinates.
     @inlinable func toCamera(_ p: SIMD3<Float>) -> SIMD3<Float> {
-        SIMD3((rotation.0 * p).sum(), (rotation.1 * p).sum(), (rotation.2 * p).sum()) + translation
+        // Summed left to right, as gsplat does: depth ties between splats then break the same way.
+        @inline(__always) func row(_ r: SIMD3<Float>, _ t: Float) -> Float { ((r.x * p.x + r.y * p.y) + r.z * p.z) + t }
+        return SIMD3(row(rotation.0, translation.x), row(rotation.1, translation.y), row(rotation.2, translation.z))
     }
 
     public static func == (a: Self, b: Self) -> Bool {

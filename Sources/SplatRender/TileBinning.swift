@@ -33,53 +33,100 @@ public enum TileBinning {
 
     /// Bins the visible splats of `projected` into the tiles of a `width` × `height` image. Fails when the overlaps
     /// would not fit in `maxIntersections`.
+    ///
+    /// Splats are counted and scattered into their tiles in cloud order, then each tile's list is sorted by depth
+    /// on its own: reading the splats in order and sorting lists that fit in cache beats one global sort.
     public static func bin(
         _ projected: ProjectedSplats, width: Int, height: Int, maxIntersections: Int = Int(Int32.max)
     ) throws(RenderError) -> TileBins {
         let size = RasterizationConstants.tileSize
         let tilesWide = (width + size - 1) / size, tilesHigh = (height + size - 1) / size
         let tileCount = tilesWide * tilesHigh
-        let order = depthOrder(projected)
+        let n = projected.count
+        let parts = ranges(of: n, parts: activeProcessorCount * 4, minimum: 16384)
+        let p = parts.count
 
-        var counts = [Int](repeating: 0, count: tileCount + 1)
-        var total = 0
+        // Overlaps per (part, tile).
+        var counts = [Int](repeating: 0, count: p * tileCount)
         projected.splats.withUnsafeBufferPointer { splats in
-            for g in order {
-                let r = tileRect(splats[Int(g)], tilesWide: tilesWide, tilesHigh: tilesHigh)
-                guard r.x1 > r.x0 && r.y1 > r.y0 else { continue }
-                total += (r.x1 - r.x0) * (r.y1 - r.y0)
-                for ty in r.y0..<r.y1 {
-                    for tx in r.x0..<r.x1 { counts[ty * tilesWide + tx] += 1 }
+            counts.withUnsafeMutableBufferPointer { countsOut in
+                let shared = UncheckedSendable((splats.baseAddress!, countsOut.baseAddress!))
+                parallelFor(p) { part in
+                    let (splats, counts) = shared.value
+                    let row = counts + part * tileCount
+                    for g in parts[part] where splats[g].isVisible {
+                        let r = tileRect(splats[g], tilesWide: tilesWide, tilesHigh: tilesHigh)
+                        guard r.x1 > r.x0 && r.y1 > r.y0 else { continue }
+                        for ty in r.y0..<r.y1 {
+                            for tx in r.x0..<r.x1 { row[ty * tilesWide + tx] += 1 }
+                        }
+                    }
                 }
             }
         }
-        guard total <= min(maxIntersections, Int(Int32.max)) else {
+        // Offsets: tile by tile, and within a tile part by part, so the scatter keeps cloud order.
+        var offsets = [Int32](repeating: 0, count: tileCount + 1)
+        var cursors = [Int](repeating: 0, count: p * tileCount)
+        var total = 0
+        for t in 0..<tileCount {
+            guard total <= Int(Int32.max) else { break }
+            offsets[t] = Int32(total)
+            for part in 0..<p {
+                cursors[part * tileCount + t] = total
+                total += counts[part * tileCount + t]
+            }
+        }
+        let limit = min(maxIntersections, Int(Int32.max))
+        guard total <= limit else {
             throw RenderError(
                 .tooManyIntersections,
-                "\(total) splat-tile overlaps exceed the limit of \(min(maxIntersections, Int(Int32.max))); render a smaller image or prune the scene")
+                "\(total) splat-tile overlaps exceed the limit of \(limit); render a smaller image or prune the scene")
         }
-        var offsets = [Int32](repeating: 0, count: tileCount + 1)
-        var cursor = [Int](repeating: 0, count: tileCount)
-        var running = 0
-        for t in 0..<tileCount {
-            offsets[t] = Int32(running)
-            cursor[t] = running
-            running += counts[t]
-        }
-        offsets[tileCount] = Int32(running)
+        offsets[tileCount] = Int32(total)
 
-        // Scattering in depth order keeps every tile's list sorted nearest first.
-        var indices = [Int32](repeating: 0, count: total)
+        // Entries sort as depth then cloud index: the order gsplat's stable key sort gives.
+        var entries = [UInt64](repeating: 0, count: total)
         projected.splats.withUnsafeBufferPointer { splats in
-            indices.withUnsafeMutableBufferPointer { out in
-                for g in order {
-                    let r = tileRect(splats[Int(g)], tilesWide: tilesWide, tilesHigh: tilesHigh)
-                    guard r.x1 > r.x0 && r.y1 > r.y0 else { continue }
-                    for ty in r.y0..<r.y1 {
-                        for tx in r.x0..<r.x1 {
-                            let t = ty * tilesWide + tx
-                            out[cursor[t]] = g
-                            cursor[t] += 1
+            entries.withUnsafeMutableBufferPointer { entriesOut in
+                cursors.withUnsafeMutableBufferPointer { cursorsIn in
+                    let shared = UncheckedSendable((splats.baseAddress!, entriesOut.baseAddress, cursorsIn.baseAddress!))
+                    parallelFor(p) { part in
+                        let (splats, entries, cursors) = shared.value
+                        guard let entries else { return }
+                        let cursor = cursors + part * tileCount
+                        for g in parts[part] where splats[g].isVisible {
+                            let s = splats[g]
+                            let r = tileRect(s, tilesWide: tilesWide, tilesHigh: tilesHigh)
+                            guard r.x1 > r.x0 && r.y1 > r.y0 else { continue }
+                            let entry = UInt64(s.depth.bitPattern) << 32 | UInt64(g)
+                            for ty in r.y0..<r.y1 {
+                                for tx in r.x0..<r.x1 {
+                                    let t = ty * tilesWide + tx
+                                    entries[cursor[t]] = entry
+                                    cursor[t] += 1
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+
+        var indices = [Int32](repeating: 0, count: total)
+        entries.withUnsafeMutableBufferPointer { entriesBuffer in
+            indices.withUnsafeMutableBufferPointer { indicesOut in
+                let shared = UncheckedSendable((entriesBuffer.baseAddress, indicesOut.baseAddress))
+                let longest = (0..<tileCount).map { Int(offsets[$0 + 1] - offsets[$0]) }.max() ?? 0
+                let tileGroups = ranges(of: tileCount, parts: activeProcessorCount * 4)
+                parallelFor(tileGroups.count) { group in
+                    let (entries, indices) = shared.value
+                    guard let entries, let indices else { return }
+                    var scratch = [UInt64](repeating: 0, count: longest)
+                    scratch.withUnsafeMutableBufferPointer { scratch in
+                        for t in tileGroups[group] {
+                            let range = Int(offsets[t])..<Int(offsets[t + 1])
+                            sortByDepth(entries + range.lowerBound, count: range.count, scratch: scratch.baseAddress)
+                            for k in range { indices[k] = Int32(truncatingIfNeeded: entries[k]) }
                         }
                     }
                 }
@@ -88,31 +135,27 @@ public enum TileBinning {
         return TileBins(tilesWide: tilesWide, tilesHigh: tilesHigh, offsets: offsets, splatIndices: indices)
     }
 
-    /// The visible splats' indices sorted by depth, stable: an LSD radix sort on the float bits, which order like the
-    /// values because depths are positive.
-    static func depthOrder(_ projected: ProjectedSplats) -> [Int32] {
-        let n = projected.visibleCount
-        var keys = [UInt32](repeating: 0, count: n)
-        var values = [Int32](repeating: 0, count: n)
-        var k = 0
-        for (i, s) in projected.splats.enumerated() where s.isVisible {
-            keys[k] = s.depth.bitPattern
-            values[k] = Int32(i)
-            k += 1
+    /// Sorts one tile's entries by their depth bits (the high half), stably, so equal depths stay in cloud order:
+    /// insertion sort for short lists, else LSD radix over the bytes that differ.
+    static func sortByDepth(_ entries: UnsafeMutablePointer<UInt64>, count n: Int, scratch: UnsafeMutablePointer<UInt64>?) {
+        if n < 64 {
+            for i in 1..<max(n, 1) {
+                let e = entries[i]
+                var j = i - 1
+                while j >= 0 && entries[j] > e {
+                    entries[j + 1] = entries[j]
+                    j -= 1
+                }
+                entries[j + 1] = e
+            }
+            return
         }
-        radixSort(keys: &keys, values: &values)
-        return values
-    }
-
-    /// Sorts `values` by `keys`, stably, eight bits a pass; passes where every key shares the byte are skipped.
-    static func radixSort(keys: inout [UInt32], values: inout [Int32]) {
-        let n = keys.count
-        guard n > 1 else { return }
-        var keysOut = [UInt32](repeating: 0, count: n)
-        var valuesOut = [Int32](repeating: 0, count: n)
-        for shift in stride(from: 0, to: 32, by: 8) {
-            var histogram = [Int](repeating: 0, count: 256)
-            for key in keys { histogram[Int((key >> UInt32(shift)) & 0xFF)] += 1 }
+        guard let scratch else { return }
+        var source = entries, target = scratch
+        var histogram = [Int](repeating: 0, count: 256)
+        for shift in stride(from: 32, to: 64, by: 8) {
+            for b in 0..<256 { histogram[b] = 0 }
+            for i in 0..<n { histogram[Int((source[i] >> UInt64(shift)) & 0xFF)] += 1 }
             if histogram.contains(n) { continue }
             var sum = 0
             for b in 0..<256 {
@@ -120,23 +163,13 @@ public enum TileBinning {
                 histogram[b] = sum
                 sum += c
             }
-            keys.withUnsafeBufferPointer { kIn in
-                values.withUnsafeBufferPointer { vIn in
-                    keysOut.withUnsafeMutableBufferPointer { kOut in
-                        valuesOut.withUnsafeMutableBufferPointer { vOut in
-                            for i in 0..<n {
-                                let b = Int((kIn[i] >> UInt32(shift)) & 0xFF)
-                                let at = histogram[b]
-                                kOut[at] = kIn[i]
-                                vOut[at] = vIn[i]
-                                histogram[b] = at + 1
-                            }
-                        }
-                    }
-                }
+            for i in 0..<n {
+                let b = Int((source[i] >> UInt64(shift)) & 0xFF)
+                target[histogram[b]] = source[i]
+                histogram[b] += 1
             }
-            swap(&keys, &keysOut)
-            swap(&values, &valuesOut)
+            swap(&source, &target)
         }
+        if source != entries { entries.update(from: source, count: n) }
     }
 }

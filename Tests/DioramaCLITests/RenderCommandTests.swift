@@ -1,0 +1,119 @@
+import ArgumentParser
+import Cameras
+import MediaIO
+import SplatCore
+import SplatIO
+import Testing
+
+@testable import DioramaCLI
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+@Suite struct RenderCommandTests {
+    let folder: String = {
+        var template = Array("/tmp/diorama-render-XXXXXX".utf8CString)
+        return template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)) }
+    }()
+
+    func run(_ arguments: [String]) throws {
+        var command = try DioramaCommand.parseAsRoot(arguments)
+        try command.run()
+    }
+
+    func bytes(_ path: String) throws -> [UInt8] { try InputSource(path: path).allBytes() }
+
+    func files(_ path: String) -> [String] {
+        guard let dir = opendir(path) else { return [] }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names.sorted()
+    }
+
+    /// Width and height from a PNG's IHDR.
+    func pngSize(_ png: [UInt8]) -> (Int, Int) {
+        func u32(_ at: Int) -> Int { png[at..<at + 4].reduce(0) { $0 << 8 | Int($1) } }
+        return (u32(16), u32(20))
+    }
+
+    func writeScene(_ name: String, count: Int = 3000) throws -> String {
+        let path = "\(folder)/\(name)"
+        var cloud = GaussianCloud.synthetic(count: count, shDegree: 1, extent: 1)
+        for i in 0..<count { cloud.logitOpacities[i] = 2 }
+        try SplatFile.write(cloud, toPath: path)
+        return path
+    }
+
+    func exitCode(_ error: any Error) -> Int32? { (error as? ExitCode)?.rawValue }
+
+    @Test func cameraPathWritesTheRequestShape() throws {
+        let path = "\(folder)/path.json"
+        try run(["camera-path", "forward", "orbit-left", "--frames", "5", "--size", "480x704", "-o", path])
+        let document = try CameraPathDocument(json: bytes(path))
+        #expect(document.resolution == [5, 704, 480])
+        #expect(document.cameras.count == 5)
+        #expect(document.cameras[0].quaternion == [1, 0, 0, 0] && document.cameras[0].cx == 240)
+        try run(["camera-path", "forward", "orbit-left", "--keyframes-only", "-o", path])
+        #expect(try CameraPathDocument(json: bytes(path)).cameras.count == 3)
+        try run(["camera-path", "--from", path, "--frames", "7", "-o", "\(folder)/dense.json"])
+        #expect(try CameraPathDocument(json: bytes("\(folder)/dense.json")).cameras.count == 7)
+    }
+
+    @Test func renderWritesPNGFramesAlongACameraFile() throws {
+        let scene = try writeScene("scene.ply")
+        let path = "\(folder)/cams.json"
+        try run(["camera-path", "orbit", "--frames", "3", "--radius", "4", "--size", "64x48", "-o", path])
+        try run(["render", scene, "--camera-path", path, "-o", "\(folder)/frames/", "-q"])
+        #expect(files("\(folder)/frames") == ["frame_0000.png", "frame_0001.png", "frame_0002.png"])
+        let png = try bytes("\(folder)/frames/frame_0001.png")
+        #expect(pngSize(png) == (64, 48))
+        // A generated orbit frames the scene: some pixels are not the white background.
+        try run(["render", scene, "--frames", "1", "--size", "40x30", "--background", "black", "-o", "\(folder)/still.png", "-q"])
+        #expect(pngSize(try bytes("\(folder)/still.png")) == (40, 30))
+    }
+
+    @Test(.enabled(if: VideoEncoder.locateFFmpeg() != nil, "needs the ffmpeg program"))
+    func renderWritesAnMP4() throws {
+        let scene = try writeScene("scene.spz")
+        try run(["render", scene, "--camera-path", "forward,orbit-right", "--frames", "6", "--size", "64x48", "-o", "\(folder)/clip.mp4", "-q"])
+        let video = try bytes("\(folder)/clip.mp4")
+        #expect(String(decoding: video[4..<8], as: UTF8.self) == "ftyp")
+        #expect(files(folder).allSatisfy { !$0.hasPrefix(".") }, "no temporary files left")
+    }
+
+    @Test func badScenesAndCamerasFailWithoutOutput() throws {
+        let empty = "\(folder)/empty.ply"
+        try SplatFile.write(GaussianCloud(count: 0, shDegree: 0), toPath: empty)
+        #expect { try run(["render", empty, "-o", "\(folder)/a/", "-q"]) } throws: { exitCode($0) == 65 }
+        #expect(files("\(folder)/a").isEmpty)
+
+        let scene = try writeScene("scene.ply", count: 100)
+        let badCamera = "\(folder)/bad.json"
+        let json = "{\"cameras\": [{\"quaternion\": [0, 0, 0, 0], \"position\": [0, 0, 0], \"fx\": 100, \"fy\": 100, \"cx\": 32, \"cy\": 24}]}"
+        try writeOutput(Array(json.utf8), to: badCamera)
+        #expect { try run(["render", scene, "--camera-path", badCamera, "-o", "\(folder)/b/", "-q"]) } throws: { exitCode($0) == 65 }
+        #expect(files("\(folder)/b").isEmpty)
+        #expect { try run(["render", scene, "--camera-path", "\(folder)/missing.json", "-o", "\(folder)/c/", "-q"]) } throws: {
+            exitCode($0) == 65
+        }
+        #expect { try run(["render", scene, "--size", "100000x10", "-o", "\(folder)/d/", "-q"]) } throws: { exitCode($0) == 65 }
+    }
+
+    @Test func badOptionsAreRejectedBeforeReading() {
+        for arguments in [
+            ["render", "s.ply", "-o", "x.png"], ["render", "s.ply", "-o", "x.mp4", "--frames", "0"],
+            ["render", "s.ply", "-o", "x.mp4", "--size", "0x10"], ["render", "s.ply", "-o", "x.mp4", "--fps", "0"],
+            ["render", "s.ply", "-o", "x.mp4", "--background", "mauve"], ["render", "s.ply", "-o", "out.gif"],
+            ["render", "s.ply", "-o", "x.mp4", "--fov", "200"], ["render", "s.ply", "-o", "x.mp4", "--sh-degree", "5"],
+            ["camera-path"], ["camera-path", "sideways"], ["camera-path", "orbit", "forward"],
+            ["camera-path", "forward", "--from", "a.json"], ["camera-path", "forward", "--frames", "0"],
+        ] {
+            #expect(throws: (any Error).self, "\(arguments)") { _ = try DioramaCommand.parseAsRoot(arguments) }
+        }
+    }
+}
