@@ -1,6 +1,7 @@
 import ArgumentParser
 import Cameras
 import SplatCore
+import SplatIO
 import SplatRender
 
 #if canImport(Glibc)
@@ -15,7 +16,9 @@ struct RenderBench: ParsableCommand {
             Each scene is built like a FlashWorld output: 24 cameras along a short path, two layers of pixel-aligned
             Gaussians per camera on a 352x240-shaped grid (scaled to --counts), about two pixels wide at the render
             size, mostly opaque. Every frame is rendered from one of those 24 cameras, as the 3D feedback loop does.
-            Reports the best of --repeat passes over the cameras, and the share of time per stage.
+            Reports the best of --repeat passes over the cameras, and the share of time per stage. With --dir, the
+            scenes (render-COUNT.ply) and cameras (render-cameras.json) are written there so that a peer
+            (tools/bench/render_peer_gsplat.py runs gsplat on a GPU) renders the same thing.
             """)
 
     @Option(help: "Scene sizes in Gaussians, comma separated.")
@@ -29,6 +32,9 @@ struct RenderBench: ParsableCommand {
 
     @Flag(help: "Print JSON lines instead of a table.")
     var json = false
+
+    @Option(help: "Also write the scenes and cameras into this folder, for peers.")
+    var dir: String?
 
     func validate() throws {
         guard `repeat` > 0 else { throw ValidationError("--repeat must be positive") }
@@ -46,8 +52,20 @@ struct RenderBench: ParsableCommand {
         if !json {
             print("diorama bench render: \(size.description), 24 cameras, best of \(`repeat`), \(activeProcessorCountDescription)")
         }
+        if let dir {
+            mkdir(dir, 0o755)
+            let document = CameraPathDocument(cameras, width: size.width, height: size.height)
+            try reportingErrors { () throws(SplatFileError) in
+                try writeOutput(document.jsonBytes(), to: "\(dir)/render-cameras.json")
+            }
+        }
         for requested in parsedCounts ?? [] {
             let cloud = Self.pixelAlignedScene(count: requested, cameras: cameras)
+            if let dir {
+                try reportingErrors { () throws(SplatFileError) in
+                    try SplatFile.write(cloud, toPath: "\(dir)/render-\(requested).ply", durable: false)
+                }
+            }
             let options = RenderOptions()
             var best = Double.infinity
             var stages = (project: 0.0, bin: 0.0, rasterize: 0.0)

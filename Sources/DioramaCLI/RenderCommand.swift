@@ -246,7 +246,7 @@ struct RenderCommand: ParsableCommand {
             let rate = Double(cameras.count) / max(seconds, 1e-9)
             let turned = sceneFrame == .rub ? "" : " (turned from \(sceneFrame) to y-up RUB)"
             print(
-                "rendered \(cameras.count) frames at \(size.description) in \(formatted(Float(seconds))) s (\(formatted(Float(rate))) fps): \(output)\(turned)"
+                "rendered \(cameras.count) frame\(cameras.count == 1 ? "" : "s") at \(size.description) in \(formatted(Float(seconds))) s (\(formatted(Float(rate))) fps): \(output)\(turned)"
             )
         }
     }
