@@ -106,8 +106,8 @@ public struct Camera: Equatable, Sendable {
             throw CameraError(.nonFinite, camera: index, field: "quaternion.\(name)", "is \(value)")
         }
         // Below this, 2/|q|² overflows the rotation matrix into infinities.
-        guard orientation.lengthSquared > 1e-12 else {
-            throw CameraError(.degenerate, camera: index, field: "quaternion", "is zero; a rotation needs a non-zero quaternion")
+        guard orientation.lengthSquared > 1e-12 && orientation.lengthSquared.isFinite else {
+            throw CameraError(.degenerate, camera: index, field: "quaternion", "is zero or too large; a rotation needs a non-zero, finite quaternion")
         }
         for (name, value) in [("x", position.x), ("y", position.y), ("z", position.z)] where !value.isFinite {
             throw CameraError(.nonFinite, camera: index, field: "position.\(name)", "is \(value)")

@@ -111,10 +111,12 @@ public struct Quaternion: Equatable, Sendable {
     /// Spherical interpolation as FlashWorld's `sample_from_two_pose` does it: `b` is flipped onto `a`'s hemisphere,
     /// the angle is `acos(clamp(a·b, 0, 1))`, `a` is returned below an angle of 1e-5, and the result is normalised.
     public static func slerp(_ a: Quaternion, _ b: Quaternion, _ t: Double) -> Quaternion {
-        var b = b
+        // Unit inputs as the reference has them; an unnormalised one would clamp the angle to 0.
+        let a = a.normalized
+        var b = b.normalized
         if dot(a, b) < 0 { b = -b }
         let angle = acos(min(max(dot(a, b), 0), 1))
-        if angle < 1e-5 { return a.normalized }
+        if angle < 1e-5 { return a }
         let inverseSine = 1 / (sin(angle) + 1e-10)
         let wa = sin((1 - t) * angle) * inverseSine, wb = sin(t * angle) * inverseSine
         return Quaternion(

@@ -82,6 +82,12 @@ enum CameraPathSource: Equatable {
 
 /// Reads a camera JSON file.
 func readCameraFile(_ path: String) throws(CameraError) -> CameraPathDocument {
+    // A mistyped path name reads better as that than as a missing file.
+    if access(path, F_OK) != 0 && !path.contains("/") && !path.lowercased().hasSuffix(".json") {
+        throw CameraError(
+            .invalidValue, field: "--camera-path",
+            "'\(path)' is neither a file nor a path name; use orbit, spiral, dolly, a file, or steps joined by commas from: \(PathStep.allCases.map(\.rawValue).joined(separator: ", "))")
+    }
     let source: InputSource
     do {
         source = try InputSource(path: path)

@@ -15,7 +15,7 @@ struct CameraPathCommand: ParsableCommand {
 
             Parametric paths, each on its own:
               orbit    a full circle of radius --radius around the point --radius ahead of camera #0
-              spiral   two turns of radius --radius around the viewing axis, looking --radius*4 ahead
+              spiral   two turns of radius 0.1*--radius around the viewing axis, looking 4*--radius ahead
               dolly    straight ahead by --radius
             --from FILE interpolates a camera file's keyframes instead.
 
@@ -25,7 +25,7 @@ struct CameraPathCommand: ParsableCommand {
             Examples:
               diorama camera-path forward orbit-left orbit-left -o path.json
               diorama camera-path orbit --radius 2 --frames 24 -o orbit.json
-              diorama camera-path --from keys.json --frames 24 --size 480x704 -o path.json
+              diorama camera-path --from keys.json --frames 24 -o path.json
             """)
 
     @Argument(help: "Template steps (forward, backward, left, right, orbit-left, orbit-right) or one of orbit, spiral, dolly.")
@@ -37,8 +37,8 @@ struct CameraPathCommand: ParsableCommand {
     @Option(help: "Cameras in the path (FlashWorld generates 24).")
     var frames = 24
 
-    @Option(help: "Generation size, WIDTHxHEIGHT: intrinsics are written in its pixels.")
-    var size = ImageSize.flashWorld
+    @Option(help: "Generation size, WIDTHxHEIGHT: intrinsics are written in its pixels (default: --from's resolution, else 704x480).")
+    var size: ImageSize?
 
     @Option(help: "Vertical field of view in degrees (the web UI's default is 60).")
     var fov: Double = 60
@@ -76,6 +76,9 @@ struct CameraPathCommand: ParsableCommand {
     }
 
     func run() throws {
+        var document: CameraPathDocument?
+        if let from { document = try reportingErrors { () throws(CameraError) in try readCameraFile(from) } }
+        let size = self.size ?? document?.size.map { ImageSize(width: $0.width, height: $0.height) } ?? .flashWorld
         let intrinsics = NormalizedIntrinsics(verticalFieldOfView: fov, width: size.width, height: size.height)
         let origin = Camera(orientation: .identity, position: .zero, intrinsics: intrinsics)
         let path: CameraPath
@@ -90,8 +93,7 @@ struct CameraPathCommand: ParsableCommand {
             path = .dolly(from: origin, distance: radius, count: frames)
         default:
             let keyframes: CameraPath
-            if let from {
-                let document = try reportingErrors { () throws(CameraError) in try readCameraFile(from) }
+            if let document {
                 keyframes = CameraPath(
                     try reportingErrors { () throws(CameraError) in
                         try document.resolvedCameras(defaultWidth: size.width, defaultHeight: size.height)
@@ -101,8 +103,8 @@ struct CameraPathCommand: ParsableCommand {
             }
             path = keyframesOnly ? keyframes : keyframes.resampled(count: frames)
         }
-        let document = CameraPathDocument(path.cameras, width: size.width, height: size.height)
-        try reportingErrors { () throws(SplatFileError) in try writeOutput(document.jsonBytes(), to: output) }
+        let written = CameraPathDocument(path.cameras, width: size.width, height: size.height)
+        try reportingErrors { () throws(SplatFileError) in try writeOutput(written.jsonBytes(), to: output) }
         if output != "-" { printError("wrote \(output): \(path.count) cameras at \(size.description)\n") }
     }
 }

@@ -97,10 +97,11 @@ struct RenderCommand: ParsableCommand {
         if let frames, !(1...Self.maxFrames).contains(frames) {
             throw ValidationError("--frames must be 1 to \(Self.maxFrames), not \(frames)")
         }
-        if destination == .image, frames != 1 {
-            throw ValidationError("one .png holds one frame: add --frames 1, or name a folder (e.g. frames/) for many")
+        if destination == .image, let frames, frames != 1 {
+            throw ValidationError("one .png holds one frame: use --frames 1, or name a folder (e.g. frames/) for many")
         }
-        if destination == .folder, output.contains("."), !output.hasSuffix("/") {
+        let lastComponent = output.split(separator: "/").last.map(String.init) ?? output
+        if destination == .folder, lastComponent.contains("."), !output.hasSuffix("/") {
             throw ValidationError("cannot tell what '\(output)' is: use .mp4 for a video, .png for one frame, or end a folder name with /")
         }
         guard fps > 0 && fps <= 1000 else { throw ValidationError("--fps must be above 0 and at most 1000, not \(fps)") }
@@ -147,6 +148,11 @@ struct RenderCommand: ParsableCommand {
 
         let path = try reportingErrors { () throws(CameraError) in
             try cameras(for: source, document: document, cloud: cloud, size: imageSize)
+        }
+        if destination == .image && path.count != 1 {
+            try reportingErrors { () throws(CameraError) in
+                throw CameraError(.invalidValue, field: "--frames", "the path has \(path.count) cameras but one .png holds one frame: add --frames 1, or name a folder (e.g. frames/)")
+            }
         }
         try render(cloud, cameras: path.cameras, size: imageSize, sceneFrame: originalFrame)
     }

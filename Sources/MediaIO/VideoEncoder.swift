@@ -49,6 +49,9 @@ public final class VideoEncoder {
         var random = SystemRandomNumberGenerator()
         let tag = "\(getpid())-\(random.next() % 1_000_000)"
         let folder = directory.isEmpty ? "/" : directory
+        guard access(folder, W_OK) == 0 else {
+            throw MediaError(.io, "\(path): cannot write into \(folder): \(Self.systemError())")
+        }
         temporaryPath = "\(folder)/.\(base).\(tag).tmp"
         logPath = "\(folder)/.\(base).\(tag).log"
 

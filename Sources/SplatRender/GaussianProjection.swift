@@ -147,6 +147,8 @@ public enum GaussianProjection {
         let unit = norm > 0 ? direction / norm : SIMD3<Float>(0, 0, 1)
         let sh = columns.sh + columns.shStride * i
         let color = SphericalHarmonics.color(degree: degree, direction: unit, sh: sh) + 0.5
+        // Finite but enormous coefficients can overflow; such a splat has no colour to draw.
+        guard color.x.isFinite && color.y.isFinite && color.z.isFinite else { return .culled }
         return ProjectedSplat(
             x: meanX, y: meanY, conicA: cov11 * inverseDet, conicB: -cov01 * inverseDet, conicC: cov00 * inverseDet,
             opacity: opacity, red: max(color.x, 0), green: max(color.y, 0), blue: max(color.z, 0), depth: mean.z,

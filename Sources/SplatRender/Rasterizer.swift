@@ -18,9 +18,9 @@ public struct RenderedImage: Sendable, Equatable {
     /// Depth divided by coverage (gsplat's "ED"); 0 where nothing was drawn.
     public var expectedDepth: [Float] { zip(depth, alpha).map { $1 > 0 ? $0 / $1 : 0 } }
 
-    /// 8-bit RGB, clamped to [0, 1] and rounded.
+    /// 8-bit RGB, clamped to [0, 1] and rounded (NaN, which a valid scene cannot produce, becomes 0).
     public func rgb8() -> [UInt8] {
-        rgb.map { UInt8((min(max($0, 0), 1) * 255).rounded()) }
+        rgb.map { $0.isNaN ? 0 : UInt8((min(max($0, 0), 1) * 255).rounded()) }
     }
 }
 

@@ -17,10 +17,10 @@ public struct SplatRenderer: Sendable {
     public func render(_ cloud: GaussianCloud, camera: RenderCamera) throws(RenderError) -> RenderedImage {
         try Self.check(camera)
         let projected = GaussianProjection.project(cloud, camera: camera, options: options)
-        // Each overlap costs 4 bytes; leave room for everything else.
+        // Each overlap costs 12 bytes while binning (a sort entry and the final index); leave room for the rest.
         let bins = try TileBinning.bin(
             projected, width: camera.width, height: camera.height,
-            maxIntersections: Self.memoryBudget / 4)
+            maxIntersections: Self.memoryBudget / 16)
         return Rasterizer.rasterize(projected, bins: bins, width: camera.width, height: camera.height, options: options)
     }
 

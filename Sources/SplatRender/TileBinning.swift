@@ -43,7 +43,12 @@ public enum TileBinning {
         let tilesWide = (width + size - 1) / size, tilesHigh = (height + size - 1) / size
         let tileCount = tilesWide * tilesHigh
         let n = projected.count
-        let parts = ranges(of: n, parts: activeProcessorCount * 4, minimum: 16384)
+        guard n <= Int(Int32.max) else {
+            throw RenderError(.tooManyIntersections, "\(n) Gaussians exceed the renderer's limit of \(Int32.max)")
+        }
+        // Per-part tile counters cost parts × tiles words: fewer parts for huge images.
+        let maxParts = max(1, (1 << 24) / max(tileCount, 1))
+        let parts = ranges(of: n, parts: min(activeProcessorCount * 4, maxParts), minimum: 16384)
         let p = parts.count
 
         // Overlaps per (part, tile).

@@ -72,9 +72,14 @@ import Testing
         #expect(files("\(folder)/frames") == ["frame_0000.png", "frame_0001.png", "frame_0002.png"])
         let png = try bytes("\(folder)/frames/frame_0001.png")
         #expect(pngSize(png) == (64, 48))
-        // A generated orbit frames the scene: some pixels are not the white background.
         try run(["render", scene, "--frames", "1", "--size", "40x30", "--background", "black", "-o", "\(folder)/still.png", "-q"])
         #expect(pngSize(try bytes("\(folder)/still.png")) == (40, 30))
+        // A one-camera file needs no --frames for a single PNG, and keeps its resolution.
+        try run(["camera-path", "forward", "--keyframes-only", "--size", "50x20", "-o", "\(folder)/one.json"])
+        let one = try CameraPathDocument(json: bytes("\(folder)/one.json"))
+        try writeOutput(CameraPathDocument(cameras: [one.cameras[1]], resolution: [1, 20, 50]).jsonBytes(), to: "\(folder)/one.json")
+        try run(["render", scene, "--camera-path", "\(folder)/one.json", "-o", "\(folder)/one.png", "-q"])
+        #expect(pngSize(try bytes("\(folder)/one.png")) == (50, 20))
     }
 
     @Test(.enabled(if: VideoEncoder.locateFFmpeg() != nil, "needs the ffmpeg program"))
@@ -102,11 +107,15 @@ import Testing
             exitCode($0) == 65
         }
         #expect { try run(["render", scene, "--size", "100000x10", "-o", "\(folder)/d/", "-q"]) } throws: { exitCode($0) == 65 }
+        // A mistyped path name, and a .png for a many-camera path.
+        #expect { try run(["render", scene, "--camera-path", "orbit-lft", "-o", "\(folder)/e/", "-q"]) } throws: { exitCode($0) == 65 }
+        #expect { try run(["render", scene, "-o", "\(folder)/many.png", "-q"]) } throws: { exitCode($0) == 65 }
+        #expect(files(folder).allSatisfy { !$0.hasSuffix(".png") })
     }
 
     @Test func badOptionsAreRejectedBeforeReading() {
         for arguments in [
-            ["render", "s.ply", "-o", "x.png"], ["render", "s.ply", "-o", "x.mp4", "--frames", "0"],
+            ["render", "s.ply", "-o", "x.png", "--frames", "2"], ["render", "s.ply", "-o", "x.mp4", "--frames", "0"],
             ["render", "s.ply", "-o", "x.mp4", "--size", "0x10"], ["render", "s.ply", "-o", "x.mp4", "--fps", "0"],
             ["render", "s.ply", "-o", "x.mp4", "--background", "mauve"], ["render", "s.ply", "-o", "out.gif"],
             ["render", "s.ply", "-o", "x.mp4", "--fov", "200"], ["render", "s.ply", "-o", "x.mp4", "--sh-degree", "5"],

@@ -45,7 +45,7 @@ struct RendererInputTests {
 
     /// Gaussians with NaN or huge values, zero quaternions and scales that overflow are culled, never a crash.
     @Test func hostileGaussiansAreCulled() throws {
-        var cloud = GaussianCloud.synthetic(count: 64, shDegree: 1, extent: 1)
+        var cloud = GaussianCloud.synthetic(count: 64, shDegree: 2, extent: 1)
         for i in 0..<64 { cloud.positions[3 * i + 2] += 3 }
         cloud.positions[0] = .nan
         cloud.positions[4] = 1e30
@@ -54,12 +54,18 @@ struct RendererInputTests {
         cloud.logScales[12] = .nan
         for k in 0..<4 { cloud.rotations[20 + k] = 0 }
         cloud.logitOpacities[6] = .nan
-        cloud.sh[cloud.shStride * 7] = .infinity
+        // Finite red coefficients whose sum overflows (DC, the z term and the z² term, seen along +z).
+        for k in [0, 2, 6] { cloud.sh[cloud.shStride * 7 + 3 * k] = 3.4e38 }
+        cloud.positions[21] = 0
+        cloud.positions[22] = 0
         let image = try SplatRenderer().render(cloud, camera: camera)
         let projected = GaussianProjection.project(cloud, camera: camera, options: RenderOptions())
         #expect(!projected.splats[0].isVisible && !projected.splats[1].isVisible && !projected.splats[2].isVisible)
         #expect(projected.visibleCount > 10)
         #expect(image.alpha.allSatisfy { $0 >= 0 && $0 <= 1 })
+        #expect(image.rgb.allSatisfy { $0.isFinite })
+        #expect(!projected.splats[7].isVisible, "a colour that overflows is culled")
+        #expect(image.rgb8().count == 64 * 48 * 3)
     }
 
     /// The whole renderer is its three stages composed.
