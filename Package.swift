@@ -3,7 +3,8 @@ import PackageDescription
 
 // Layers, one way: Parallelism (shared helpers) <- SplatCore (the domain) <- SplatIO (formats);
 // Cameras (camera model and paths) <- SplatRender (the renderer, with SplatCore); MediaIO (PNG, video) stands alone;
-// all of them <- DioramaCLI (commands) <- diorama (executable).
+// EngineCore (tensors, dtypes, allocator, the op table) <- EngineCPU, EngineCUDA (backends); Checkpoints (formats)
+// stands alone; all of them <- DioramaCLI (commands) <- diorama (executable).
 let package = Package(
     name: "Diorama",
     platforms: [.macOS(.v15)],
@@ -14,6 +15,9 @@ let package = Package(
         .library(name: "Cameras", targets: ["Cameras"]),
         .library(name: "SplatRender", targets: ["SplatRender"]),
         .library(name: "MediaIO", targets: ["MediaIO"]),
+        .library(name: "EngineCore", targets: ["EngineCore"]),
+        .library(name: "EngineCPU", targets: ["EngineCPU"]),
+        .library(name: "EngineCUDA", targets: ["EngineCUDA"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -31,6 +35,9 @@ let package = Package(
         .target(name: "Cameras"),
         .target(name: "SplatRender", dependencies: ["SplatCore", "Cameras", "Parallelism"]),
         .target(name: "MediaIO", dependencies: ["CZlib"]),
+        .target(name: "EngineCore"),
+        .target(name: "EngineCPU", dependencies: ["EngineCore", "Parallelism"]),
+        .target(name: "EngineCUDA", dependencies: ["EngineCore"]),
         .target(
             name: "DioramaCLI",
             dependencies: [
@@ -46,6 +53,7 @@ let package = Package(
             name: "SplatRenderTests", dependencies: ["SplatRender", "Cameras", "SplatCore", "SplatIO"],
             exclude: ["Fixtures"]),
         .testTarget(name: "MediaIOTests", dependencies: ["MediaIO", "CZlib"]),
+        .testTarget(name: "EngineTests", dependencies: ["EngineCore", "EngineCPU"], exclude: ["Fixtures"]),
         .testTarget(
             name: "DioramaCLITests",
             dependencies: [

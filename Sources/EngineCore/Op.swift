@@ -1,0 +1,124 @@
+/// The op table: every operation a backend may implement, with its attributes. Inputs are listed per case; outputs
+/// have the dtype of the first floating-point input unless the case says otherwise. Reductions and products
+/// accumulate in float32 whatever the storage type.
+public enum Op: Sendable, Equatable, CustomStringConvertible {
+    /// `x[..., in] · wᵀ + b`; inputs x, weight `[out, in]`, optional bias `[out]`.
+    case linear
+    /// Batched `a · b` over leading axes (broadcast); inputs a `[..., m, k]`, b `[..., k, n]`.
+    case matmul
+    /// NCHW convolution; inputs x, weight `[o, c, kh, kw]`, optional bias.
+    case conv2d(stride: [Int], padding: [Int])
+    /// Conv3d with kernel = stride = `patch` (t, h, w); inputs x `[n, c, t, h, w]`, weight, bias.
+    case patchEmbed3D(patch: [Int])
+    /// Over the last axis; inputs x, optional weight and bias.
+    case layerNorm(eps: Float)
+    /// T5's RMS norm over the last axis (no mean subtraction); inputs x, weight.
+    case rmsNorm(eps: Float)
+    /// The Wan VAE norm over axis 1: `x / max(‖x‖, eps) · √C · γ (+ β)`; inputs x, gamma, optional bias.
+    case channelRMSNorm(eps: Float)
+    case silu
+    case geluTanh
+    case sigmoid
+    /// Elementwise with broadcasting; inputs a, b.
+    case add
+    case subtract
+    case multiply
+    case divide
+    /// `x · factor`.
+    case scaled(by: Float)
+    case softmax(axis: Int)
+    /// Scaled dot-product attention; inputs q `[b, h, l, d]`, k `[b, h, s, d]`, v `[b, h, s, dv]`, optional additive
+    /// bias broadcastable to `[b, h, l, s]`. `scale` defaults to `1/√d`.
+    case attention(scale: Float?)
+    /// Rotary embedding on interleaved pairs (x₀x₁, x₂x₃, …) of the last axis; inputs x `[b, l, h, d]`,
+    /// cos and sin `[l, d/2]`.
+    case ropeInterleaved
+    /// Wan's 3-axis rotary frequencies for a `frames × height × width` token grid: outputs cos and sin `[l, d/2]`.
+    case ropeFrequencies3D(headDim: Int, frames: Int, height: Int, width: Int, theta: Double)
+    /// Sinusoidal embedding of timesteps `[n]` → `[n, dim]` (diffusers `get_timestep_embedding`).
+    case timestepEmbedding(dim: Int, flipSinToCos: Bool, downscaleFreqShift: Float)
+    /// T5 relative-position buckets `[queryLength, keyLength]`, int64; no inputs.
+    case t5RelativeBuckets(queryLength: Int, keyLength: Int, bidirectional: Bool, buckets: Int, maxDistance: Int)
+    /// Rows of weight `[v, d]` picked by integer ids; inputs weight, ids.
+    case embedding
+    /// NCHW (or NC…HW) nearest-neighbour ×2 on the last two axes.
+    case upsampleNearest2x
+    /// 2x2 average pooling, stride 2, on the last two axes (floor).
+    case averagePool2x2
+    /// Constant padding, PyTorch order: `[last-before, last-after, second-last-before, …]`.
+    case pad(amounts: [Int], value: Float)
+    /// Inputs joined along an axis.
+    case concat(axis: Int)
+    /// One output per size along an axis.
+    case split(sizes: [Int], axis: Int)
+    /// A contiguous copy with axes reordered.
+    case permute([Int])
+    /// A contiguous copy.
+    case contiguous
+    case sum(axes: [Int], keepDims: Bool)
+    case mean(axes: [Int], keepDims: Bool)
+    case max(axes: [Int], keepDims: Bool)
+    /// Population variance (unbiased: false).
+    case variance(axes: [Int], keepDims: Bool)
+    /// Converts to another dtype (round to nearest even; FP8 saturates).
+    case cast(DType)
+    /// Standard normal samples, float32, from a seeded counter-based generator; no inputs.
+    case randomNormal(shape: [Int], seed: UInt64)
+
+    public var name: String {
+        switch self {
+        case .linear: "linear"
+        case .matmul: "matmul"
+        case .conv2d: "conv2d"
+        case .patchEmbed3D: "patch_embed_3d"
+        case .layerNorm: "layer_norm"
+        case .rmsNorm: "t5_rms_norm"
+        case .channelRMSNorm: "channel_rms_norm"
+        case .silu: "silu"
+        case .geluTanh: "gelu_tanh"
+        case .sigmoid: "sigmoid"
+        case .add: "add"
+        case .subtract: "subtract"
+        case .multiply: "multiply"
+        case .divide: "divide"
+        case .scaled: "scaled"
+        case .softmax: "softmax"
+        case .attention: "sdpa"
+        case .ropeInterleaved: "rope_apply"
+        case .ropeFrequencies3D: "rope_3d_frequencies"
+        case .timestepEmbedding: "timestep_embedding"
+        case .t5RelativeBuckets: "t5_relative_buckets"
+        case .embedding: "embedding"
+        case .upsampleNearest2x: "upsample_nearest2x"
+        case .averagePool2x2: "avg_pool2x2"
+        case .pad: "pad"
+        case .concat: "concat"
+        case .split: "split"
+        case .permute: "permute"
+        case .contiguous: "contiguous"
+        case .sum: "sum"
+        case .mean: "mean"
+        case .max: "max"
+        case .variance: "var"
+        case .cast: "cast"
+        case .randomNormal: "random_normal"
+        }
+    }
+
+    public var description: String { name }
+}
+
+/// A device's implementation of the op table, plus moving tensors on and off it.
+///
+/// Backends are shared across tasks; one that owns a driver context confines it internally.
+public protocol Backend: AnyObject, Sendable {
+    var device: Device { get }
+    var memoryStats: MemoryStats { get }
+    /// Whether `run` implements `op` for inputs of these types; the caller falls back to the CPU otherwise.
+    func supports(_ op: Op, inputTypes: [DType]) -> Bool
+    func run(_ op: Op, _ inputs: [Tensor]) throws(EngineError) -> [Tensor]
+    /// A copy of a CPU tensor on this device.
+    func upload(_ tensor: Tensor) throws(EngineError) -> Tensor
+    /// A CPU copy of a tensor on this device.
+    func download(_ tensor: Tensor) throws(EngineError) -> Tensor
+}
