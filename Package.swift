@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "EngineCore", targets: ["EngineCore"]),
         .library(name: "EngineCPU", targets: ["EngineCPU"]),
         .library(name: "EngineCUDA", targets: ["EngineCUDA"]),
+        .library(name: "Checkpoints", targets: ["Checkpoints"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -38,6 +39,7 @@ let package = Package(
         .target(name: "EngineCore"),
         .target(name: "EngineCPU", dependencies: ["EngineCore", "Parallelism"]),
         .target(name: "EngineCUDA", dependencies: ["EngineCore"]),
+        .target(name: "Checkpoints"),
         .target(
             name: "DioramaCLI",
             dependencies: [
@@ -53,7 +55,8 @@ let package = Package(
             name: "SplatRenderTests", dependencies: ["SplatRender", "Cameras", "SplatCore", "SplatIO"],
             exclude: ["Fixtures"]),
         .testTarget(name: "MediaIOTests", dependencies: ["MediaIO", "CZlib"]),
-        .testTarget(name: "EngineTests", dependencies: ["EngineCore", "EngineCPU"], exclude: ["Fixtures"]),
+        .testTarget(name: "EngineTests", dependencies: ["EngineCore", "EngineCPU", "EngineCUDA"], exclude: ["Fixtures"]),
+        .testTarget(name: "CheckpointTests", dependencies: ["Checkpoints"], exclude: ["Fixtures"]),
         .testTarget(
             name: "DioramaCLITests",
             dependencies: [
