@@ -4,7 +4,7 @@ import PackageDescription
 // Layers, one way: Parallelism (shared helpers) <- SplatCore (the domain) <- SplatIO (formats);
 // Cameras (camera model and paths) <- SplatRender (the renderer, with SplatCore); MediaIO (PNG, video) stands alone;
 // EngineCore (tensors, dtypes, allocator, the op table) <- EngineCPU, EngineCUDA (backends); Checkpoints (formats)
-// stands alone; all of them <- DioramaCLI (commands) <- diorama (executable).
+// stands alone; ModelLoading joins checkpoints to the engine; all of them <- DioramaCLI (commands) <- diorama.
 let package = Package(
     name: "Diorama",
     platforms: [.macOS(.v15)],
@@ -40,10 +40,12 @@ let package = Package(
         .target(name: "EngineCPU", dependencies: ["EngineCore", "Parallelism"]),
         .target(name: "EngineCUDA", dependencies: ["EngineCore"]),
         .target(name: "Checkpoints"),
+        .target(name: "ModelLoading", dependencies: ["EngineCore", "Checkpoints"]),
         .target(
             name: "DioramaCLI",
             dependencies: [
-                "SplatCore", "SplatIO", "Cameras", "SplatRender", "MediaIO",
+                "SplatCore", "SplatIO", "Cameras", "SplatRender", "MediaIO", "EngineCore", "EngineCPU", "EngineCUDA",
+                "Checkpoints", "ModelLoading",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .executableTarget(name: "diorama", dependencies: ["DioramaCLI"]),
@@ -56,7 +58,7 @@ let package = Package(
             exclude: ["Fixtures"]),
         .testTarget(name: "MediaIOTests", dependencies: ["MediaIO", "CZlib"]),
         .testTarget(name: "EngineTests", dependencies: ["EngineCore", "EngineCPU", "EngineCUDA"], exclude: ["Fixtures"]),
-        .testTarget(name: "CheckpointTests", dependencies: ["Checkpoints"], exclude: ["Fixtures"]),
+        .testTarget(name: "CheckpointTests", dependencies: ["Checkpoints", "ModelLoading", "EngineCore"], exclude: ["Fixtures"]),
         .testTarget(
             name: "DioramaCLITests",
             dependencies: [

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Installs what Diorama needs from Debian when it is missing: the C libraries it links (zlib, zstd) and the ffmpeg
+# Installs what Diorama needs from Debian when it is missing: the C libraries it links (zlib, zstd), OpenBLAS (loaded
+# at run time for matrix products; a built-in kernel stands in without it) and the ffmpeg
 # program `diorama render` pipes MP4 frames to. Safe to run again.
 set -euo pipefail
 need=()
-for pkg in zlib1g-dev libzstd-dev pkg-config ffmpeg; do
+for pkg in zlib1g-dev libzstd-dev pkg-config ffmpeg libopenblas0-pthread; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

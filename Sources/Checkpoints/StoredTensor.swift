@@ -68,6 +68,13 @@ public struct StoredTensor: Sendable {
 
     public var count: Int { shape.reduce(1, *) }
     public var byteCount: Int { count * dtype.byteSize }
+
+    /// The same tensor under another name.
+    public func renamed(_ newName: String) -> StoredTensor {
+        StoredTensor(
+            name: newName, dtype: dtype, shape: shape, strides: strides, storageOffset: storageOffset, elementOffset: elementOffset,
+            file: file)
+    }
     public var path: String { file.path }
 
     public var isDense: Bool {

@@ -34,39 +34,42 @@ enum BLAS {
     /// `[k, n]` (or `[n, k]` when `transposeB`).
     static func multiply(
         m: Int, n: Int, k: Int, a: UnsafePointer<Float>, transposeA: Bool = false, b: UnsafePointer<Float>,
-        transposeB: Bool = false, c: UnsafeMutablePointer<Float>, accumulate: Bool = false
+        transposeB: Bool = false, ldb: Int? = nil, c: UnsafeMutablePointer<Float>, ldc: Int? = nil, accumulate: Bool = false
     ) {
+        let ldb = ldb ?? (transposeB ? k : n), ldc = ldc ?? n
         guard m > 0 && n > 0 else { return }
         guard k > 0 else {
-            if !accumulate { c.update(repeating: 0, count: m * n) }
+            if !accumulate { for i in 0..<m { (c + i * ldc).update(repeating: 0, count: n) } }
             return
         }
         if let sgemm {
             sgemm(
                 rowMajor, transposeA ? trans : noTrans, transposeB ? trans : noTrans, Int32(m), Int32(n), Int32(k), 1, a,
-                Int32(transposeA ? m : k), b, Int32(transposeB ? k : n), accumulate ? 1 : 0, c, Int32(n))
+                Int32(transposeA ? m : k), b, Int32(ldb), accumulate ? 1 : 0, c, Int32(ldc))
             return
         }
-        fallbackMultiply(m: m, n: n, k: k, a: a, transposeA: transposeA, b: b, transposeB: transposeB, c: c, accumulate: accumulate)
+        fallbackMultiply(
+            m: m, n: n, k: k, a: a, transposeA: transposeA, b: b, transposeB: transposeB, ldb: ldb, c: c, ldc: ldc,
+            accumulate: accumulate)
     }
 
     /// Row blocks in parallel; B packed to `[k, n]` first so the inner loop runs along contiguous rows.
     static func fallbackMultiply(
         m: Int, n: Int, k: Int, a: UnsafePointer<Float>, transposeA: Bool, b: UnsafePointer<Float>, transposeB: Bool,
-        c: UnsafeMutablePointer<Float>, accumulate: Bool
+        ldb: Int, c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
     ) {
-        func run(_ bRows: UnsafePointer<Float>) {
+        func run(_ bRows: UnsafePointer<Float>, _ rowStride: Int) {
             let shared = UncheckedSendable((a, bRows, c))
             let blocks = ranges(of: m, parts: activeProcessorCount * 4)
             parallelFor(blocks.count) { block in
                 let (a, b, c) = shared.value
                 for i in blocks[block] {
-                    let row = c + i * n
+                    let row = c + i * ldc
                     if !accumulate { row.update(repeating: 0, count: n) }
                     for p in 0..<k {
                         let scale = transposeA ? a[p * m + i] : a[i * k + p]
                         if scale == 0 { continue }
-                        let bRow = b + p * n
+                        let bRow = b + p * rowStride
                         for j in 0..<n { row[j] += scale * bRow[j] }
                     }
                 }
@@ -74,10 +77,10 @@ enum BLAS {
         }
         if transposeB {
             var packed = [Float](repeating: 0, count: k * n)
-            for j in 0..<n { for p in 0..<k { packed[p * n + j] = b[j * k + p] } }
-            packed.withUnsafeBufferPointer { run($0.baseAddress!) }
+            for j in 0..<n { for p in 0..<k { packed[p * n + j] = b[j * ldb + p] } }
+            packed.withUnsafeBufferPointer { run($0.baseAddress!, n) }
         } else {
-            run(b)
+            run(b, ldb)
         }
     }
 }

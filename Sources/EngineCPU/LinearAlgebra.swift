@@ -86,7 +86,11 @@ extension CPUBackend {
         let bias = inputs.count == 3 ? try float32(inputs[2]) : nil
         let patch = c * kh * kw, pixels = ho * wo
         let direct = kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0
-        var columns = [Float](repeating: 0, count: direct ? 0 : patch * pixels)
+        if !direct && sh == 1 && sw == 1 {
+            return try converted(try shiftedConvolution(x: xf, w: wf, bias: bias, padding: (ph, pw)), to: x.dtype)
+        }
+        // Every element is written by the im2col below, so the buffer starts uninitialised.
+        var columns = [Float](unsafeUninitializedCapacity: direct ? 0 : patch * pixels) { _, count in count = direct ? 0 : patch * pixels }
         let result = try makeFloat32([n, o, ho, wo]) { out in
             for image in 0..<n {
                 let src = floatPointer(xf) + image * c * h * wd
@@ -101,13 +105,24 @@ extension CPUBackend {
                             for ky in 0..<kh {
                                 for kx in 0..<kw {
                                     let row = cols + ((channel * kh + ky) * kw + kx) * pixels
+                                    // Output columns whose input column lies inside the image: [first, last).
+                                    let first = Swift.max(0, (pw - kx + sw - 1) / sw)
+                                    let last = Swift.min(wo, Swift.max(first, (wd + pw - kx + sw - 1) / sw))
                                     for oy in 0..<ho {
                                         let iy = oy * sh - ph + ky
-                                        for ox in 0..<wo {
-                                            let ix = ox * sw - pw + kx
-                                            row[oy * wo + ox] =
-                                                iy >= 0 && iy < h && ix >= 0 && ix < wd ? src[(channel * h + iy) * wd + ix] : 0
+                                        let dst = row + oy * wo
+                                        guard iy >= 0 && iy < h else {
+                                            dst.update(repeating: 0, count: wo)
+                                            continue
                                         }
+                                        let line = src + (channel * h + iy) * wd
+                                        if first > 0 { dst.update(repeating: 0, count: first) }
+                                        if sw == 1 {
+                                            dst.advanced(by: first).update(from: line + (first - pw + kx), count: last - first)
+                                        } else {
+                                            for ox in first..<last { dst[ox] = line[ox * sw - pw + kx] }
+                                        }
+                                        if last < wo { dst.advanced(by: last).update(repeating: 0, count: wo - last) }
                                     }
                                 }
                             }
@@ -122,6 +137,60 @@ extension CPUBackend {
             }
         }
         return try converted(result, to: x.dtype)
+    }
+
+    /// A stride-1 convolution without im2col: the input is padded once, and each kernel tap (ky, kx) adds one matrix
+    /// product whose B operand is the padded planes shifted by that tap. Outputs are computed on the padded width
+    /// (so every shifted operand is a plain strided matrix) and the extra columns dropped at the end.
+    func shiftedConvolution(x: Tensor, w: Tensor, bias: Tensor?, padding: (Int, Int)) throws(EngineError) -> Tensor {
+        let (n, c, h, wd) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let (o, kh, kw) = (w.shape[0], w.shape[2], w.shape[3])
+        let (ph, pw) = padding
+        let (hp, wp) = (h + 2 * ph, wd + 2 * pw)
+        let ho = hp - kh + 1, wo = wp - kw + 1
+        // One spare row so the last tap's shifted run stays inside each plane.
+        let plane = (hp + 1) * wp
+        let span = ho * wp
+        var padded = [Float](repeating: 0, count: c * plane)
+        var wide = [Float](unsafeUninitializedCapacity: o * span) { _, count in count = o * span }
+        // Weights regrouped per tap: [kh·kw][o][c].
+        var taps = [Float](unsafeUninitializedCapacity: kh * kw * o * c) { _, count in count = kh * kw * o * c }
+        let weights = floatPointer(w)
+        for t in 0..<(kh * kw) {
+            for oc in 0..<o { for ic in 0..<c { taps[(t * o + oc) * c + ic] = weights[((oc * c + ic) * kh * kw) + t] } }
+        }
+        let b = bias.map { $0.floats() }
+        return try makeFloat32([n, o, ho, wo]) { out in
+            let src = floatPointer(x)
+            for image in 0..<n {
+                padded.withUnsafeMutableBufferPointer { p in
+                    for ch in 0..<c {
+                        for y in 0..<h {
+                            (p.baseAddress! + ch * plane + (y + ph) * wp + pw).update(from: src + ((image * c + ch) * h + y) * wd, count: wd)
+                        }
+                    }
+                }
+                padded.withUnsafeBufferPointer { p in
+                    taps.withUnsafeBufferPointer { tapWeights in
+                        wide.withUnsafeMutableBufferPointer { result in
+                            for t in 0..<(kh * kw) {
+                                let (ky, kx) = (t / kw, t % kw)
+                                BLAS.multiply(
+                                    m: o, n: span, k: c, a: tapWeights.baseAddress! + t * o * c, b: p.baseAddress! + ky * wp + kx,
+                                    ldb: plane, c: result.baseAddress!, accumulate: t > 0)
+                            }
+                        }
+                    }
+                }
+                for oc in 0..<o {
+                    let add = b?[oc] ?? 0
+                    for y in 0..<ho {
+                        let row = out + ((image * o + oc) * ho + y) * wo
+                        for xx in 0..<wo { row[xx] = wide[oc * span + y * wp + xx] + add }
+                    }
+                }
+            }
+        }
     }
 
     /// Conv3d whose kernel equals its stride: each patch is one row of a matrix product.
