@@ -130,6 +130,17 @@ public final class CPUBackend: Backend {
             }
             return out
         }
+        if t.isContiguous {
+            // Converting weights is on the hot path of reduced-precision products: split it across cores.
+            let n = t.count, base = t.offset
+            let shared = UncheckedSendable((src, dst))
+            let parts = ranges(of: n, parts: activeProcessorCount * 4, minimum: 1 << 16)
+            parallelFor(parts.count) { part in
+                let (src, dst) = shared.value
+                for k in parts[part] { dtype.storeFloat(from.loadFloat(src, base + k), dst, k) }
+            }
+            return out
+        }
         var k = 0
         t.forEachStorageIndex { i in
             dtype.storeFloat(from.loadFloat(src, i), dst, k)
