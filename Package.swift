@@ -62,7 +62,7 @@ let package = Package(
         .testTarget(
             name: "DioramaCLITests",
             dependencies: [
-                "DioramaCLI", "SplatIO", "SplatCore", "Cameras", "MediaIO",
+                "DioramaCLI", "SplatIO", "SplatCore", "Cameras", "MediaIO", "Checkpoints",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
     ],
