@@ -19,6 +19,7 @@ let package = Package(
         .library(name: "EngineCPU", targets: ["EngineCPU"]),
         .library(name: "EngineCUDA", targets: ["EngineCUDA"]),
         .library(name: "Checkpoints", targets: ["Checkpoints"]),
+        .library(name: "Models", targets: ["Models"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -41,6 +42,7 @@ let package = Package(
         .target(name: "EngineCUDA", dependencies: ["EngineCore"]),
         .target(name: "Checkpoints"),
         .target(name: "ModelLoading", dependencies: ["EngineCore", "Checkpoints"]),
+        .target(name: "Models", dependencies: ["EngineCore", "Checkpoints", "ModelLoading", "Cameras", "Parallelism"]),
         .target(
             name: "DioramaCLI",
             dependencies: [
@@ -58,6 +60,9 @@ let package = Package(
             exclude: ["Fixtures"]),
         .testTarget(name: "MediaIOTests", dependencies: ["MediaIO", "CZlib"]),
         .testTarget(name: "EngineTests", dependencies: ["EngineCore", "EngineCPU", "EngineCUDA"], exclude: ["Fixtures"]),
+        .testTarget(
+            name: "ModelTests", dependencies: ["Models", "EngineCore", "EngineCPU", "Checkpoints", "ModelLoading"],
+            exclude: ["Fixtures"]),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoints", "ModelLoading", "EngineCore"], exclude: ["Fixtures"]),
         .testTarget(
             name: "DioramaCLITests",

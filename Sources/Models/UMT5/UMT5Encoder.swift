@@ -1,0 +1,83 @@
+import EngineCore
+import ModelLoading
+
+/// The UMT5 encoder (transformers `UMT5EncoderModel`): token embeddings, then per layer an RMS-normed self-attention with
+/// its own relative-position bias (scores unscaled, as T5 trains them) and a gated GELU-tanh feed-forward, then a final
+/// RMS norm.
+public struct UMT5Encoder: Sendable {
+    public let configuration: UMT5Configuration
+    public let weights: ModelWeights
+
+    public init(configuration: UMT5Configuration, weights: ModelWeights) throws(ModelError) {
+        try configuration.validate()
+        self.configuration = configuration
+        self.weights = weights
+    }
+
+    public static func parameterSpecs(_ c: UMT5Configuration) -> [ParameterSpec] {
+        let inner = c.numHeads * c.dKv
+        var specs = [ParameterSpec("shared.weight", shape: [c.vocabSize, c.dModel]), ParameterSpec("encoder.final_layer_norm.weight", shape: [c.dModel])]
+        for i in 0..<c.numLayers {
+            let a = "encoder.block.\(i).layer.0.", f = "encoder.block.\(i).layer.1."
+            specs += [
+                ParameterSpec("\(a)layer_norm.weight", shape: [c.dModel]),
+                ParameterSpec("\(a)SelfAttention.q.weight", shape: [inner, c.dModel]),
+                ParameterSpec("\(a)SelfAttention.k.weight", shape: [inner, c.dModel]),
+                ParameterSpec("\(a)SelfAttention.v.weight", shape: [inner, c.dModel]),
+                ParameterSpec("\(a)SelfAttention.o.weight", shape: [c.dModel, inner]),
+                ParameterSpec("\(a)SelfAttention.relative_attention_bias.weight", shape: [c.relativeAttentionNumBuckets, c.numHeads]),
+                ParameterSpec("\(f)layer_norm.weight", shape: [c.dModel]),
+                ParameterSpec("\(f)DenseReluDense.wi_0.weight", shape: [c.dFf, c.dModel]),
+                ParameterSpec("\(f)DenseReluDense.wi_1.weight", shape: [c.dFf, c.dModel]),
+                ParameterSpec("\(f)DenseReluDense.wo.weight", shape: [c.dModel, c.dFf]),
+            ]
+        }
+        return specs
+    }
+
+    /// `last_hidden_state` `[b, l, dModel]` for token ids `[b, l]`; `mask` `[b, l]` (1 for tokens, 0 for padding)
+    /// keeps padded keys out of attention.
+    public func callAsFunction(_ ids: Tensor, mask: Tensor?, on backend: any Backend, afterLayers: UnsafeMutablePointer<[Tensor]>? = nil) throws(EngineError) -> Tensor {
+        let c = configuration
+        guard ids.rank == 2, !ids.dtype.isFloatingPoint else {
+            throw EngineError(.shapeMismatch, "UMT5: ids \(ids.shape) (\(ids.dtype)) must be integer [batch, length]")
+        }
+        let (batch, length) = (ids.shape[0], ids.shape[1])
+        let eps = Float(c.layerNormEpsilon)
+        let w = weights
+        var h = try backend.embedding(w["shared.weight"], ids: ids)
+        let buckets = try backend.run(
+            .t5RelativeBuckets(
+                queryLength: length, keyLength: length, bidirectional: true, buckets: c.relativeAttentionNumBuckets,
+                maxDistance: c.relativeAttentionMaxDistance), [])[0]
+        var additiveMask: Tensor?
+        if let mask {
+            guard mask.shape == [batch, length] else { throw EngineError(.shapeMismatch, "UMT5: mask \(mask.shape) must match ids \(ids.shape)") }
+            // (1 − mask) · float32.min, as transformers extends it.
+            let values = try backend.run(.cast(.float32), [mask])[0].floats().map { (1 - $0) * -Float.greatestFiniteMagnitude }
+            additiveMask = try Tensor(values, shape: [batch, 1, 1, length])
+        }
+        func heads(_ t: Tensor) throws(EngineError) -> Tensor {
+            try backend.permuted(try t.reshaped([batch, length, c.numHeads, c.dKv]), [0, 2, 1, 3])
+        }
+        for i in 0..<c.numLayers {
+            let a = "encoder.block.\(i).layer.0.", f = "encoder.block.\(i).layer.1."
+            let normed = try backend.rmsNorm(h, weight: w["\(a)layer_norm.weight"], eps: eps)
+            let q = try heads(try backend.linear(normed, w["\(a)SelfAttention.q.weight"]))
+            let k = try heads(try backend.linear(normed, w["\(a)SelfAttention.k.weight"]))
+            let v = try heads(try backend.linear(normed, w["\(a)SelfAttention.v.weight"]))
+            let table = try backend.embedding(w["\(a)SelfAttention.relative_attention_bias.weight"], ids: buckets)
+            var bias = try backend.permuted(table, [2, 0, 1]).reshaped([1, c.numHeads, length, length])
+            if let additiveMask { bias = try backend.add(bias, additiveMask) }
+            let attended = try backend.attention(q, k, v, bias: bias, scale: 1)
+            let merged = try backend.permuted(attended, [0, 2, 1, 3]).reshaped([batch, length, c.numHeads * c.dKv])
+            h = try backend.add(h, try backend.linear(merged, w["\(a)SelfAttention.o.weight"]))
+            let ffInput = try backend.rmsNorm(h, weight: w["\(f)layer_norm.weight"], eps: eps)
+            let gate = try backend.geluTanh(try backend.linear(ffInput, w["\(f)DenseReluDense.wi_0.weight"]))
+            let up = try backend.linear(ffInput, w["\(f)DenseReluDense.wi_1.weight"])
+            h = try backend.add(h, try backend.linear(try backend.multiply(gate, up), w["\(f)DenseReluDense.wo.weight"]))
+            afterLayers?.pointee.append(h)
+        }
+        return try backend.rmsNorm(h, weight: w["encoder.final_layer_norm.weight"], eps: eps)
+    }
+}

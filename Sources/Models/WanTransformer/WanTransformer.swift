@@ -1,0 +1,167 @@
+import EngineCore
+import ModelLoading
+
+/// The Wan2.x diffusion transformer (diffusers `WanTransformer3DModel`), formula for formula
+/// (`flashworld-model.md` §5): a 3D patch embedding, a sinusoidal timestep embedding with a six-way modulation per block,
+/// self-attention with RMS-normalised q/k and 3-axis RoPE, cross-attention to the projected text, a GELU-tanh feed-forward,
+/// and an adaptive output norm before un-patchifying.
+public struct WanTransformer: Sendable {
+    public let configuration: WanTransformerConfiguration
+    public let weights: ModelWeights
+
+    public init(configuration: WanTransformerConfiguration, weights: ModelWeights) throws(ModelError) {
+        try configuration.validate()
+        self.configuration = configuration
+        self.weights = weights
+    }
+
+    /// Every parameter with its diffusers name and shape.
+    public static func parameterSpecs(_ c: WanTransformerConfiguration) -> [ParameterSpec] {
+        let d = c.innerDim
+        let patch = c.patchSize.reduce(1, *)
+        var specs: [ParameterSpec] = [
+            ParameterSpec("patch_embedding.weight", shape: [d, c.inChannels] + c.patchSize),
+            ParameterSpec("patch_embedding.bias", shape: [d]),
+            ParameterSpec("condition_embedder.time_embedder.linear_1.weight", shape: [d, c.freqDim]),
+            ParameterSpec("condition_embedder.time_embedder.linear_1.bias", shape: [d]),
+            ParameterSpec("condition_embedder.time_embedder.linear_2.weight", shape: [d, d]),
+            ParameterSpec("condition_embedder.time_embedder.linear_2.bias", shape: [d]),
+            ParameterSpec("condition_embedder.time_proj.weight", shape: [6 * d, d]),
+            ParameterSpec("condition_embedder.time_proj.bias", shape: [6 * d]),
+            ParameterSpec("condition_embedder.text_embedder.linear_1.weight", shape: [d, c.textDim]),
+            ParameterSpec("condition_embedder.text_embedder.linear_1.bias", shape: [d]),
+            ParameterSpec("condition_embedder.text_embedder.linear_2.weight", shape: [d, d]),
+            ParameterSpec("condition_embedder.text_embedder.linear_2.bias", shape: [d]),
+            ParameterSpec("scale_shift_table", shape: [1, 2, d]),
+            ParameterSpec("proj_out.weight", shape: [c.outChannels * patch, d]),
+            ParameterSpec("proj_out.bias", shape: [c.outChannels * patch]),
+        ]
+        for i in 0..<c.numLayers {
+            let b = "blocks.\(i)."
+            for attention in ["attn1", "attn2"] {
+                for projection in ["to_q", "to_k", "to_v", "to_out.0"] {
+                    specs.append(ParameterSpec("\(b)\(attention).\(projection).weight", shape: [d, d]))
+                    specs.append(ParameterSpec("\(b)\(attention).\(projection).bias", shape: [d]))
+                }
+                if c.qkNorm != nil {
+                    specs.append(ParameterSpec("\(b)\(attention).norm_q.weight", shape: [d]))
+                    specs.append(ParameterSpec("\(b)\(attention).norm_k.weight", shape: [d]))
+                }
+            }
+            if c.crossAttnNorm {
+                specs.append(ParameterSpec("\(b)norm2.weight", shape: [d]))
+                specs.append(ParameterSpec("\(b)norm2.bias", shape: [d]))
+            }
+            specs += [
+                ParameterSpec("\(b)ffn.net.0.proj.weight", shape: [c.ffnDim, d]),
+                ParameterSpec("\(b)ffn.net.0.proj.bias", shape: [c.ffnDim]),
+                ParameterSpec("\(b)ffn.net.2.weight", shape: [d, c.ffnDim]),
+                ParameterSpec("\(b)ffn.net.2.bias", shape: [d]),
+                ParameterSpec("\(b)scale_shift_table", shape: [1, 6, d]),
+            ]
+        }
+        return specs
+    }
+
+    /// What one forward pass computes besides its output, for checking the stages.
+    public struct Trace {
+        public var timestepEmbedding: Tensor?
+        public var timestepProjection: Tensor?
+        public var tokens: Tensor?
+        public var afterBlocks: [Tensor] = []
+    }
+
+    /// Predicts `[b, out, f, h, w]` from `hiddenStates` `[b, in, f, h, w]`, one `timestep` per sample `[b]`, and the
+    /// text `[b, l, textDim]`.
+    public func callAsFunction(
+        _ hiddenStates: Tensor, timestep: Tensor, text: Tensor, on backend: any Backend, trace: UnsafeMutablePointer<Trace>? = nil
+    ) throws(EngineError) -> Tensor {
+        let c = configuration
+        let d = c.innerDim, heads = c.numAttentionHeads, headDim = c.attentionHeadDim
+        let eps = Float(c.eps)
+        guard hiddenStates.rank == 5, hiddenStates.shape[1] == c.inChannels, timestep.shape == [hiddenStates.shape[0]],
+            text.rank == 3, text.shape[0] == hiddenStates.shape[0], text.shape[2] == c.textDim
+        else {
+            throw EngineError(
+                .shapeMismatch,
+                "WanTransformer: hidden states \(hiddenStates.shape), timestep \(timestep.shape) and text \(text.shape) do not fit in=\(c.inChannels), text=\(c.textDim)")
+        }
+        let batch = hiddenStates.shape[0]
+        let (pt, ph, pw) = (c.patchSize[0], c.patchSize[1], c.patchSize[2])
+        let (frames, height, width) = (hiddenStates.shape[2] / pt, hiddenStates.shape[3] / ph, hiddenStates.shape[4] / pw)
+        let tokens = frames * height * width
+        let w = weights
+
+        let rope = try backend.run(
+            .ropeFrequencies3D(headDim: headDim, frames: frames, height: height, width: width, theta: 10000), [])
+        let (cos, sin) = (rope[0], rope[1])
+
+        // Patches become tokens in (frame, row, column) order.
+        var x = try backend.run(.patchEmbed3D(patch: c.patchSize), [hiddenStates, w["patch_embedding.weight"], w["patch_embedding.bias"]])[0]
+        x = try backend.permuted(try x.reshaped([batch, d, tokens]), [0, 2, 1])
+        trace?.pointee.tokens = x
+
+        // Timestep: sinusoid → MLP → six modulation vectors per block.
+        let sinusoid = try backend.run(.timestepEmbedding(dim: c.freqDim, flipSinToCos: true, downscaleFreqShift: 0), [timestep])[0]
+        var temb = try backend.linear(sinusoid, w["condition_embedder.time_embedder.linear_1.weight"], w["condition_embedder.time_embedder.linear_1.bias"])
+        temb = try backend.linear(try backend.silu(temb), w["condition_embedder.time_embedder.linear_2.weight"], w["condition_embedder.time_embedder.linear_2.bias"])
+        let timestepProjection = try backend.linear(
+            try backend.silu(temb), w["condition_embedder.time_proj.weight"], w["condition_embedder.time_proj.bias"]
+        ).reshaped([batch, 6, d])
+        trace?.pointee.timestepEmbedding = temb
+        trace?.pointee.timestepProjection = timestepProjection
+
+        var context = try backend.linear(text, w["condition_embedder.text_embedder.linear_1.weight"], w["condition_embedder.text_embedder.linear_1.bias"])
+        context = try backend.linear(try backend.geluTanh(context), w["condition_embedder.text_embedder.linear_2.weight"], w["condition_embedder.text_embedder.linear_2.bias"])
+
+        let one = try Tensor([1], shape: [1])
+        /// `norm · (1 + scale) + shift`.
+        func modulated(_ normed: Tensor, shift: Tensor, scale: Tensor) throws(EngineError) -> Tensor {
+            try backend.add(try backend.multiply(normed, try backend.add(scale, one)), shift)
+        }
+        func attention(_ prefix: String, _ query: Tensor, _ keyValue: Tensor, rotary: Bool) throws(EngineError) -> Tensor {
+            let keyLength = keyValue.shape[1]
+            var q = try backend.linear(query, w["\(prefix).to_q.weight"], w["\(prefix).to_q.bias"])
+            var k = try backend.linear(keyValue, w["\(prefix).to_k.weight"], w["\(prefix).to_k.bias"])
+            let v = try backend.linear(keyValue, w["\(prefix).to_v.weight"], w["\(prefix).to_v.bias"])
+            if c.qkNorm != nil {
+                q = try backend.rmsNorm(q, weight: w["\(prefix).norm_q.weight"], eps: eps)
+                k = try backend.rmsNorm(k, weight: w["\(prefix).norm_k.weight"], eps: eps)
+            }
+            q = try q.reshaped([batch, tokens, heads, headDim])
+            k = try k.reshaped([batch, keyLength, heads, headDim])
+            if rotary {
+                q = try backend.run(.ropeInterleaved, [q, cos, sin])[0]
+                k = try backend.run(.ropeInterleaved, [k, cos, sin])[0]
+            }
+            let out = try backend.attention(
+                try backend.permuted(q, [0, 2, 1, 3]), try backend.permuted(k, [0, 2, 1, 3]),
+                try backend.permuted(try v.reshaped([batch, keyLength, heads, headDim]), [0, 2, 1, 3]))
+            let merged = try backend.permuted(out, [0, 2, 1, 3]).reshaped([batch, tokens, d])
+            return try backend.linear(merged, w["\(prefix).to_out.0.weight"], w["\(prefix).to_out.0.bias"])
+        }
+
+        for i in 0..<c.numLayers {
+            let b = "blocks.\(i)."
+            let m = try backend.split(try backend.add(w["\(b)scale_shift_table"], timestepProjection), sizes: [1, 1, 1, 1, 1, 1], axis: 1)
+            let (shift, scale, gate, ffShift, ffScale, ffGate) = (m[0], m[1], m[2], m[3], m[4], m[5])
+            let normed = try modulated(try backend.layerNorm(x, eps: eps), shift: shift, scale: scale)
+            x = try backend.add(x, try backend.multiply(try attention("\(b)attn1", normed, normed, rotary: true), gate))
+            let crossInput = c.crossAttnNorm ? try backend.layerNorm(x, eps: eps, weight: w["\(b)norm2.weight"], bias: w["\(b)norm2.bias"]) : x
+            x = try backend.add(x, try attention("\(b)attn2", crossInput, context, rotary: false))
+            var ff = try modulated(try backend.layerNorm(x, eps: eps), shift: ffShift, scale: ffScale)
+            ff = try backend.geluTanh(try backend.linear(ff, w["\(b)ffn.net.0.proj.weight"], w["\(b)ffn.net.0.proj.bias"]))
+            ff = try backend.linear(ff, w["\(b)ffn.net.2.weight"], w["\(b)ffn.net.2.bias"])
+            x = try backend.add(x, try backend.multiply(ff, ffGate))
+            trace?.pointee.afterBlocks.append(x)
+        }
+
+        let head = try backend.split(try backend.add(w["scale_shift_table"], try temb.reshaped([batch, 1, d])), sizes: [1, 1], axis: 1)
+        x = try modulated(try backend.layerNorm(x, eps: eps), shift: head[0], scale: head[1])
+        x = try backend.linear(x, w["proj_out.weight"], w["proj_out.bias"])
+        // [b, f, h, w, pt, ph, pw, c] → [b, c, f, pt, h, ph, w, pw] → [b, c, F, H, W]
+        let patches = try x.reshaped([batch, frames, height, width, pt, ph, pw, c.outChannels])
+        return try backend.permuted(patches, [0, 7, 1, 4, 2, 5, 3, 6]).reshaped(
+            [batch, c.outChannels, frames * pt, height * ph, width * pw])
+    }
+}
