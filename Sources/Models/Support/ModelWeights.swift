@@ -21,11 +21,12 @@ public struct ModelWeights: Sendable {
 
     public func optional(_ name: String) -> Tensor? { tensors[name] }
 
-    /// Loads `specs` strictly from a checkpoint (a file or folder Diorama reads), converting to float32.
-    public static func load(_ specs: [ParameterSpec], from path: String, prefix: String = "") throws -> ModelWeights {
+    /// Loads `specs` from a checkpoint (a file or folder Diorama reads), converting to float32. `strict` also refuses
+    /// keys the specs do not name; a part of a file (the VAE's encoder alone) loads with `strict: false`.
+    public static func load(_ specs: [ParameterSpec], from path: String, prefix: String = "", strict: Bool = true) throws -> ModelWeights {
         let checkpoint = try CheckpointReader.open(path: path)
         let float32 = specs.map { ParameterSpec($0.name, shape: $0.shape, dtype: $0.dtype ?? .float32) }
-        return ModelWeights(try WeightLoader.load(float32, from: checkpoint, prefix: prefix, source: path), source: path)
+        return ModelWeights(try WeightLoader.load(float32, from: checkpoint, prefix: prefix, strict: strict, source: path), source: path)
     }
 }
 

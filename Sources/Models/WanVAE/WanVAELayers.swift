@@ -1,0 +1,42 @@
+import EngineCore
+
+/// The building blocks the Wan VAE's encoder, decoder and FlashWorld's reconstruction decoder share, for single frames:
+/// causal 3D convolutions reduced to their last temporal tap (`flashworld-model.md` §3.1), residual blocks
+/// (RMS norm, SiLU, convolution, twice, plus a 1x1 shortcut when the width changes) and the single-head attention block.
+struct WanVAELayers {
+    let weights: ModelWeights
+
+    /// A causal convolution reduced to 2D: its weight's last temporal tap (1x1x1 and 2D weights as they are).
+    func convolution(_ name: String, _ x: Tensor, padding: Int, on backend: any Backend) throws(EngineError) -> Tensor {
+        var weight = weights["\(name).weight"]
+        if weight.rank == 5 {
+            let taps = weight.shape[2]
+            weight = try backend.contiguous(try weight.narrowed(2, start: taps - 1, length: 1))
+            weight = try weight.reshaped([weight.shape[0], weight.shape[1], weight.shape[3], weight.shape[4]])
+        }
+        return try backend.run(.conv2d(stride: [1], padding: [padding]), [x, weight, weights["\(name).bias"]])[0]
+    }
+
+    func residualBlock(_ name: String, _ x: Tensor, on backend: any Backend) throws(EngineError) -> Tensor {
+        let shortcut = weights.optional("\(name).conv_shortcut.weight") == nil ? x : try convolution("\(name).conv_shortcut", x, padding: 0, on: backend)
+        var h = try backend.silu(try backend.run(.channelRMSNorm(eps: 1e-12), [x, weights["\(name).norm1.gamma"]])[0])
+        h = try convolution("\(name).conv1", h, padding: 1, on: backend)
+        h = try backend.silu(try backend.run(.channelRMSNorm(eps: 1e-12), [h, weights["\(name).norm2.gamma"]])[0])
+        h = try convolution("\(name).conv2", h, padding: 1, on: backend)
+        return try backend.add(h, shortcut)
+    }
+
+    /// Single-head self-attention over the pixels, with a 1x1 qkv and output projection, plus the input.
+    func attentionBlock(_ name: String, _ x: Tensor, on backend: any Backend) throws(EngineError) -> Tensor {
+        let (b, ch, h, wd) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let normed = try backend.run(.channelRMSNorm(eps: 1e-12), [x, weights["\(name).norm.gamma"]])[0]
+        let qkv = try backend.run(.conv2d(stride: [1], padding: [0]), [normed, weights["\(name).to_qkv.weight"], weights["\(name).to_qkv.bias"]])[0]
+        // [b, 3c, h·w] → [b, 1, h·w, 3c], then q, k, v along the channels.
+        let tokens = try backend.permuted(try qkv.reshaped([b, 1, 3 * ch, h * wd]), [0, 1, 3, 2])
+        let parts = try backend.split(tokens, sizes: [ch, ch, ch], axis: 3)
+        let attended = try backend.attention(parts[0], parts[1], parts[2])
+        let image = try backend.permuted(try attended.reshaped([b, h * wd, ch]), [0, 2, 1]).reshaped([b, ch, h, wd])
+        let projected = try backend.run(.conv2d(stride: [1], padding: [0]), [image, weights["\(name).proj.weight"], weights["\(name).proj.bias"]])[0]
+        return try backend.add(projected, x)
+    }
+}
