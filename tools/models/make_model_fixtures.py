@@ -640,8 +640,10 @@ UMT5_NOTES = [
 # ----------------------------------------------------------------------------------------------------------------
 
 def main():
-    if OUT.exists():
-        shutil.rmtree(OUT)
+    # Only this script's folders: vae-tiny/ and tokenizer-tiny/ belong to the other generators.
+    for own in ("wan-tiny", "umt5-tiny"):
+        if (OUT / own).exists():
+            shutil.rmtree(OUT / own)
     (OUT / "wan-tiny").mkdir(parents=True)
     (OUT / "umt5-tiny").mkdir(parents=True)
     problems = []

@@ -55,7 +55,7 @@ import diffusers
 import safetensors
 from diffusers import AutoencoderKLWan
 from diffusers.models.autoencoders import autoencoder_kl_wan as wan
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 OUT = ROOT / "Tests" / "ModelTests" / "Fixtures" / "vae-tiny"
