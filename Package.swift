@@ -20,6 +20,7 @@ let package = Package(
         .library(name: "EngineCUDA", targets: ["EngineCUDA"]),
         .library(name: "Checkpoints", targets: ["Checkpoints"]),
         .library(name: "Models", targets: ["Models"]),
+        .library(name: "FlashWorld", targets: ["FlashWorld"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -42,12 +43,13 @@ let package = Package(
         .target(name: "EngineCUDA", dependencies: ["EngineCore"]),
         .target(name: "Checkpoints"),
         .target(name: "ModelLoading", dependencies: ["EngineCore", "Checkpoints"]),
-        .target(name: "Models", dependencies: ["EngineCore", "Checkpoints", "ModelLoading", "Cameras", "Parallelism"]),
+        .target(name: "Models", dependencies: ["EngineCore", "Checkpoints", "ModelLoading", "Cameras"]),
+        .target(name: "FlashWorld", dependencies: ["Models", "EngineCore", "EngineCPU", "Cameras", "SplatCore", "SplatRender"]),
         .target(
             name: "DioramaCLI",
             dependencies: [
                 "SplatCore", "SplatIO", "Cameras", "SplatRender", "MediaIO", "EngineCore", "EngineCPU", "EngineCUDA",
-                "Checkpoints", "ModelLoading",
+                "Checkpoints", "ModelLoading", "Models", "FlashWorld",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .executableTarget(name: "diorama", dependencies: ["DioramaCLI"]),
@@ -61,13 +63,14 @@ let package = Package(
         .testTarget(name: "MediaIOTests", dependencies: ["MediaIO", "CZlib"]),
         .testTarget(name: "EngineTests", dependencies: ["EngineCore", "EngineCPU", "EngineCUDA"], exclude: ["Fixtures"]),
         .testTarget(
-            name: "ModelTests", dependencies: ["Models", "EngineCore", "EngineCPU", "Checkpoints", "ModelLoading"],
+            name: "ModelTests",
+            dependencies: ["Models", "FlashWorld", "EngineCore", "EngineCPU", "Checkpoints", "ModelLoading", "Cameras", "SplatCore"],
             exclude: ["Fixtures"]),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoints", "ModelLoading", "EngineCore"], exclude: ["Fixtures"]),
         .testTarget(
             name: "DioramaCLITests",
             dependencies: [
-                "DioramaCLI", "SplatIO", "SplatCore", "Cameras", "MediaIO", "Checkpoints",
+                "DioramaCLI", "SplatIO", "SplatCore", "Cameras", "MediaIO", "Checkpoints", "FlashWorld",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
     ],

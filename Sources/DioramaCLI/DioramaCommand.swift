@@ -14,7 +14,8 @@ public struct DioramaCommand: ParsableCommand {
         commandName: "diorama",
         abstract: "Text and images to 3D Gaussian-splat scenes; a toolkit for splat files.",
         subcommands: [
-            ConvertCommand.self, InfoCommand.self, RenderCommand.self, CameraPathCommand.self, CheckpointCommand.self,
+            GenerateCommand.self, ConvertCommand.self, InfoCommand.self, RenderCommand.self, CameraPathCommand.self,
+            CheckpointCommand.self,
             EngineCommand.self, BenchCommand.self,
         ])
     public init() {}

@@ -30,6 +30,26 @@ public struct WanVAEConfiguration: Codable, Sendable, Equatable {
         case clipOutput = "clip_output"
     }
 
+    public init(
+        baseDim: Int, decoderBaseDim: Int?, zDim: Int, dimMult: [Int], numResBlocks: Int, temperalDownsample: [Bool],
+        latentsMean: [Double], latentsStd: [Double], isResidual: Bool, inChannels: Int, outChannels: Int, patchSize: Int?,
+        clipOutput: Bool?
+    ) {
+        self.baseDim = baseDim
+        self.decoderBaseDim = decoderBaseDim
+        self.zDim = zDim
+        self.dimMult = dimMult
+        self.numResBlocks = numResBlocks
+        self.temperalDownsample = temperalDownsample
+        self.latentsMean = latentsMean
+        self.latentsStd = latentsStd
+        self.isResidual = isResidual
+        self.inChannels = inChannels
+        self.outChannels = outChannels
+        self.patchSize = patchSize
+        self.clipOutput = clipOutput
+    }
+
     /// Channel widths of the encoder: the base, then one per down block.
     public var encoderDims: [Int] { [baseDim] + dimMult.map { baseDim * $0 } }
 

@@ -1,0 +1,178 @@
+import ArgumentParser
+import Cameras
+import EngineCPU
+import FlashWorld
+import FoundationEssentials
+import MediaIO
+import Models
+import SplatCore
+import SplatIO
+import SplatRender
+
+extension ModelError: CommandLineReportable {
+    var exitCode: Int32 { 65 }
+}
+
+struct GenerateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "generate",
+        abstract: "Generate a 3D Gaussian scene from a prompt along a camera path (FlashWorld).",
+        discussion: """
+            --model tiny is the built-in model: FlashWorld's architecture at toy widths with seeded random weights. It
+            runs every stage (text encoder, transformer, four flow-matching steps with the render-and-re-encode
+            feedback, Gaussian head, export) on any machine, but its scenes are noise. Real model folders (the
+            Wan2.2-TI2V-5B diffusers folder with FlashWorld's model.ckpt) are not loadable yet.
+
+            The scene is written in camera 0's OpenGL frame (RUB, recorded in the file), scaled as the reference
+            exports it. --request takes the FlashWorld API's request JSON (cameras, text_prompt, resolution,
+            image_index) as the reference's batch tool does.
+
+            Examples:
+              diorama generate --model tiny --prompt "a lighthouse on a cliff" -o scene.spz
+              diorama generate --model tiny --prompt "a forest" --camera-path orbit-left,orbit-left --frames 8 --size 352x256 -o scene.ply --video orbit.mp4
+            """)
+
+    @Option(help: "tiny, or a model folder.")
+    var model = "tiny"
+
+    @Option(help: "The text prompt.")
+    var prompt: String?
+
+    @Option(help: "A FlashWorld request JSON file (cameras, text_prompt, resolution, image_index).")
+    var request: String?
+
+    @Option(help: "A conditioning image (not supported yet).")
+    var image: String?
+
+    @Option(help: "The frame the image conditions.")
+    var imageIndex = 0
+
+    @Option(help: ArgumentHelp("Template steps joined by commas, or a camera JSON file.", valueName: "path"))
+    var cameraPath = "forward,orbit-left,orbit-left"
+
+    @Option(help: "Frames (cameras) to generate; FlashWorld uses 24.")
+    var frames = 24
+
+    @Option(help: "Generation size, WIDTHxHEIGHT, multiples of 32.")
+    var size = ImageSize.flashWorld
+
+    @Option(help: "Vertical field of view in degrees for template paths.")
+    var fov: Double = 60
+
+    @Option(help: "Seed of every random draw.")
+    var seed: UInt64 = 42
+
+    @Option(help: "Drop Gaussians whose opacity is below this when writing (the reference's SPZ path uses 0.00025).")
+    var minOpacity: Float = 0
+
+    @Option(name: .shortAndLong, help: "The scene to write: .spz, .ply or .splat.")
+    var output: String
+
+    @Option(help: "Also render the scene along the path to this MP4.")
+    var video: String?
+
+    @Flag(name: .shortAndLong, help: "No progress or timings.")
+    var quiet = false
+
+    func validate() throws {
+        guard SplatFormat(path: output) != nil else { throw ValidationError("cannot tell the output format from '\(output)': use .spz, .ply or .splat") }
+        guard (1...GenerationRequest.maxFrames).contains(frames) else { throw ValidationError("--frames must be 1 to \(GenerationRequest.maxFrames)") }
+        guard size.width % 32 == 0 && size.height % 32 == 0 else {
+            throw ValidationError("--size \(size.description) must be multiples of 32, e.g. 704x480")
+        }
+        guard (0..<frames).contains(imageIndex) else { throw ValidationError("--image-index must be 0 to \(frames - 1)") }
+        guard (0...1).contains(minOpacity) else { throw ValidationError("--min-opacity must be between 0 and 1") }
+        if prompt == nil && request == nil && image == nil { throw ValidationError("give --prompt, --image or --request") }
+        if let video, !video.lowercased().hasSuffix(".mp4") { throw ValidationError("--video must name an .mp4 file") }
+    }
+
+    func run() throws {
+        if image != nil {
+            try reportingErrors { () throws(ModelError) in
+                throw ModelError("conditioning images are not supported yet (PNG/JPEG/WebP decoding is still to come); use a text prompt")
+            }
+        }
+        guard model == "tiny" else {
+            try reportingErrors { () throws(ModelError) in
+                throw ModelError("'\(model)': loading model folders is not supported yet (the UMT5 tokenizer is still to come); use --model tiny")
+            }
+            return
+        }
+        var text = prompt ?? ""
+        var index = imageIndex
+        var cameras: [Camera]
+        var generationSize = size
+        if let request {
+            let bytes = try reportingErrors { () throws(SplatFileError) in try InputSource(path: request).allBytes() }
+            let parsed = try reportingErrors { () throws(CameraError) in try CameraPathDocument(json: bytes) }
+            struct Fields: Decodable {
+                var text_prompt: String?
+                var image_index: Int?
+            }
+            let fields = (try? JSONDecoder().decode(Fields.self, from: Data(bytes))) ?? Fields()
+            text = prompt ?? fields.text_prompt ?? ""
+            index = fields.image_index ?? imageIndex
+            if let s = parsed.size { generationSize = ImageSize(width: s.width, height: s.height) }
+            cameras = try reportingErrors { () throws(CameraError) in
+                try parsed.resolvedCameras(defaultWidth: generationSize.width, defaultHeight: generationSize.height)
+            }
+        } else {
+            let source = CameraPathSource(cameraPath)
+            let intrinsics = NormalizedIntrinsics(verticalFieldOfView: fov, width: size.width, height: size.height)
+            switch source {
+            case .steps(let steps): cameras = CameraPath.keyframes(steps, intrinsics: intrinsics).cameras
+            case .file(let path):
+                let document = try reportingErrors { () throws(CameraError) in try readCameraFile(path) }
+                cameras = try reportingErrors { () throws(CameraError) in
+                    try document.resolvedCameras(defaultWidth: size.width, defaultHeight: size.height)
+                }
+            default:
+                try reportingErrors { () throws(CameraError) in
+                    throw CameraError(.invalidValue, field: "--camera-path", "orbit, spiral and dolly frame existing scenes; use template steps or a file here")
+                }
+                return
+            }
+        }
+        let generation = GenerationRequest(
+            prompt: text, imageIndex: index, cameras: cameras, frames: frames, width: generationSize.width, height: generationSize.height)
+        try reportingErrors { () throws(ModelError) in try generation.validate() }
+
+        let start = monotonicSeconds()
+        let flashWorld = try FlashWorldModel.tiny()
+        let pipeline = FlashWorldPipeline(model: flashWorld, backend: CPUBackend.shared)
+        var noise = SeededNoise(seed: seed)
+        let result = try pipeline.generate(generation, noise: &noise) { stage, step, steps in
+            if !quiet { printError(stage == "step" ? "step \(step)/\(steps)\n" : "\(stage)…\n") }
+        }
+        var cloud = result.cloud
+        if minOpacity > 0 { cloud = cloud.pruned(minOpacity: minOpacity) }
+        try reportingErrors { () throws(SplatFileError) in try SplatFile.write(cloud, toPath: output) }
+        if let video {
+            try renderVideo(cloud, result: result, to: video, size: generationSize)
+        }
+        if !quiet {
+            for (stage, seconds) in result.timings { print("  \(stage): \(formatted(Float(seconds))) s") }
+            print("wrote \(output): \(cloud.count) Gaussians from the \(flashWorld.name) model in \(formatted(Float(monotonicSeconds() - start))) s")
+        }
+    }
+
+    /// The scene along its own (normalised, export-scaled) path, four frames per camera.
+    func renderVideo(_ cloud: GaussianCloud, result: GenerationResult, to path: String, size: ImageSize) throws {
+        let scale = result.normalization.translationScale
+        let path4 = CameraPath(result.normalization.cameras.map { c in
+            var c = c
+            c.position *= scale
+            return c
+        }).resampled(count: max(1, (result.normalization.cameras.count - 1) * 4 + 1))
+        let encoder = try reportingErrors { () throws(MediaError) in try VideoEncoder(path: path, width: size.width, height: size.height, fps: 24) }
+        let renderer = SplatRenderer(options: RenderOptions(background: SIMD3(1, 1, 1)))
+        for camera in path4.cameras {
+            let image = try reportingErrors { () throws(RenderError) in
+                try renderer.render(cloud, camera: RenderCamera(camera, width: size.width, height: size.height, farPlane: 1000))
+            }
+            try reportingErrors { () throws(MediaError) in try encoder.append(rgb: image.rgb8()) }
+        }
+        try reportingErrors { () throws(MediaError) in try encoder.finish() }
+        if !quiet { print("wrote \(path): \(path4.count) frames") }
+    }
+}

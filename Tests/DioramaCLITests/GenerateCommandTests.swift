@@ -1,0 +1,58 @@
+import ArgumentParser
+import SplatCore
+import SplatIO
+import Testing
+
+@testable import DioramaCLI
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+struct GenerateCommandTests {
+    let folder: String = {
+        var template = Array("/tmp/diorama-generate-XXXXXX".utf8CString)
+        return template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)) }
+    }()
+
+    func run(_ arguments: [String]) throws {
+        var command = try DioramaCommand.parseAsRoot(arguments)
+        try command.run()
+    }
+
+    @Test func tinyModelWritesAScene() throws {
+        let output = "\(folder)/scene.ply"
+        try run(["generate", "--model", "tiny", "--prompt", "a small room", "--frames", "2", "--size", "64x64", "--seed", "1", "-o", output, "-q"])
+        let (cloud, _) = try SplatFile.read(InputSource(path: output))
+        #expect(cloud.count == 2 * 2 * 32 * 32)
+        #expect(cloud.frame == .rub && cloud.shDegree == 2)
+    }
+
+    @Test func aFlashWorldRequestDrivesIt() throws {
+        let request = "\(folder)/request.json"
+        let json = """
+            {"image_prompt": "", "text_prompt": "a harbour", "image_index": 0, "resolution": [2, 64, 96],
+             "cameras": [{"quaternion": [1, 0, 0, 0], "position": [0, 0, 0], "fx": 55, "fy": 55, "cx": 48, "cy": 32},
+                         {"quaternion": [1, 0, 0, 0], "position": [0, 0, -0.5], "fx": 55, "fy": 55, "cx": 48, "cy": 32}]}
+            """
+        try writeOutput(Array(json.utf8), to: request)
+        try run(["generate", "--request", request, "--frames", "2", "-o", "\(folder)/scene.spz", "-q"])
+        let (cloud, _) = try SplatFile.read(InputSource(path: "\(folder)/scene.spz"))
+        #expect(cloud.count == 2 * 2 * 32 * 48)
+    }
+
+    @Test func badRequestsAreRefusedBeforeWork() {
+        for arguments in [
+            ["generate", "--prompt", "x", "-o", "s.txt"], ["generate", "--prompt", "x", "--size", "700x480", "-o", "s.spz"],
+            ["generate", "-o", "s.spz"], ["generate", "--prompt", "x", "--frames", "0", "-o", "s.spz"],
+            ["generate", "--prompt", "x", "--image-index", "30", "-o", "s.spz"],
+        ] {
+            #expect(throws: (any Error).self, "\(arguments)") { _ = try DioramaCommand.parseAsRoot(arguments) }
+        }
+        #expect { try run(["generate", "--model", "/nonexistent", "--prompt", "x", "-o", "\(folder)/a.spz", "-q"]) } throws: {
+            ($0 as? ExitCode)?.rawValue == 65
+        }
+        #expect { try run(["generate", "--prompt", "   ", "-o", "\(folder)/b.spz", "-q"]) } throws: { ($0 as? ExitCode)?.rawValue == 65 }
+        #expect(access("\(folder)/b.spz", F_OK) != 0)
+    }
+}

@@ -1,0 +1,68 @@
+import Cameras
+import EngineCPU
+import EngineCore
+import SplatCore
+import Testing
+
+@testable import FlashWorld
+@testable import Models
+
+struct PipelineTests {
+    static let model = try! FlashWorldModel.tiny()
+    let intrinsics = NormalizedIntrinsics(verticalFieldOfView: 60, width: 64, height: 64)
+
+    func request(prompt: String = "a quiet harbour at dawn", image: Tensor? = nil, frames: Int = 2) -> GenerationRequest {
+        let path = CameraPath.keyframes([.forward, .orbitLeft], intrinsics: intrinsics)
+        return GenerationRequest(prompt: prompt, image: image, imageIndex: frames - 1, cameras: path.cameras, frames: frames, width: 64, height: 64)
+    }
+
+    @Test func tinyModelGeneratesAReproducibleScene() throws {
+        let pipeline = FlashWorldPipeline(model: Self.model, backend: CPUBackend.shared)
+        var noise = SeededNoise(seed: 3)
+        var stages: [String] = []
+        let result = try pipeline.generate(request(), noise: &noise) { stage, step, _ in stages.append("\(stage)\(step)") }
+        // Two Gaussians per pixel of each frame's half-resolution map.
+        #expect(result.cloud.count == 2 * 2 * 32 * 32)
+        #expect(result.cloud.frame == .rub && result.cloud.shDegree == 2)
+        #expect(result.cloud.positions.allSatisfy(\.isFinite) && result.cloud.logScales.allSatisfy(\.isFinite))
+        #expect(stages.filter { $0.hasPrefix("step") } == ["step1", "step2", "step3", "step4"])
+        #expect(result.timings.contains { $0.stage == "step 1: render" })
+        var again = SeededNoise(seed: 3)
+        #expect(try pipeline.generate(request(), noise: &again).cloud == result.cloud)
+        var other = SeededNoise(seed: 4)
+        #expect(try pipeline.generate(request(), noise: &other).cloud != result.cloud)
+    }
+
+    @Test func anImageConditionsTheScene() throws {
+        let pipeline = FlashWorldPipeline(model: Self.model, backend: CPUBackend.shared)
+        let image = try CPUBackend.shared.run(.randomNormal(shape: [3, 64, 64], seed: 9), [])[0]
+        var a = SeededNoise(seed: 5), b = SeededNoise(seed: 5)
+        let withImage = try pipeline.generate(request(prompt: "", image: image), noise: &a)
+        let textOnly = try pipeline.generate(request(prompt: "x"), noise: &b)
+        #expect(withImage.cloud != textOnly.cloud)
+    }
+
+    @Test func badRequestsFailBeforeAnyWork() throws {
+        let pipeline = FlashWorldPipeline(model: Self.model, backend: CPUBackend.shared)
+        var bad: [GenerationRequest] = []
+        var r = request()
+        r.width = 70
+        bad.append(r)
+        bad.append(request(prompt: "   "))
+        r = request()
+        r.frames = 500
+        bad.append(r)
+        r = request()
+        r.imageIndex = 7
+        bad.append(r)
+        r = request()
+        r.image = try Tensor.zeros([3, 10, 10])
+        bad.append(r)
+        for request in bad {
+            var noise = RecordedNoise([])  // would throw if any draw happened
+            #expect(throws: ModelError.self) { _ = try pipeline.generate(request, noise: &noise) }
+        }
+        var empty = RecordedNoise([])
+        #expect(throws: EngineError.self) { _ = try pipeline.generate(request(), noise: &empty) }
+    }
+}
