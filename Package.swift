@@ -60,7 +60,7 @@ let package = Package(
         .testTarget(
             name: "SplatRenderTests", dependencies: ["SplatRender", "Cameras", "SplatCore", "SplatIO"],
             exclude: ["Fixtures"]),
-        .testTarget(name: "MediaIOTests", dependencies: ["MediaIO", "CZlib"]),
+        .testTarget(name: "MediaIOTests", dependencies: ["MediaIO", "CZlib"], exclude: ["Fixtures"]),
         .testTarget(name: "EngineTests", dependencies: ["EngineCore", "EngineCPU", "EngineCUDA"], exclude: ["Fixtures"]),
         .testTarget(
             name: "ModelTests",

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Cameras
 import EngineCPU
+import EngineCore
 import FlashWorld
 import FoundationEssentials
 import MediaIO
@@ -18,6 +19,9 @@ struct GenerateCommand: ParsableCommand {
         commandName: "generate",
         abstract: "Generate a 3D Gaussian scene from a prompt along a camera path (FlashWorld).",
         discussion: """
+            --image conditions frame --image-index on a picture (PNG, JPEG or WebP), centre-cropped to the generation
+            aspect ratio and resized; the cameras are taken at the generation size as given.
+
             --model tiny is the built-in model: FlashWorld's architecture at toy widths with seeded random weights. It
             runs every stage (text encoder, transformer, four flow-matching steps with the render-and-re-encode
             feedback, Gaussian head, export) on any machine, but its scenes are noise. Real model folders (the
@@ -41,7 +45,7 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "A FlashWorld request JSON file (cameras, text_prompt, resolution, image_index).")
     var request: String?
 
-    @Option(help: "A conditioning image (not supported yet).")
+    @Option(help: "A conditioning image (PNG, JPEG or WebP), centre-cropped and resized to the generation size.")
     var image: String?
 
     @Option(help: "The frame the image conditions.")
@@ -87,11 +91,6 @@ struct GenerateCommand: ParsableCommand {
     }
 
     func run() throws {
-        if image != nil {
-            try reportingErrors { () throws(ModelError) in
-                throw ModelError("conditioning images are not supported yet (PNG/JPEG/WebP decoding is still to come); use a text prompt")
-            }
-        }
         guard model == "tiny" else {
             try reportingErrors { () throws(ModelError) in
                 throw ModelError("'\(model)': loading model folders is not supported yet (the UMT5 tokenizer is still to come); use --model tiny")
@@ -100,6 +99,7 @@ struct GenerateCommand: ParsableCommand {
         }
         var text = prompt ?? ""
         var index = imageIndex
+        var requestImage: ([UInt8], String)?
         var cameras: [Camera]
         var generationSize = size
         if let request {
@@ -108,10 +108,22 @@ struct GenerateCommand: ParsableCommand {
             struct Fields: Decodable {
                 var text_prompt: String?
                 var image_index: Int?
+                var image_prompt: String?
             }
             let fields = (try? JSONDecoder().decode(Fields.self, from: Data(bytes))) ?? Fields()
             text = prompt ?? fields.text_prompt ?? ""
             index = fields.image_index ?? imageIndex
+            if image == nil, let embedded = fields.image_prompt, !embedded.isEmpty {
+                // Only data URLs or bare base64: a server-side path named by a request is never read.
+                let payload = embedded.hasPrefix("data:") ? String(embedded.drop { $0 != "," }.dropFirst()) : embedded
+                guard let data = Data(base64Encoded: payload) else {
+                    try reportingErrors { () throws(ModelError) in
+                        throw ModelError("\(request): image_prompt is neither a data URL nor base64; file paths are not read")
+                    }
+                    return
+                }
+                requestImage = ([UInt8](data), "\(request) image_prompt")
+            }
             if let s = parsed.size { generationSize = ImageSize(width: s.width, height: s.height) }
             cameras = try reportingErrors { () throws(CameraError) in
                 try parsed.resolvedCameras(defaultWidth: generationSize.width, defaultHeight: generationSize.height)
@@ -133,8 +145,23 @@ struct GenerateCommand: ParsableCommand {
                 return
             }
         }
+        var encodedImage = requestImage
+        if let image {
+            encodedImage = (try reportingErrors { () throws(SplatFileError) in try InputSource(path: image).allBytes() }, image)
+        }
+        var conditioning: Tensor?
+        if let (bytes, name) = encodedImage {
+            let decoded = try reportingErrors { () throws(MediaError) in try ImageDecoder.decode(bytes, name: name) }
+            let fitted = decoded.centerCroppedAndResized(width: generationSize.width, height: generationSize.height)
+            // [h, w, 3] bytes → [3, h, w] in [−1, 1].
+            let plane = generationSize.width * generationSize.height
+            var values = [Float](repeating: 0, count: 3 * plane)
+            for p in 0..<plane { for c in 0..<3 { values[c * plane + p] = Float(fitted.pixels[3 * p + c]) / 127.5 - 1 } }
+            conditioning = try Tensor(values, shape: [3, generationSize.height, generationSize.width])
+        }
         let generation = GenerationRequest(
-            prompt: text, imageIndex: index, cameras: cameras, frames: frames, width: generationSize.width, height: generationSize.height)
+            prompt: text, image: conditioning, imageIndex: index, cameras: cameras, frames: frames, width: generationSize.width,
+            height: generationSize.height)
         try reportingErrors { () throws(ModelError) in try generation.validate() }
 
         let start = monotonicSeconds()

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import SplatCore
 import SplatIO
 import Testing
@@ -26,6 +27,18 @@ struct GenerateCommandTests {
         let (cloud, _) = try SplatFile.read(InputSource(path: output))
         #expect(cloud.count == 2 * 2 * 32 * 32)
         #expect(cloud.frame == .rub && cloud.shDegree == 2)
+    }
+
+    @Test func anImageConditionsTheTinyModel() throws {
+        let image = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("MediaIOTests/Fixtures/pattern.jpg").path
+        try run(["generate", "--image", image, "--image-index", "1", "--frames", "2", "--size", "64x32", "-o", "\(folder)/img.spz", "-q"])
+        let (withImage, _) = try SplatFile.read(InputSource(path: "\(folder)/img.spz"))
+        #expect(withImage.count == 2 * 2 * 16 * 32)
+        // Not an image: a typed error before any work.
+        #expect { try run(["generate", "--image", "\(folder)/img.spz", "--size", "64x32", "-o", "\(folder)/bad.spz", "-q"]) } throws: {
+            ($0 as? ExitCode)?.rawValue == 65
+        }
     }
 
     @Test func aFlashWorldRequestDrivesIt() throws {
