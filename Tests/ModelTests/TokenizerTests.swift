@@ -1,0 +1,48 @@
+import Foundation
+import Testing
+
+@testable import Models
+
+/// A small sentencepiece Unigram model converted by transformers exactly as `T5TokenizerFast` converts UMT5's
+/// (`tools/models/make_tokenizer_fixtures.py`), with FlashWorld's calls (`"[Static] " + text`, padding and truncation
+/// to 512) on tricky text: NFKC-changed characters, CJK, emoji, control whitespace, unknown characters, long prompts.
+struct TokenizerCases: Decodable {
+    struct Case: Decodable, Sendable, CustomTestStringConvertible {
+        var name: String
+        var text: String
+        var length: Int
+        var ids: [Int]
+        var normalized: String
+        var pre_tokens: [String]
+        var testDescription: String { name }
+    }
+    var prefix: String
+    var max_length: Int
+    var cases: [Case]
+
+    static let shared: TokenizerCases = try! JSONDecoder().decode(
+        TokenizerCases.self, from: Data(contentsOf: URL(fileURLWithPath: ModelFixtures.path("tokenizer-tiny/cases.json"))))
+    static let tokenizer: UnigramTokenizer = try! UnigramTokenizer(
+        json: [UInt8](Data(contentsOf: URL(fileURLWithPath: ModelFixtures.path("tokenizer-tiny/tokenizer.json")))), name: "tokenizer.json")
+}
+
+struct TokenizerTests {
+    @Test(arguments: TokenizerCases.shared.cases)
+    func idsMatchTheFastTokenizer(_ c: TokenizerCases.Case) {
+        let tokenizer = TokenizerCases.tokenizer
+        let text = TokenizerCases.shared.prefix + c.text
+        // Compared as scalars: Swift string equality would accept a canonically equivalent but different string.
+        #expect(Array(tokenizer.normalized(text).unicodeScalars) == Array(c.normalized.unicodeScalars), "normaliser")
+        #expect(tokenizer.preTokenized(tokenizer.normalized(text)).map { Array($0.unicodeScalars) } == c.pre_tokens.map { Array($0.unicodeScalars) }, "pre-tokeniser")
+        let (ids, mask) = tokenizer.encode(text, maxLength: TokenizerCases.shared.max_length)
+        #expect(ids.count == 512 && mask.count == 512)
+        #expect(Array(ids.prefix(c.length)).map(Int.init) == c.ids)
+        #expect(ids.dropFirst(c.length).allSatisfy { $0 == 0 } && mask.reduce(0, +) == Int64(c.length))
+    }
+
+    @Test func malformedTokenizerFilesAreRefused() {
+        for json in ["{}", "not json", "{\"model\": {\"type\": \"BPE\", \"vocab\": []}}"] {
+            #expect(throws: ModelError.self) { try UnigramTokenizer(json: Array(json.utf8), name: "t.json") }
+        }
+    }
+}
