@@ -24,8 +24,10 @@ struct GenerateCommand: ParsableCommand {
 
             --model tiny is the built-in model: FlashWorld's architecture at toy widths with seeded random weights. It
             runs every stage (text encoder, transformer, four flow-matching steps with the render-and-re-encode
-            feedback, Gaussian head, export) on any machine, but its scenes are noise. Real model folders (the
-            Wan2.2-TI2V-5B diffusers folder with FlashWorld's model.ckpt) are not loadable yet.
+            feedback, Gaussian head, export) on any machine, but its scenes are noise. A model folder is the
+            Wan-AI/Wan2.2-TI2V-5B-Diffusers folder as published, with FlashWorld's model.ckpt (or model.safetensors)
+            in it or given by --checkpoint; every weight is checked before generation starts. The full model needs
+            far more memory than a CPU run has (about 45 GB in float32); the GPU backend is where it runs.
 
             The scene is written in camera 0's OpenGL frame (RUB, recorded in the file), scaled as the reference
             exports it. --request takes the FlashWorld API's request JSON (cameras, text_prompt, resolution,
@@ -36,8 +38,11 @@ struct GenerateCommand: ParsableCommand {
               diorama generate --model tiny --prompt "a forest" --camera-path orbit-left,orbit-left --frames 8 --size 352x256 -o scene.ply --video orbit.mp4
             """)
 
-    @Option(help: "tiny, or a model folder.")
+    @Option(help: "tiny, or a model folder (Wan2.2-TI2V-5B diffusers layout plus model.ckpt).")
     var model = "tiny"
+
+    @Option(help: "FlashWorld's model.ckpt (or its safetensors conversion), when it is not in the model folder.")
+    var checkpoint: String?
 
     @Option(help: "The text prompt.")
     var prompt: String?
@@ -91,12 +96,6 @@ struct GenerateCommand: ParsableCommand {
     }
 
     func run() throws {
-        guard model == "tiny" else {
-            try reportingErrors { () throws(ModelError) in
-                throw ModelError("'\(model)': loading model folders is not supported yet (the UMT5 tokenizer is still to come); use --model tiny")
-            }
-            return
-        }
         var text = prompt ?? ""
         var index = imageIndex
         var requestImage: ([UInt8], String)?
@@ -165,7 +164,13 @@ struct GenerateCommand: ParsableCommand {
         try reportingErrors { () throws(ModelError) in try generation.validate() }
 
         let start = monotonicSeconds()
-        let flashWorld = try FlashWorldModel.tiny()
+        let flashWorld: FlashWorldModel
+        do {
+            flashWorld = model == "tiny" ? try FlashWorldModel.tiny() : try ModelFolder.load(model, checkpoint: checkpoint)
+        } catch {
+            printError("error: \(error)\n")
+            throw ExitCode(65)
+        }
         let pipeline = FlashWorldPipeline(model: flashWorld, backend: CPUBackend.shared)
         var noise = SeededNoise(seed: seed)
         let result = try pipeline.generate(generation, noise: &noise) { stage, step, steps in

@@ -43,9 +43,9 @@ public struct FlashWorldModel: Sendable {
 
     /// The built-in `tiny` model: FlashWorld's architecture at toy widths with seeded random weights, so every path
     /// (text, image, feedback loop, export) runs on any machine. Its output is noise shaped like a scene.
-    public static func tiny(seed: UInt64 = 7) throws -> FlashWorldModel {
+    public static func tiny(seed: UInt64 = 7, vocabularySize: Int = 260) throws -> FlashWorldModel {
         let z = 4, feat = 8
-        let text = UMT5Configuration(vocabSize: 260, dModel: 32, dKv: 8, dFf: 64, numLayers: 2, numHeads: 4)
+        let text = UMT5Configuration(vocabSize: vocabularySize, dModel: 32, dKv: 8, dFf: 64, numLayers: 2, numHeads: 4)
         let transformer = WanTransformerConfiguration(
             patchSize: [1, 2, 2], numAttentionHeads: 2, attentionHeadDim: 24, inChannels: 3 * z + 6 + feat, outChannels: z + feat,
             textDim: 32, freqDim: 16, ffnDim: 96, numLayers: 2)

@@ -38,7 +38,7 @@ public struct ModelError: Error, Equatable, Sendable, CustomStringConvertible {
 }
 
 /// Reads a `config.json` into a configuration type, naming the file on failure.
-func readConfiguration<C: Decodable>(_ type: C.Type, at path: String) throws -> C {
+public func readConfiguration<C: Decodable>(_ type: C.Type, at path: String) throws -> C {
     let file = try MappedFile(path: path)
     do {
         return try JSONDecoder().decode(C.self, from: Data(UnsafeRawBufferPointer(start: file.bytes, count: file.size)))

@@ -1,0 +1,74 @@
+import Checkpoints
+import EngineCore
+import FoundationEssentials
+import ModelLoading
+import Models
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A model folder as the public releases ship it: the `Wan-AI/Wan2.2-TI2V-5B-Diffusers` folder (`tokenizer/`,
+/// `text_encoder/`, `transformer/`, `vae/`) with FlashWorld's `model.ckpt` (or its safetensors conversion,
+/// `model.safetensors`) beside them (`flashworld-model.md` §2, §3). Everything is checked (configs, every weight's
+/// presence and shape) before a tensor is used.
+public enum ModelFolder {
+    public static let textLength = 512
+
+    /// Loads the folder; `checkpoint` overrides where FlashWorld's weights are.
+    public static func load(_ folder: String, checkpoint: String? = nil) throws -> FlashWorldModel {
+        let root = folder.hasSuffix("/") ? String(folder.dropLast()) : folder
+        func path(_ relative: String) -> String { "\(root)/\(relative)" }
+        func exists(_ p: String) -> Bool { access(p, F_OK) == 0 }
+        for required in ["tokenizer/tokenizer.json", "text_encoder/config.json", "transformer/config.json", "vae/config.json"] where !exists(path(required)) {
+            throw ModelError("\(root) is not a model folder: \(required) is missing (expected the Wan2.2-TI2V-5B diffusers layout)")
+        }
+        let flashWorld = checkpoint ?? ["model.ckpt", "model.safetensors"].map(path).first(where: exists)
+        guard let flashWorld, exists(flashWorld) else {
+            throw ModelError("\(root): FlashWorld's model.ckpt (or model.safetensors) is missing; put it in the folder or pass its path")
+        }
+
+        let tokenizerFile = try MappedFile(path: path("tokenizer/tokenizer.json"))
+        let tokenizer = try UnigramTokenizer(json: Array(UnsafeRawBufferPointer(start: tokenizerFile.bytes, count: tokenizerFile.size)), name: path("tokenizer/tokenizer.json"))
+
+        let textConfiguration = try readConfiguration(UMT5Configuration.self, at: path("text_encoder/config.json"))
+        let textCheckpoint = try CheckpointReader.open(path: path("text_encoder"))
+        var textSpecs = UMT5Encoder.parameterSpecs(textConfiguration)
+        if textCheckpoint.tensor(named: "encoder.embed_tokens.weight") != nil {
+            textSpecs.append(ParameterSpec("encoder.embed_tokens.weight", shape: [textConfiguration.vocabSize, textConfiguration.dModel]))
+        }
+        let textEncoder = try UMT5Encoder(configuration: textConfiguration, weights: try weights(textSpecs, textCheckpoint, prefix: "", strict: true, source: path("text_encoder")))
+
+        let vae = try readConfiguration(WanVAEConfiguration.self, at: path("vae/config.json"))
+        let vaeCheckpoint = try CheckpointReader.open(path: path("vae"))
+        // The decoder is FlashWorld's own (in model.ckpt); only the encoder is read here.
+        let vaeEncoder = try WanVAEEncoder(configuration: vae, weights: try weights(WanVAEEncoder.parameterSpecs(vae), vaeCheckpoint, prefix: "", strict: false, source: path("vae")))
+
+        let combined = try CheckpointReader.open(path: flashWorld)
+        // The feature width (1024 for FlashWorld) is what the reconstruction decoder's extra input takes.
+        guard let extra = combined.tensor(named: "recon_decoder.extra_conv_in.weight"), extra.shape.count >= 2 else {
+            throw ModelError("\(flashWorld) has no recon_decoder.extra_conv_in.weight: not a FlashWorld checkpoint")
+        }
+        let featureChannels = extra.shape[1]
+        var transformerConfiguration = try readConfiguration(WanTransformerConfiguration.self, at: path("transformer/config.json"))
+        // FlashWorld's surgery widens the input and output (§3.1).
+        transformerConfiguration.inChannels = 3 * vae.zDim + 6 + featureChannels
+        transformerConfiguration.outChannels = vae.zDim + featureChannels
+        let transformer = try WanTransformer(
+            configuration: transformerConfiguration,
+            weights: try weights(WanTransformer.parameterSpecs(transformerConfiguration), combined, prefix: "transformer.", strict: true, source: flashWorld))
+        let reconstruction = try ReconstructionDecoder(
+            vae: vae, featureChannels: featureChannels,
+            weights: try weights(
+                ReconstructionDecoder.parameterSpecs(vae: vae, featureChannels: featureChannels), combined, prefix: "recon_decoder.", strict: true,
+                source: flashWorld))
+        return try FlashWorldModel(
+            name: root, tokenizer: tokenizer, textEncoder: textEncoder, transformer: transformer, vaeEncoder: vaeEncoder,
+            reconstruction: reconstruction, textLength: textLength)
+    }
+
+    static func weights(_ specs: [ParameterSpec], _ checkpoint: Checkpoint, prefix: String, strict: Bool, source: String) throws -> ModelWeights {
+        let float32 = specs.map { ParameterSpec($0.name, shape: $0.shape, dtype: .float32) }
+        return ModelWeights(try WeightLoader.load(float32, from: checkpoint, prefix: prefix, strict: strict, source: source), source: source)
+    }
+}
