@@ -14,7 +14,12 @@ struct TokenizerCases: Decodable {
         var ids: [Int]
         var normalized: String
         var pre_tokens: [String]
+        var variant_outputs: [String: Variant]?
         var testDescription: String { name }
+        var variants: [String: [Int]] { (variant_outputs ?? [:]).mapValues(\.ids) }
+    }
+    struct Variant: Decodable, Sendable {
+        var ids: [Int]
     }
     var prefix: String
     var max_length: Int
@@ -43,6 +48,37 @@ struct TokenizerTests {
     @Test func malformedTokenizerFilesAreRefused() {
         for json in ["{}", "not json", "{\"model\": {\"type\": \"BPE\", \"vocab\": []}}"] {
             #expect(throws: ModelError.self) { try UnigramTokenizer(json: Array(json.utf8), name: "t.json") }
+        }
+    }
+}
+
+/// The same vocabulary and character map under the other layouts a real `tokenizer.json` may carry (transformers'
+/// 4.x converter, with prepend "always" or "first", and the 2023-era one); the fixture lists the ids where they differ.
+struct TokenizerLayoutTests {
+    @Test(arguments: ["spm_converter", "spm_converter_first", "legacy_2023", "t5_2020"])
+    func otherLayoutsMatchTheirReference(variant: String) throws {
+        let base = try JSONSerialization.jsonObject(
+            with: Data(contentsOf: URL(fileURLWithPath: ModelFixtures.path("tokenizer-tiny/tokenizer.json")))) as! [String: Any]
+        let manifest = try JSONSerialization.jsonObject(
+            with: Data(contentsOf: URL(fileURLWithPath: ModelFixtures.path("tokenizer-tiny/manifest.json")))) as! [String: Any]
+        let layout = (manifest["variants"] as! [String: Any])[variant] as! [String: Any]
+        let charsmap = (base["normalizer"] as! [String: Any])["precompiled_charsmap"] as! String
+        func withCharsmap(_ value: Any) -> Any {
+            if var dictionary = value as? [String: Any] {
+                if dictionary["type"] as? String == "Precompiled" { dictionary["precompiled_charsmap"] = charsmap }
+                return dictionary.mapValues(withCharsmap)
+            }
+            if let array = value as? [Any] { return array.map(withCharsmap) }
+            return value
+        }
+        var file = base
+        file["normalizer"] = withCharsmap(layout["normalizer"] as Any)
+        file["pre_tokenizer"] = layout["pre_tokenizer"]
+        let tokenizer = try UnigramTokenizer(json: [UInt8](try JSONSerialization.data(withJSONObject: file)), name: variant)
+        for c in TokenizerCases.shared.cases {
+            let expected = c.variants[variant] ?? c.ids
+            let ids = tokenizer.encode(TokenizerCases.shared.prefix + c.text, maxLength: 512).ids
+            #expect(Array(ids.prefix(expected.count)).map(Int.init) == expected, "\(variant): \(c.name)")
         }
     }
 }

@@ -379,6 +379,10 @@ def base_cases() -> list:
         ("long_space_run", "a" + " " * 40 + "b" + "\t" * 5 + "c", "long whitespace runs"),
         ("literal_metaspace", "a\u2581b \u2581\u2581c\u2581", "U+2581 typed in the prompt: nmt_nfkc rewrites it to a "
          "space, so it acts as one"),
+        ("spacing_accents", "it\u00b4s na\u00a8ve \u309b a \u0301b c\u3000\u0301d", "NFKC turns the spacing accents "
+         "into space + combining mark; WhitespaceSplit (per code point) then leaves the mark as a word of its own, "
+         "which a split on grapheme clusters would drop with the space; the 5-byte cluster U+3000 U+0301 becomes one "
+         "space"),
         ("mixed_scripts", "Tokyo東京2024年の夜ＮＩＧＨＴ-view№5", "scripts and widths with no spaces between them"),
     ]
     return [{"name": n, "text": t, "doc": d} for n, t, d in c]
@@ -560,8 +564,9 @@ def generate(out: pathlib.Path, work: pathlib.Path) -> dict:
     specials = sorted(tok_full.all_special_tokens, key=len, reverse=True)
     cases = base_cases() + make_long_cases(tok_full, rng)
 
-    # --- subset of the nmt_nfkc rules: every key that is a prefix of the input at any code point boundary (covers
-    # every lookup tokenizers or sentencepiece can make on these inputs), plus one-character rules of some blocks
+    # --- subset of the nmt_nfkc rules: every key that is a prefix of a case input at any code point boundary
+    # (covers every lookup tokenizers or sentencepiece can make on these inputs), plus every key that is not three
+    # code points long
     keep = set()
     for c in cases:
         s = PREFIX + c["text"]
@@ -718,6 +723,14 @@ def generate(out: pathlib.Path, work: pathlib.Path) -> dict:
                                   "charsmap; Sequence[WhitespaceSplit, Metaspace(always, split)]; TemplateProcessing "
                                   "$A </s>) and keeps only the vocab, the charsmap and the added tokens. That rebuilt "
                                   "pipeline is what save_pretrained wrote here, so file and runtime agree.",
+        "cross_version_check": "tools/models/check_tokenizer_fixtures.py re-runs every case under the installed "
+                               "transformers. When these fixtures were made: transformers 4.57.0 (FlashWorld's "
+                               "pin) with tokenizers 0.22.2 reproduced every case's ids from tokenizer.json, and "
+                               "reproduced each variant's variant_outputs from a file of that layout (4.x runs the "
+                               "file as written); transformers 5.23.0 gave the main ids for every layout.",
+        "tokenizer_config_note": "tokenizer_config.json is in the transformers 5 format (extra_special_tokens as a "
+                                 "list), which transformers 4.57 refuses to load; tokenizer.json alone carries "
+                                 "everything the encoding needs (added tokens, pipeline, vocab, post-processor).",
         "variants": {"doc": "the same vocab and charsmap under other pipeline layouts that a real tokenizer.json may "
                             "carry; a case lists variant_outputs only for variants whose ids differ from 'ids'",
                      **{k: {"doc": v, "normalizer": elide(variant_json(tj, k, cm_b64)["normalizer"]),

@@ -4,9 +4,10 @@ import FoundationEssentials
 /// precompiled character map as normaliser, whitespace splitting and Metaspace (`▁`) as pre-tokeniser, a Unigram model
 /// segmented by Viterbi, `</s>` appended, truncation and padding to a fixed length.
 public struct UnigramTokenizer: Sendable {
-    let charsmap: PrecompiledCharsmap?
+    let normalizers: [NormalizerStep]
     let splitsOnWhitespace: Bool
-    let prependsReplacement: Bool
+    let metaspace: Bool
+    let prependScheme: String
     /// Keyed by UTF-8 bytes: Swift string equality is canonical equivalence, but the vocabulary is byte-exact.
     let pieces: [[UInt8]: (id: Int, score: Double)]
     /// Special added tokens, longest first, split out of the raw text before anything else.
@@ -22,6 +23,14 @@ public struct UnigramTokenizer: Sendable {
             var type: String
             var precompiled_charsmap: String?
             var normalizers: [Normalizer]?
+            var strip_left: Bool?
+            var strip_right: Bool?
+            var pattern: Pattern?
+            var content: String?
+        }
+        struct Pattern: Decodable {
+            var String: String?
+            var Regex: String?
         }
         struct PreTokenizer: Decodable {
             var type: String
@@ -65,28 +74,40 @@ public struct UnigramTokenizer: Sendable {
         }
         guard file.model.type == "Unigram" else { throw ModelError("\(name): model type \(file.model.type) is not supported (UMT5 uses Unigram)") }
         guard file.model.byte_fallback != true else { throw ModelError("\(name): byte fallback is not supported") }
-        var charsmap: PrecompiledCharsmap?
-        var normalizers = [file.normalizer].compactMap { $0 }
-        while let n = normalizers.first {
-            normalizers.removeFirst()
+        var steps: [NormalizerStep] = []
+        var queue = [file.normalizer].compactMap { $0 }
+        while let n = queue.first {
+            queue.removeFirst()
             switch n.type {
-            case "Sequence": normalizers = (n.normalizers ?? []) + normalizers
+            case "Sequence": queue = (n.normalizers ?? []) + queue
             case "Precompiled":
                 guard let encoded = n.precompiled_charsmap, let data = Data(base64Encoded: encoded) else {
                     throw ModelError("\(name): the precompiled character map is not base64")
                 }
-                charsmap = try PrecompiledCharsmap([UInt8](data), name: name)
+                steps.append(.precompiled(try PrecompiledCharsmap([UInt8](data), name: name)))
+            case "Strip": steps.append(.strip(left: n.strip_left ?? false, right: n.strip_right ?? false))
+            case "Replace":
+                let content = Array((n.content ?? "").unicodeScalars)
+                if let literal = n.pattern?.String {
+                    steps.append(.replace(Array(literal.unicodeScalars), content))
+                } else if let regex = n.pattern?.Regex, let run = Self.spaceRun(regex) {
+                    steps.append(.replaceSpaceRuns(minimum: run, content))
+                } else {
+                    throw ModelError("\(name): Replace pattern \(String(describing: n.pattern)) is not supported")
+                }
             default: throw ModelError("\(name): normaliser \(n.type) is not supported")
             }
         }
-        var splits = false, prepends = false
+        var splits = false, meta = false, scheme = "always"
         var pre = [file.pre_tokenizer].compactMap { $0 }
         while let p = pre.first {
             pre.removeFirst()
             switch p.type {
             case "Sequence": pre = (p.pretokenizers ?? []) + pre
             case "WhitespaceSplit": splits = true
-            case "Metaspace": prepends = (p.prepend_scheme ?? (p.add_prefix_space == false ? "never" : "always")) != "never"
+            case "Metaspace":
+                meta = true
+                scheme = p.prepend_scheme ?? (p.add_prefix_space == false ? "never" : "always")
             default: throw ModelError("\(name): pre-tokeniser \(p.type) is not supported")
             }
         }
@@ -97,9 +118,10 @@ public struct UnigramTokenizer: Sendable {
         specialTokens = (file.added_tokens ?? []).filter { $0.special ?? false }.map { (Array($0.content.utf8), $0.id) }
             .sorted { $0.0.count > $1.0.count }
         let ids = Dictionary(file.added_tokens?.map { ($0.content, $0.id) } ?? [], uniquingKeysWith: { a, _ in a })
-        self.charsmap = charsmap
+        normalizers = steps
         splitsOnWhitespace = splits
-        prependsReplacement = prepends
+        metaspace = meta
+        prependScheme = scheme
         pieces = table
         maxPieceLength = file.model.vocab.map { $0.text.utf8.count }.max() ?? 1
         unknownID = file.model.unk_id ?? ids["<unk>"] ?? 2
@@ -108,19 +130,59 @@ public struct UnigramTokenizer: Sendable {
         padID = ids["<pad>"] ?? 0
     }
 
-    /// The normalised text (the character map applied grapheme by grapheme, as `tokenizers` does).
-    public func normalized(_ text: String) -> String {
-        guard let charsmap else { return text }
-        return charsmap.normalized(text)
+    /// `" {n,}"`, the only regular expression the T5 converters write: its minimum run length.
+    static func spaceRun(_ regex: String) -> Int? {
+        guard regex.hasPrefix(" {"), regex.hasSuffix(",}"), let n = Int(regex.dropFirst(2).dropLast(2)) else { return nil }
+        return n
     }
 
-    /// The pieces each word becomes before segmentation: whitespace-split, each prefixed with `▁`.
-    public func preTokenized(_ text: String) -> [String] {
-        let words: [Substring] = splitsOnWhitespace ? text.split(whereSeparator: \.isWhitespace) : [Substring(text)]
-        return words.map { word in
-            let replaced = String(word).replacing(" ", with: "▁")
-            return prependsReplacement && !replaced.hasPrefix("▁") ? "▁" + replaced : replaced
+    /// The normalised text: every step in order (the character map grapheme by grapheme, as `tokenizers` applies it;
+    /// the others code point by code point).
+    public func normalized(_ text: String) -> String {
+        var scalars = Array(text.unicodeScalars)
+        for step in normalizers { scalars = step.apply(scalars) }
+        var out = ""
+        out.unicodeScalars.append(contentsOf: scalars)
+        return out
+    }
+
+    /// The pieces before segmentation, code point by code point: whitespace splitting, then Metaspace (spaces become
+    /// `▁`, a `▁` prepended per the scheme, a cut before every `▁`).
+    public func preTokenized(_ text: String, atStart: Bool = true) -> [String] {
+        let scalars = Array(text.unicodeScalars)
+        var words: [[Unicode.Scalar]] = []
+        if splitsOnWhitespace {
+            var current: [Unicode.Scalar] = []
+            for scalar in scalars {
+                if scalar.properties.isWhitespace {
+                    if !current.isEmpty { words.append(current) }
+                    current = []
+                } else {
+                    current.append(scalar)
+                }
+            }
+            if !current.isEmpty { words.append(current) }
+        } else if !scalars.isEmpty {
+            words = [scalars]
         }
+        guard metaspace else { return words.map { String(String.UnicodeScalarView($0)) } }
+        let mark: Unicode.Scalar = "\u{2581}"
+        var pieces: [String] = []
+        for (index, word) in words.enumerated() {
+            var replaced = word.map { $0 == " " ? mark : $0 }
+            let prepend = prependScheme == "always" || (prependScheme == "first" && index == 0 && atStart)
+            if prepend && replaced.first != mark { replaced.insert(mark, at: 0) }
+            var current: [Unicode.Scalar] = []
+            for scalar in replaced {
+                if scalar == mark && !current.isEmpty {
+                    pieces.append(String(String.UnicodeScalarView(current)))
+                    current = []
+                }
+                current.append(scalar)
+            }
+            if !current.isEmpty { pieces.append(String(String.UnicodeScalarView(current))) }
+        }
+        return pieces
     }
 
     /// Token ids without `</s>` or padding: special tokens split out of the raw text first (leftmost, longest), every
@@ -128,9 +190,10 @@ public struct UnigramTokenizer: Sendable {
     public func tokenIDs(_ text: String) -> [Int] {
         var ids: [Int] = []
         var pending: [UInt8] = []
+        var atStart = true
         func flush() {
             guard !pending.isEmpty else { return }
-            ids += preTokenized(normalized(String(decoding: pending, as: UTF8.self))).flatMap { segment($0) }
+            ids += preTokenized(normalized(String(decoding: pending, as: UTF8.self)), atStart: atStart).flatMap { segment($0) }
             pending.removeAll()
         }
         let bytes = Array(text.utf8)
@@ -140,8 +203,10 @@ public struct UnigramTokenizer: Sendable {
                 flush()
                 ids.append(token.id)
                 i += token.text.count
+                atStart = false
                 continue scan
             }
+            if pending.isEmpty && i > 0 { atStart = false }
             pending.append(bytes[i])
             i += 1
         }
@@ -254,7 +319,9 @@ struct PrecompiledCharsmap: Sendable {
         return Array(strings[start..<end])
     }
 
-    func normalized(_ text: String) -> String {
+    func normalized(_ scalars: [Unicode.Scalar]) -> [Unicode.Scalar] {
+        var text = ""
+        text.unicodeScalars.append(contentsOf: scalars)
         var out: [UInt8] = []
         for grapheme in text {
             let bytes = Array(String(grapheme).utf8)
@@ -267,6 +334,57 @@ struct PrecompiledCharsmap: Sendable {
                 out += replacement(piece) ?? piece
             }
         }
-        return String(decoding: out, as: UTF8.self)
+        return Array(String(decoding: out, as: UTF8.self).unicodeScalars)
+    }
+}
+
+/// One normalisation step of `tokenizer.json`.
+enum NormalizerStep: Sendable {
+    case precompiled(PrecompiledCharsmap)
+    case strip(left: Bool, right: Bool)
+    case replace([Unicode.Scalar], [Unicode.Scalar])
+    case replaceSpaceRuns(minimum: Int, [Unicode.Scalar])
+
+    func apply(_ s: [Unicode.Scalar]) -> [Unicode.Scalar] {
+        switch self {
+        case .precompiled(let map): return map.normalized(s)
+        case .strip(let left, let right):
+            var slice = s[...]
+            if left { while let f = slice.first, f.properties.isWhitespace { slice = slice.dropFirst() } }
+            if right { while let l = slice.last, l.properties.isWhitespace { slice = slice.dropLast() } }
+            return Array(slice)
+        case .replace(let pattern, let content):
+            guard !pattern.isEmpty else { return s }
+            var out: [Unicode.Scalar] = []
+            var i = 0
+            while i < s.count {
+                if i + pattern.count <= s.count && Array(s[i..<(i + pattern.count)]) == pattern {
+                    out += content
+                    i += pattern.count
+                } else {
+                    out.append(s[i])
+                    i += 1
+                }
+            }
+            return out
+        case .replaceSpaceRuns(let minimum, let content):
+            var out: [Unicode.Scalar] = []
+            var i = 0
+            while i < s.count {
+                var j = i
+                while j < s.count && s[j] == " " { j += 1 }
+                if j - i >= minimum {
+                    out += content
+                    i = j
+                } else if j > i {
+                    out += s[i..<j]
+                    i = j
+                } else {
+                    out.append(s[i])
+                    i += 1
+                }
+            }
+            return out
+        }
     }
 }
