@@ -15,24 +15,15 @@ public struct WanVAEDecoder: Sendable {
     }
 
     public static func parameterSpecs(_ c: WanVAEConfiguration, prefix: String = "decoder.", output: Bool = true) -> [ParameterSpec] {
-        var specs: [ParameterSpec] = []
-        func conv(_ name: String, _ o: Int, _ i: Int, _ k: [Int]) {
-            specs.append(ParameterSpec("\(name).weight", shape: [o, i] + k))
-            specs.append(ParameterSpec("\(name).bias", shape: [o]))
-        }
-        func residual(_ name: String, _ i: Int, _ o: Int) {
-            specs.append(ParameterSpec("\(name).norm1.gamma", shape: [i, 1, 1, 1]))
-            conv("\(name).conv1", o, i, [3, 3, 3])
-            specs.append(ParameterSpec("\(name).norm2.gamma", shape: [o, 1, 1, 1]))
-            conv("\(name).conv2", o, o, [3, 3, 3])
-            if i != o { conv("\(name).conv_shortcut", o, i, [1, 1, 1]) }
-        }
+        var specs = WanVAESpecs()
+        func conv(_ name: String, _ o: Int, _ i: Int, _ k: [Int]) { specs.convolution(name, o, i, k) }
+        func residual(_ name: String, _ i: Int, _ o: Int) { specs.residual(name, i, o) }
         let dims = c.decoderDims
         let upsampleTime = Array(c.temperalDownsample.reversed())
         conv("post_quant_conv", c.zDim, c.zDim, [1, 1, 1])
         conv("\(prefix)conv_in", dims[0], c.zDim, [3, 3, 3])
         residual("\(prefix)mid_block.resnets.0", dims[0], dims[0])
-        specs.append(ParameterSpec("\(prefix)mid_block.attentions.0.norm.gamma", shape: [dims[0], 1, 1]))
+        specs.list.append(ParameterSpec("\(prefix)mid_block.attentions.0.norm.gamma", shape: [dims[0], 1, 1]))
         conv("\(prefix)mid_block.attentions.0.to_qkv", 3 * dims[0], dims[0], [1, 1])
         conv("\(prefix)mid_block.attentions.0.proj", dims[0], dims[0], [1, 1])
         residual("\(prefix)mid_block.resnets.1", dims[0], dims[0])
@@ -47,9 +38,9 @@ public struct WanVAEDecoder: Sendable {
                 if upsampleTime[b] { conv("\(prefix)up_blocks.\(b).upsampler.time_conv", 2 * dims[b + 1], dims[b + 1], [3, 1, 1]) }
             }
         }
-        specs.append(ParameterSpec("\(prefix)norm_out.gamma", shape: [dims.last!, 1, 1, 1]))
+        specs.list.append(ParameterSpec("\(prefix)norm_out.gamma", shape: [dims.last!, 1, 1, 1]))
         if output { conv("\(prefix)conv_out", c.outChannels, dims.last!, [3, 3, 3]) }
-        return specs
+        return specs.list
     }
 
     /// Images `[b, 3, 16h, 16w]` for latents `[b, zDim, h, w]`, clamped to [−1, 1] when the configuration says so.

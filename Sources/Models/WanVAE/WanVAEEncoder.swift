@@ -16,18 +16,9 @@ public struct WanVAEEncoder: Sendable {
 
     /// The encoder's parameters with their diffusers names and the checkpoint's 3D shapes.
     public static func parameterSpecs(_ c: WanVAEConfiguration) -> [ParameterSpec] {
-        var specs: [ParameterSpec] = []
-        func conv(_ name: String, _ o: Int, _ i: Int, _ k: [Int]) {
-            specs.append(ParameterSpec("\(name).weight", shape: [o, i] + k))
-            specs.append(ParameterSpec("\(name).bias", shape: [o]))
-        }
-        func residual(_ name: String, _ i: Int, _ o: Int) {
-            specs.append(ParameterSpec("\(name).norm1.gamma", shape: [i, 1, 1, 1]))
-            conv("\(name).conv1", o, i, [3, 3, 3])
-            specs.append(ParameterSpec("\(name).norm2.gamma", shape: [o, 1, 1, 1]))
-            conv("\(name).conv2", o, o, [3, 3, 3])
-            if i != o { conv("\(name).conv_shortcut", o, i, [1, 1, 1]) }
-        }
+        var specs = WanVAESpecs()
+        func conv(_ name: String, _ o: Int, _ i: Int, _ k: [Int]) { specs.convolution(name, o, i, k) }
+        func residual(_ name: String, _ i: Int, _ o: Int) { specs.residual(name, i, o) }
         let dims = c.encoderDims
         conv("encoder.conv_in", dims[0], c.inChannels, [3, 3, 3])
         for b in 0..<c.dimMult.count {
@@ -43,14 +34,14 @@ public struct WanVAEEncoder: Sendable {
         }
         let top = dims.last!
         residual("encoder.mid_block.resnets.0", top, top)
-        specs.append(ParameterSpec("encoder.mid_block.attentions.0.norm.gamma", shape: [top, 1, 1]))
+        specs.list.append(ParameterSpec("encoder.mid_block.attentions.0.norm.gamma", shape: [top, 1, 1]))
         conv("encoder.mid_block.attentions.0.to_qkv", 3 * top, top, [1, 1])
         conv("encoder.mid_block.attentions.0.proj", top, top, [1, 1])
         residual("encoder.mid_block.resnets.1", top, top)
-        specs.append(ParameterSpec("encoder.norm_out.gamma", shape: [top, 1, 1, 1]))
+        specs.list.append(ParameterSpec("encoder.norm_out.gamma", shape: [top, 1, 1, 1]))
         conv("encoder.conv_out", 2 * c.zDim, top, [3, 3, 3])
         conv("quant_conv", 2 * c.zDim, 2 * c.zDim, [1, 1, 1])
-        return specs
+        return specs.list
     }
 
     /// `(mean, logvar)`, each `[b, zDim, h/16, w/16]`, for images `[b, 3, h, w]` in [−1, 1].

@@ -1,4 +1,5 @@
 import EngineCore
+import ModelLoading
 
 /// The building blocks the Wan VAE's encoder, decoder and FlashWorld's reconstruction decoder share, for single frames:
 /// causal 3D convolutions reduced to their last temporal tap (`flashworld-model.md` §3.1), residual blocks
@@ -38,5 +39,24 @@ struct WanVAELayers {
         let image = try backend.permuted(try attended.reshaped([b, h * wd, ch]), [0, 2, 1]).reshaped([b, ch, h, wd])
         let projected = try backend.run(.conv2d(stride: [1], padding: [0]), [image, weights["\(name).proj.weight"], weights["\(name).proj.bias"]])[0]
         return try backend.add(projected, x)
+    }
+}
+
+/// Builds the VAE's parameter lists: a convolution is a weight and a bias, a residual block two norms, two 3x3x3
+/// convolutions and a 1x1x1 shortcut when the width changes.
+struct WanVAESpecs {
+    var list: [ParameterSpec] = []
+
+    mutating func convolution(_ name: String, _ o: Int, _ i: Int, _ kernel: [Int]) {
+        list.append(ParameterSpec("\(name).weight", shape: [o, i] + kernel))
+        list.append(ParameterSpec("\(name).bias", shape: [o]))
+    }
+
+    mutating func residual(_ name: String, _ i: Int, _ o: Int) {
+        list.append(ParameterSpec("\(name).norm1.gamma", shape: [i, 1, 1, 1]))
+        convolution("\(name).conv1", o, i, [3, 3, 3])
+        list.append(ParameterSpec("\(name).norm2.gamma", shape: [o, 1, 1, 1]))
+        convolution("\(name).conv2", o, o, [3, 3, 3])
+        if i != o { convolution("\(name).conv_shortcut", o, i, [1, 1, 1]) }
     }
 }
