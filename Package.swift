@@ -4,7 +4,8 @@ import PackageDescription
 // Layers, one way: Parallelism (shared helpers) <- SplatCore (the domain) <- SplatIO (formats);
 // Cameras (camera model and paths) <- SplatRender (the renderer, with SplatCore); MediaIO (PNG, video) stands alone;
 // EngineCore (tensors, dtypes, allocator, the op table) <- EngineCPU, EngineCUDA (backends); Checkpoints (formats)
-// stands alone; ModelLoading joins checkpoints to the engine; all of them <- DioramaCLI (commands) <- diorama.
+// stands alone; ModelLoading joins checkpoints to the engine; Models <- FlashWorld (the pipeline) <- Service (HTTP, jobs);
+// all of them <- DioramaCLI (commands) <- diorama.
 let package = Package(
     name: "Diorama",
     platforms: [.macOS(.v15)],
@@ -24,6 +25,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
         .systemLibrary(
@@ -44,12 +46,19 @@ let package = Package(
         .target(name: "Checkpoints"),
         .target(name: "ModelLoading", dependencies: ["EngineCore", "Checkpoints"]),
         .target(name: "Models", dependencies: ["EngineCore", "Checkpoints", "ModelLoading", "Cameras"]),
-        .target(name: "FlashWorld", dependencies: ["Models", "EngineCore", "EngineCPU", "Cameras", "SplatCore", "SplatRender"]),
+        .target(name: "FlashWorld", dependencies: ["Models", "EngineCore", "EngineCPU", "Cameras", "SplatCore", "SplatRender", "MediaIO"]),
+        .systemLibrary(name: "CSQLite", path: "Sources/CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        .target(
+            name: "Service",
+            dependencies: [
+                "FlashWorld", "EngineCore", "EngineCPU", "MediaIO", "SplatIO", "SplatCore", "Cameras", "CSQLite",
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ]),
         .target(
             name: "DioramaCLI",
             dependencies: [
                 "SplatCore", "SplatIO", "Cameras", "SplatRender", "MediaIO", "EngineCore", "EngineCPU", "EngineCUDA",
-                "Checkpoints", "ModelLoading", "Models", "FlashWorld",
+                "Checkpoints", "ModelLoading", "Models", "FlashWorld", "Service",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .executableTarget(name: "diorama", dependencies: ["DioramaCLI"]),
@@ -66,6 +75,12 @@ let package = Package(
             name: "ModelTests",
             dependencies: ["Models", "FlashWorld", "EngineCore", "EngineCPU", "Checkpoints", "ModelLoading", "Cameras", "SplatCore"],
             exclude: ["Fixtures"]),
+        .testTarget(
+            name: "ServiceTests",
+            dependencies: [
+                "Service", "FlashWorld", "SplatCore", "SplatIO", "Cameras",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoints", "ModelLoading", "EngineCore"], exclude: ["Fixtures"]),
         .testTarget(
             name: "DioramaCLITests",

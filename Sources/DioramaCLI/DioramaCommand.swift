@@ -14,7 +14,7 @@ public struct DioramaCommand: ParsableCommand {
         commandName: "diorama",
         abstract: "Text and images to 3D Gaussian-splat scenes; a toolkit for splat files.",
         subcommands: [
-            GenerateCommand.self, ConvertCommand.self, InfoCommand.self, RenderCommand.self, CameraPathCommand.self,
+            GenerateCommand.self, ServeCommand.self, ConvertCommand.self, InfoCommand.self, RenderCommand.self, CameraPathCommand.self,
             CheckpointCommand.self,
             EngineCommand.self, BenchCommand.self,
         ])

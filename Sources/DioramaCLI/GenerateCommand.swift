@@ -150,13 +150,11 @@ struct GenerateCommand: ParsableCommand {
         }
         var conditioning: Tensor?
         if let (bytes, name) = encodedImage {
-            let decoded = try reportingErrors { () throws(MediaError) in try ImageDecoder.decode(bytes, name: name) }
-            let fitted = decoded.centerCroppedAndResized(width: generationSize.width, height: generationSize.height)
-            // [h, w, 3] bytes → [3, h, w] in [−1, 1].
-            let plane = generationSize.width * generationSize.height
-            var values = [Float](repeating: 0, count: 3 * plane)
-            for p in 0..<plane { for c in 0..<3 { values[c * plane + p] = Float(fitted.pixels[3 * p + c]) / 127.5 - 1 } }
-            conditioning = try Tensor(values, shape: [3, generationSize.height, generationSize.width])
+            do {
+                conditioning = try GenerationRequest.conditioningImage(bytes, name: name, width: generationSize.width, height: generationSize.height)
+            } catch let error as MediaError {
+                try reportingErrors { () throws(MediaError) in throw error }
+            }
         }
         let generation = GenerationRequest(
             prompt: text, image: conditioning, imageIndex: index, cameras: cameras, frames: frames, width: generationSize.width,

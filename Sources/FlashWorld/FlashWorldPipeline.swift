@@ -1,4 +1,5 @@
 import Cameras
+import MediaIO
 import EngineCore
 import Models
 import SplatCore
@@ -235,4 +236,16 @@ func monotonic() -> Double {
     var t = timespec()
     clock_gettime(CLOCK_MONOTONIC, &t)
     return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
+}
+
+extension GenerationRequest {
+    /// A conditioning image from encoded bytes (PNG, JPEG or WebP): centre-cropped to the generation aspect ratio,
+    /// resized, and mapped to `[3, height, width]` in [−1, 1].
+    public static func conditioningImage(_ bytes: [UInt8], name: String, width: Int, height: Int) throws -> Tensor {
+        let fitted = try ImageDecoder.decode(bytes, name: name).centerCroppedAndResized(width: width, height: height)
+        let plane = width * height
+        var values = [Float](repeating: 0, count: 3 * plane)
+        for p in 0..<plane { for c in 0..<3 { values[c * plane + p] = Float(fitted.pixels[3 * p + c]) / 127.5 - 1 } }
+        return try Tensor(values, shape: [3, height, width])
+    }
 }

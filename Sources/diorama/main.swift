@@ -1,2 +1,3 @@
 import DioramaCLI
+
 DioramaCommand.main()

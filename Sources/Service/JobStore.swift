@@ -1,0 +1,170 @@
+import CSQLite
+import FoundationEssentials
+import Synchronization
+
+/// A generation job as the store keeps it: enough to answer every API and to run it again after a crash.
+public struct JobRecord: Sendable, Equatable {
+    public enum Status: String, Sendable {
+        case queued, running, completed, failed, cancelled
+    }
+
+    public var id: String
+    public var fileID: String
+    public var status: Status
+    /// The request body as received (FlashWorld JSON), so a restarted server can run it.
+    public var request: [UInt8]
+    public var createdAt: Double
+    public var startedAt: Double?
+    public var completedAt: Double?
+    public var error: String?
+    public var attempts: Int
+    /// The artifact's size once written.
+    public var fileSize: Int?
+
+    public init(id: String, fileID: String, request: [UInt8], createdAt: Double) {
+        self.id = id
+        self.fileID = fileID
+        self.status = .queued
+        self.request = request
+        self.createdAt = createdAt
+        self.attempts = 0
+    }
+}
+
+/// Where jobs live. SQLite on one machine; a PostgreSQL store for many GPU hosts implements the same protocol.
+public protocol JobStore: Sendable {
+    func insert(_ job: JobRecord) throws
+    func update(_ job: JobRecord) throws
+    func job(id: String) throws -> JobRecord?
+    func job(fileID: String) throws -> JobRecord?
+    /// Jobs in a state, oldest first.
+    func jobs(_ status: JobRecord.Status) throws -> [JobRecord]
+    func delete(id: String) throws
+}
+
+public struct JobStoreError: Error, CustomStringConvertible {
+    public var message: String
+    public var description: String { message }
+}
+
+/// The default store: one SQLite file in the data folder (write-ahead log, synchronous commits), its connection
+/// confined behind a lock.
+public final class SQLiteJobStore: JobStore, @unchecked Sendable {
+    private let lock = Mutex(())
+    private var db: OpaquePointer?
+    public let path: String
+
+    public init(path: String) throws {
+        self.path = path
+        var handle: OpaquePointer?
+        guard sqlite3_open_v2(path, &handle, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nil) == SQLITE_OK else {
+            let message = handle.map { String(cString: sqlite3_errmsg($0)) } ?? "cannot open"
+            sqlite3_close(handle)
+            throw JobStoreError(message: "\(path): \(message)")
+        }
+        db = handle
+        try execute("PRAGMA journal_mode=WAL")
+        try execute("PRAGMA synchronous=FULL")
+        try execute("""
+            CREATE TABLE IF NOT EXISTS jobs (
+                id TEXT PRIMARY KEY, file_id TEXT UNIQUE NOT NULL, status TEXT NOT NULL, request BLOB NOT NULL,
+                created_at REAL NOT NULL, started_at REAL, completed_at REAL, error TEXT, attempts INTEGER NOT NULL,
+                file_size INTEGER)
+            """)
+    }
+
+    deinit { sqlite3_close(db) }
+
+    private func execute(_ sql: String) throws {
+        try lock.withLock { _ in
+            var message: UnsafeMutablePointer<CChar>?
+            guard sqlite3_exec(db, sql, nil, nil, &message) == SQLITE_OK else {
+                let text = message.map { String(cString: $0) } ?? "error"
+                sqlite3_free(message)
+                throw JobStoreError(message: "\(path): \(text)")
+            }
+        }
+    }
+
+    private static let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
+
+    /// Runs `sql` with `bind` filling its parameters and `row` reading each result row.
+    private func query(_ sql: String, bind: (OpaquePointer?) -> Void = { _ in }, row: (OpaquePointer?) -> Void = { _ in }) throws {
+        try lock.withLock { _ in
+            var statement: OpaquePointer?
+            guard sqlite3_prepare_v2(db, sql, -1, &statement, nil) == SQLITE_OK else {
+                throw JobStoreError(message: "\(path): \(String(cString: sqlite3_errmsg(db)))")
+            }
+            defer { sqlite3_finalize(statement) }
+            bind(statement)
+            while true {
+                let status = sqlite3_step(statement)
+                if status == SQLITE_ROW { row(statement); continue }
+                guard status == SQLITE_DONE else { throw JobStoreError(message: "\(path): \(String(cString: sqlite3_errmsg(db)))") }
+                return
+            }
+        }
+    }
+
+    private func bindAll(_ s: OpaquePointer?, _ job: JobRecord) {
+        sqlite3_bind_text(s, 1, job.id, -1, Self.transient)
+        sqlite3_bind_text(s, 2, job.fileID, -1, Self.transient)
+        sqlite3_bind_text(s, 3, job.status.rawValue, -1, Self.transient)
+        _ = job.request.withUnsafeBytes { sqlite3_bind_blob(s, 4, $0.baseAddress, Int32($0.count), Self.transient) }
+        sqlite3_bind_double(s, 5, job.createdAt)
+        if let v = job.startedAt { sqlite3_bind_double(s, 6, v) } else { sqlite3_bind_null(s, 6) }
+        if let v = job.completedAt { sqlite3_bind_double(s, 7, v) } else { sqlite3_bind_null(s, 7) }
+        if let v = job.error { sqlite3_bind_text(s, 8, v, -1, Self.transient) } else { sqlite3_bind_null(s, 8) }
+        sqlite3_bind_int64(s, 9, Int64(job.attempts))
+        if let v = job.fileSize { sqlite3_bind_int64(s, 10, Int64(v)) } else { sqlite3_bind_null(s, 10) }
+    }
+
+    private static func record(_ s: OpaquePointer?) -> JobRecord {
+        func text(_ i: Int32) -> String? { sqlite3_column_text(s, i).map { String(cString: $0) } }
+        func real(_ i: Int32) -> Double? { sqlite3_column_type(s, i) == SQLITE_NULL ? nil : sqlite3_column_double(s, i) }
+        let blob = sqlite3_column_blob(s, 3)
+        let count = Int(sqlite3_column_bytes(s, 3))
+        let request = blob.map { Array(UnsafeRawBufferPointer(start: $0, count: count)) } ?? []
+        var job = JobRecord(id: text(0) ?? "", fileID: text(1) ?? "", request: request, createdAt: real(4) ?? 0)
+        job.status = JobRecord.Status(rawValue: text(2) ?? "failed") ?? .failed
+        job.startedAt = real(5)
+        job.completedAt = real(6)
+        job.error = text(7)
+        job.attempts = Int(sqlite3_column_int64(s, 8))
+        job.fileSize = sqlite3_column_type(s, 9) == SQLITE_NULL ? nil : Int(sqlite3_column_int64(s, 9))
+        return job
+    }
+
+    static let columns = "id, file_id, status, request, created_at, started_at, completed_at, error, attempts, file_size"
+
+    public func insert(_ job: JobRecord) throws {
+        try query("INSERT INTO jobs (\(Self.columns)) VALUES (?,?,?,?,?,?,?,?,?,?)", bind: { self.bindAll($0, job) })
+    }
+
+    public func update(_ job: JobRecord) throws {
+        try query(
+            "UPDATE jobs SET id=?1, file_id=?2, status=?3, request=?4, created_at=?5, started_at=?6, completed_at=?7, error=?8, attempts=?9, file_size=?10 WHERE id=?1",
+            bind: { self.bindAll($0, job) })
+    }
+
+    private func one(_ sql: String, _ key: String) throws -> JobRecord? {
+        var found: JobRecord?
+        try query(sql, bind: { sqlite3_bind_text($0, 1, key, -1, Self.transient) }, row: { found = Self.record($0) })
+        return found
+    }
+
+    public func job(id: String) throws -> JobRecord? { try one("SELECT \(Self.columns) FROM jobs WHERE id=?", id) }
+    public func job(fileID: String) throws -> JobRecord? { try one("SELECT \(Self.columns) FROM jobs WHERE file_id=?", fileID) }
+
+    public func jobs(_ status: JobRecord.Status) throws -> [JobRecord] {
+        var found: [JobRecord] = []
+        try query(
+            "SELECT \(Self.columns) FROM jobs WHERE status=? ORDER BY created_at, rowid",
+            bind: { sqlite3_bind_text($0, 1, status.rawValue, -1, Self.transient) }, row: { found.append(Self.record($0)) })
+        return found
+    }
+
+    public func delete(id: String) throws {
+        try query("DELETE FROM jobs WHERE id=?", bind: { sqlite3_bind_text($0, 1, id, -1, Self.transient) })
+    }
+}
