@@ -59,8 +59,8 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Template steps joined by commas, or a camera JSON file.", valueName: "path"))
     var cameraPath = "forward,orbit-left,orbit-left"
 
-    @Option(help: "Frames (cameras) to generate; FlashWorld uses 24.")
-    var frames = 24
+    @Option(help: "Frames (cameras) to generate: 24, as FlashWorld, or a --request's resolution[0].")
+    var frames: Int?
 
     @Option(help: "Generation size, WIDTHxHEIGHT, multiples of 32.")
     var size = ImageSize.flashWorld
@@ -85,11 +85,16 @@ struct GenerateCommand: ParsableCommand {
 
     func validate() throws {
         guard SplatFormat(path: output) != nil else { throw ValidationError("cannot tell the output format from '\(output)': use .spz, .ply or .splat") }
-        guard (1...GenerationRequest.maxFrames).contains(frames) else { throw ValidationError("--frames must be 1 to \(GenerationRequest.maxFrames)") }
+        if let frames, !(1...GenerationRequest.maxFrames).contains(frames) {
+            throw ValidationError("--frames must be 1 to \(GenerationRequest.maxFrames)")
+        }
         guard size.width % 32 == 0 && size.height % 32 == 0 else {
             throw ValidationError("--size \(size.description) must be multiples of 32, e.g. 704x480")
         }
-        guard (0..<frames).contains(imageIndex) else { throw ValidationError("--image-index must be 0 to \(frames - 1)") }
+        // With a request and no --frames, the count comes from its resolution, checked once the file is read.
+        if let count = frames ?? (request == nil ? 24 : nil), !(0..<count).contains(imageIndex) {
+            throw ValidationError("--image-index must be 0 to \(count - 1)")
+        }
         guard (0...1).contains(minOpacity) else { throw ValidationError("--min-opacity must be between 0 and 1") }
         if prompt == nil && request == nil && image == nil { throw ValidationError("give --prompt, --image or --request") }
         if let video, !video.lowercased().hasSuffix(".mp4") { throw ValidationError("--video must name an .mp4 file") }
@@ -101,6 +106,7 @@ struct GenerateCommand: ParsableCommand {
         var requestImage: ([UInt8], String)?
         var cameras: [Camera]
         var generationSize = size
+        var frameCount = frames ?? 24
         if let request {
             let bytes = try reportingErrors { () throws(SplatFileError) in try InputSource(path: request).allBytes() }
             let parsed = try reportingErrors { () throws(CameraError) in try CameraPathDocument(json: bytes) }
@@ -124,6 +130,8 @@ struct GenerateCommand: ParsableCommand {
                 requestImage = ([UInt8](data), "\(request) image_prompt")
             }
             if let s = parsed.size { generationSize = ImageSize(width: s.width, height: s.height) }
+            // The reference generates resolution[0] frames (app.py's request handling); --frames overrides.
+            if frames == nil, let r = parsed.resolution, r.count == 3 { frameCount = r[0] }
             cameras = try reportingErrors { () throws(CameraError) in
                 try parsed.resolvedCameras(defaultWidth: generationSize.width, defaultHeight: generationSize.height)
             }
@@ -157,7 +165,7 @@ struct GenerateCommand: ParsableCommand {
             }
         }
         let generation = GenerationRequest(
-            prompt: text, image: conditioning, imageIndex: index, cameras: cameras, frames: frames, width: generationSize.width,
+            prompt: text, image: conditioning, imageIndex: index, cameras: cameras, frames: frameCount, width: generationSize.width,
             height: generationSize.height)
         try reportingErrors { () throws(ModelError) in try generation.validate() }
 

@@ -72,8 +72,12 @@ public struct FlashWorldPipeline: Sendable {
     }
 
     public typealias Progress = (_ stage: String, _ step: Int, _ steps: Int) -> Void
+    /// Sees the loop's intermediates by the parity fixture's names (`context`, `x0_step0`, `renders_step0`, `scene`, …).
+    public typealias Inspector = (_ name: String, _ value: Tensor) -> Void
 
-    public func generate(_ request: GenerationRequest, noise: inout some NoiseSource, progress: Progress = { _, _, _ in }) throws -> GenerationResult {
+    public func generate(
+        _ request: GenerationRequest, noise: inout some NoiseSource, progress: Progress = { _, _, _ in }, inspect: Inspector? = nil
+    ) throws -> GenerationResult {
         try request.validate()
         let b = backend
         let (n, z, feat) = (request.frames, model.latentChannels, model.featureChannels)
@@ -101,6 +105,7 @@ public struct FlashWorldPipeline: Sendable {
         let width = context.shape[2]
         for i in (length * width)..<values.count { values[i] = 0 }
         context = try Tensor(values, shape: context.shape)
+        inspect?("context", context)
         lap("text encoder")
 
         // 3. Image condition into frame `imageIndex`, as scaled latents.
@@ -116,6 +121,7 @@ public struct FlashWorldPipeline: Sendable {
             lap("image encoder")
         }
         let conditionLatents = try Tensor(condition, shape: [1, z, n, h, w])
+        inspect?("condition_latents", conditionLatents)
 
         // 4. Raymaps [1, 6, n, h, w].
         var rays = [Float](repeating: 0, count: 6 * n * h * w)
@@ -124,6 +130,7 @@ public struct FlashWorldPipeline: Sendable {
             for p in 0..<(h * w) { for c in 0..<6 { rays[(c * n + f) * h * w + p] = map[p * 6 + c] } }
         }
         let raymaps = try Tensor(rays, shape: [1, 6, n, h, w])
+        inspect?("raymaps", raymaps)
 
         // 5.-6. The four steps.
         var noisy = try noise.normal([1, z, n, h, w])
@@ -137,21 +144,26 @@ public struct FlashWorldPipeline: Sendable {
             let output = try model.transformer(input, timestep: try Tensor([Float(1000 * sigma)], shape: [1]), text: context, on: b)
             let parts = try b.split(output, sizes: [z, feat], axis: 1)
             let x0 = try b.add(noisy, try b.scaled(parts[0], by: Float(-sigma)))
+            for (name, value) in [("noisy", noisy), ("velocity", parts[0]), ("feats", parts[1]), ("x0", x0)] { inspect?("\(name)_step\(step)", value) }
             lap("step \(step + 1): transformer")
             let gaussians = try model.reconstruction(
                 features: try perFrame(parts[1]), latents: try perFrame(try unscaled(x0, statistics)), cameras: cameras, on: b)
             lap("step \(step + 1): reconstruction")
             guard step < sigmas.count - 1 else {
+                inspect?("scene", gaussians)
                 scene = gaussians
                 break
             }
+            inspect?("gaussians_step\(step)", gaussians)
             let renders = try render(gaussians, cameras: cameras, width: request.width, height: request.height)
+            inspect?("renders_step\(step)", renders)
             lap("step \(step + 1): render")
             let latents3D = try encodeAndScale(renders, noise: &noise, statistics: statistics)
             previousLatents = try b.permuted(try latents3D.reshaped([1, n, z, h, w]), [0, 2, 1, 3, 4])
+            inspect?("x0_3d_step\(step)", previousLatents)
             previousFeatures = parts[1]
             let next = sigmas[step + 1]
-            noisy = try b.add(try b.scaled(try noise.normal([1, z, n, h, w]), by: Float(next)), try b.scaled(previousLatents, by: Float(1 - next)))
+            noisy = try b.add(try b.scaled(try noise.normal([1, z, n, h, w]), by: Float(next)), try b.scaled(previousLatents, by: 1 - Float(next)))
             lap("step \(step + 1): re-encode")
         }
         let cloud = try exported(scene!, scale: Float(normalization.translationScale))

@@ -68,7 +68,11 @@ public enum ModelFolder {
     }
 
     static func weights(_ specs: [ParameterSpec], _ checkpoint: Checkpoint, prefix: String, strict: Bool, source: String) throws -> ModelWeights {
-        let float32 = specs.map { ParameterSpec($0.name, shape: $0.shape, dtype: .float32) }
+        let float32 = specs.map { spec in
+            var wide = spec
+            wide.dtype = .float32
+            return wide
+        }
         return ModelWeights(try WeightLoader.load(float32, from: checkpoint, prefix: prefix, strict: strict, source: source), source: source)
     }
 }

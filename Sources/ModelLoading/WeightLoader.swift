@@ -6,11 +6,14 @@ public struct ParameterSpec: Sendable, Equatable {
     public var name: String
     public var shape: [Int]
     public var dtype: DType?
+    /// Other shapes a checkpoint may store it in, which the module handles too (trimmed causal kernels).
+    public var alternativeShapes: [[Int]]
 
-    public init(_ name: String, shape: [Int], dtype: DType? = nil) {
+    public init(_ name: String, shape: [Int], dtype: DType? = nil, alternativeShapes: [[Int]] = []) {
         self.name = name
         self.shape = shape
         self.dtype = dtype
+        self.alternativeShapes = alternativeShapes
     }
 }
 
@@ -57,7 +60,7 @@ public enum WeightLoader {
                 report.missing.append(spec)
                 continue
             }
-            guard stored.shape == spec.shape else {
+            guard stored.shape == spec.shape || spec.alternativeShapes.contains(stored.shape) else {
                 report.mismatched.append((spec.name, spec.shape, stored.shape))
                 continue
             }

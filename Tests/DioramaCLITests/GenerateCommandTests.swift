@@ -49,7 +49,8 @@ struct GenerateCommandTests {
                          {"quaternion": [1, 0, 0, 0], "position": [0, 0, -0.5], "fx": 55, "fy": 55, "cx": 48, "cy": 32}]}
             """
         try writeOutput(Array(json.utf8), to: request)
-        try run(["generate", "--request", request, "--frames", "2", "-o", "\(folder)/scene.spz", "-q"])
+        // Two frames, from the request's resolution as the reference takes them.
+        try run(["generate", "--request", request, "-o", "\(folder)/scene.spz", "-q"])
         let (cloud, _) = try SplatFile.read(InputSource(path: "\(folder)/scene.spz"))
         #expect(cloud.count == 2 * 2 * 32 * 48)
     }

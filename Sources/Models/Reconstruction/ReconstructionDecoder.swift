@@ -20,6 +20,12 @@ public struct ReconstructionDecoder: Sendable {
     public static func parameterSpecs(vae: WanVAEConfiguration, featureChannels: Int) -> [ParameterSpec] {
         // The decoder's own specs without conv_out and without the up blocks' time convolutions (deleted, §8.1).
         var specs = WanVAEDecoder.parameterSpecs(vae, output: false).filter { !$0.name.contains("time_conv") }
+        // FlashWorld's checkpoint stores the causal kernels already cut to their last tap, [o, i, 1, 3, 3] (§3.2).
+        for k in specs.indices where specs[k].shape.count == 5 && specs[k].shape[2] == 3 {
+            var trimmed = specs[k].shape
+            trimmed[2] = 1
+            specs[k].alternativeShapes = [trimmed]
+        }
         let dims = vae.decoderDims
         specs.append(ParameterSpec("extra_conv_in.weight", shape: [dims[0], featureChannels, 1, 3, 3]))
         specs.append(ParameterSpec("extra_conv_in.bias", shape: [dims[0]]))

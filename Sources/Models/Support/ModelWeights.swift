@@ -25,7 +25,11 @@ public struct ModelWeights: Sendable {
     /// keys the specs do not name; a part of a file (the VAE's encoder alone) loads with `strict: false`.
     public static func load(_ specs: [ParameterSpec], from path: String, prefix: String = "", strict: Bool = true) throws -> ModelWeights {
         let checkpoint = try CheckpointReader.open(path: path)
-        let float32 = specs.map { ParameterSpec($0.name, shape: $0.shape, dtype: $0.dtype ?? .float32) }
+        let float32 = specs.map { spec in
+            var wide = spec
+            wide.dtype = spec.dtype ?? .float32
+            return wide
+        }
         return ModelWeights(try WeightLoader.load(float32, from: checkpoint, prefix: prefix, strict: strict, source: path), source: path)
     }
 }
