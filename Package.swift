@@ -53,7 +53,9 @@ let package = Package(
             dependencies: [
                 "FlashWorld", "EngineCore", "EngineCPU", "MediaIO", "SplatIO", "SplatCore", "Cameras", "CSQLite",
                 .product(name: "Hummingbird", package: "hummingbird"),
-            ]),
+            ],
+            // The studio's web files and the OpenAPI document are compiled in by scripts/embed-assets.sh.
+            exclude: ["Studio", "Assets"]),
         .target(
             name: "DioramaCLI",
             dependencies: [

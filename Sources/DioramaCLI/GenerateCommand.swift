@@ -196,21 +196,14 @@ struct GenerateCommand: ParsableCommand {
 
     /// The scene along its own (normalised, export-scaled) path, four frames per camera.
     func renderVideo(_ cloud: GaussianCloud, result: GenerationResult, to path: String, size: ImageSize) throws {
-        let scale = result.normalization.translationScale
-        let path4 = CameraPath(result.normalization.cameras.map { c in
-            var c = c
-            c.position *= scale
-            return c
-        }).resampled(count: max(1, (result.normalization.cameras.count - 1) * 4 + 1))
-        let encoder = try reportingErrors { () throws(MediaError) in try VideoEncoder(path: path, width: size.width, height: size.height, fps: 24) }
-        let renderer = SplatRenderer(options: RenderOptions(background: SIMD3(1, 1, 1)))
-        for camera in path4.cameras {
-            let image = try reportingErrors { () throws(RenderError) in
-                try renderer.render(cloud, camera: RenderCamera(camera, width: size.width, height: size.height, farPlane: 1000))
-            }
-            try reportingErrors { () throws(MediaError) in try encoder.append(rgb: image.rgb8()) }
+        let cameras = SceneVideo.path(result.normalization)
+        do {
+            try SceneVideo.write(cloud, along: cameras, width: size.width, height: size.height, to: path)
+        } catch let error as MediaError {
+            try reportingErrors { () throws(MediaError) in throw error }
+        } catch let error as RenderError {
+            try reportingErrors { () throws(RenderError) in throw error }
         }
-        try reportingErrors { () throws(MediaError) in try encoder.finish() }
-        if !quiet { print("wrote \(path): \(path4.count) frames") }
+        if !quiet { print("wrote \(path): \(cameras.count) frames") }
     }
 }

@@ -1,9 +1,10 @@
 import ArgumentParser
 import Dispatch
-import Synchronization
 import FlashWorld
+import Foundation
 import Hummingbird
 import Service
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -12,61 +13,147 @@ import Service
 struct ServeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
-        abstract: "Serve FlashWorld's HTTP API with durable jobs (SQLite) and the tiny or a real model.",
+        abstract: "Serve the studio and the HTTP APIs (FlashWorld, image-to-3D, /v1) with durable jobs.",
         discussion: """
-            Endpoints, as FlashWorld's clients call them: POST /generate (request JSON; 202 with task_id, file_id and
-            the queue), GET /task/{id}, GET /download/{file_id} (the PLY), DELETE /delete/{file_id}, GET /status.
-            Jobs are stored in DATA/jobs.sqlite before /generate answers; a job that was running when the process
-            died is run again (at most 3 attempts) and its partial file discarded. The queue holds at most
-            --max-queued jobs (429 beyond). image_prompt must be a data URL or base64: server paths are never read.
+            Open http://HOST:PORT/ for the studio. APIs: FlashWorld's (POST /generate JSON, GET /task/{id},
+            GET /download/{file_id}, DELETE /delete/{file_id}, GET /status); the image-to-3D service's (multipart
+            POST /generate and /generate-spz, POST /generate_from_base64, GET /health); and /v1 (jobs, progress
+            events, PLY/SPZ/.splat/MP4 artifacts); GET /openapi.json documents them all, GET /metrics is Prometheus.
+
+            Jobs are stored in DATA/jobs.sqlite before a request is answered; a job that was running when the
+            process died is run again (up to max_attempts) and its partial files discarded. The server listens at
+            once: /health says loading, then warming_up, then ready (or failed, with the reason).
+
+            Settings come from --config FILE (JSON), then DIORAMA_* environment variables, then flags:
+            \(ServiceConfiguration.settingsHelp)
             """)
 
-    @Option(help: "Address to listen on.")
-    var host = "127.0.0.1"
+    @Option(help: "A JSON file of settings (keys as listed below).")
+    var config: String?
 
-    @Option(help: "Port.")
-    var port = 7860
+    @Option(help: "Address to listen on (default 127.0.0.1).")
+    var host: String?
 
-    @Option(help: "Folder for the job database and the artifacts.")
-    var dataDir = "diorama-data"
+    @Option(help: "Port (default 7860, as FlashWorld).")
+    var port: Int?
 
-    @Option(help: "tiny, or a model folder.")
-    var model = "tiny"
+    @Option(help: "Folder for the job database and the artifacts (default diorama-data).")
+    var dataDir: String?
 
-    @Option(help: "Most jobs waiting at once.")
-    var maxQueued = 64
+    @Option(help: "tiny, or a model folder (default tiny).")
+    var model: String?
 
-    func validate() throws {
-        guard (1...65535).contains(port) else { throw ValidationError("--port must be 1 to 65535") }
-        guard maxQueued > 0 else { throw ValidationError("--max-queued must be positive") }
+    @Option(help: "FlashWorld checkpoint, when it is not in the model folder.")
+    var checkpoint: String?
+
+    @Option(help: "Bearer token API calls must carry (prefer DIORAMA_TOKEN: flags show in process lists).")
+    var token: String?
+
+    @Option(help: "Origins allowed to call the API from browsers: comma-separated, * for any (default), empty for none.")
+    var corsOrigins: String?
+
+    @Option(help: "Most jobs waiting at once; 429 beyond (default 64).")
+    var maxQueued: Int?
+
+    @Option(help: "Jobs running at once on the device (default 1).")
+    var maxConcurrent: Int?
+
+    @Option(help: "Seconds finished jobs' files are kept, 0 for ever (default 604800, a week).")
+    var artifactLifetime: Double?
+
+    @Flag(help: "Report ready without the warm-up generation.")
+    var noWarmUp = false
+
+    /// The settings after the file, the environment and the flags, in that order.
+    func resolvedConfiguration() throws -> ServiceConfiguration {
+        var configuration = ServiceConfiguration()
+        do throws(ServiceError) {
+            if let file = config ?? ProcessInfo.processInfo.environment["DIORAMA_CONFIG"] {
+                guard let bytes = FileManager.default.contents(atPath: file) else { throw ServiceError(400, "cannot read the config file \(file)") }
+                try configuration.apply(file: [UInt8](bytes), name: file)
+            }
+            try configuration.apply(environment: ProcessInfo.processInfo.environment)
+            let flags: [(String, String?)] = [
+                ("host", host), ("port", port.map(String.init)), ("data_dir", dataDir), ("model", model), ("checkpoint", checkpoint),
+                ("token", token), ("cors_origins", corsOrigins), ("max_queued", maxQueued.map(String.init)),
+                ("max_concurrent", maxConcurrent.map(String.init)), ("artifact_lifetime", artifactLifetime.map { String($0) }),
+            ]
+            for (key, value) in flags { if let value { try configuration.set(key, value) } }
+            if noWarmUp { configuration.warmUp = false }
+        } catch {
+            throw ValidationError(error.message)
+        }
+        return configuration
     }
 
     /// The command line stays synchronous; the server runs on Swift's concurrency pool until it stops.
     func run() throws {
+        let configuration = try resolvedConfiguration()
         let outcome = ServeOutcome()
         let done = DispatchSemaphore(value: 0)
-        let command = self
         Task {
-            do { try await command.serve() } catch { outcome.set(error) }
+            do { try await Self.serve(configuration) } catch { outcome.set(error) }
             done.signal()
         }
         done.wait()
-        if let error = outcome.error { throw error }
+        if let error = outcome.error {
+            printError("error: \(error)\n")
+            throw ExitCode(74)
+        }
     }
 
-    func serve() async throws {
-        mkdir(dataDir, 0o755)
-        let store = try SQLiteJobStore(path: "\(dataDir)/jobs.sqlite")
-        let flashWorld = model == "tiny" ? try FlashWorldModel.tiny() : try ModelFolder.load(model)
-        var limits = ServiceLimits()
-        limits.maxQueued = maxQueued
+    static func serve(_ configuration: ServiceConfiguration) async throws {
+        let directory = configuration.dataDirectory
+        guard mkdir(directory, 0o755) == 0 || errno == EEXIST else {
+            throw ValidationError("cannot create the data folder \(directory): \(String(cString: strerror(errno)))")
+        }
+        let store = try SQLiteJobStore(path: "\(directory)/jobs.sqlite")
         let service = GenerationService(
-            store: store, generator: FlashWorldSceneGenerator(model: flashWorld), dataDirectory: dataDir, limits: limits)
+            store: store, dataDirectory: directory, limits: configuration.limits, concurrency: configuration.maxConcurrent,
+            artifactLifetime: configuration.artifactLifetime)
         try await service.start()
-        let app = Application(router: FlashWorldRoutes.router(service: service), configuration: .init(address: .hostname(host, port: port)))
-        print("serving the \(flashWorld.name) model on http://\(host):\(port) (data in \(dataDir))")
+        // Listen first, so /health can say what is happening while the model loads and warms up.
+        Task.detached {
+            do {
+                let flashWorld =
+                    configuration.model == "tiny" ? try FlashWorldModel.tiny() : try ModelFolder.load(configuration.model, checkpoint: configuration.checkpoint)
+                let warmUp = configuration.warmUp ? FlashWorldSceneGenerator.warmUpRequest() : nil
+                await service.install(FlashWorldSceneGenerator(model: flashWorld), name: flashWorld.name, warmUp: warmUp)
+                let readiness = await service.readiness
+                if readiness == .ready {
+                    log("ready: the \(flashWorld.name) model")
+                } else {
+                    printError("error: \(readiness)\n")
+                }
+            } catch {
+                printError("error: the model did not load: \(error)\n")
+                await service.failed("the model did not load: \(error)")
+            }
+        }
+        // Hummingbird stops gracefully on SIGTERM and SIGINT, waiting for open requests; the service's own waits and
+        // event streams end first so that wait is short. Queued and running jobs stay in the store for the restart.
+        let signals = [SIGTERM, SIGINT].map { number in
+            let source = DispatchSource.makeSignalSource(signal: number)
+            source.setEventHandler { service.beginShutdown() }
+            source.resume()
+            return source
+        }
+        defer { signals.forEach { $0.cancel() } }
+        let router = DioramaServer.router(service: service, configuration: configuration)
+        let app = Application(
+            router: router, configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "diorama"))
+        log("serving the studio and APIs on http://\(configuration.host):\(configuration.port)/ (data in \(directory))")
+        if configuration.token == nil && configuration.host != "127.0.0.1" && configuration.host != "localhost" {
+            printError("warning: listening on \(configuration.host) without a token; set DIORAMA_TOKEN to require one\n")
+        }
         try await app.runService()
     }
+}
+
+/// A line on standard output, written at once (not buffered), so a supervisor or log file sees each event as it happens.
+func log(_ line: String) {
+    let text = line + "\n"
+    _ = text.withCString { write(1, $0, strlen($0)) }
 }
 
 /// The server's error, handed back to the blocked command-line thread.

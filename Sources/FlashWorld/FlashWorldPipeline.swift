@@ -84,10 +84,12 @@ public struct FlashWorldPipeline: Sendable {
         let (h, w) = (request.height / 16, request.width / 16)
         var timings: [(String, Double)] = []
         var clock = monotonic()
-        func lap(_ stage: String) {
+        // A cancelled task (a job cancelled in the service) stops at the next stage boundary.
+        func lap(_ stage: String) throws {
             let now = monotonic()
             timings.append((stage, now - clock))
             clock = now
+            try Task.checkCancellation()
         }
 
         // 1. Cameras: resampled to the frame count, re-based on camera 0 and scaled.
@@ -106,7 +108,7 @@ public struct FlashWorldPipeline: Sendable {
         for i in (length * width)..<values.count { values[i] = 0 }
         context = try Tensor(values, shape: context.shape)
         inspect?("context", context)
-        lap("text encoder")
+        try lap("text encoder")
 
         // 3. Image condition into frame `imageIndex`, as scaled latents.
         let statistics = try latentStatistics()
@@ -118,7 +120,7 @@ public struct FlashWorldPipeline: Sendable {
             for c in 0..<z {
                 for p in 0..<(h * w) { condition[(c * n + request.imageIndex) * h * w + p] = v[c * h * w + p] }
             }
-            lap("image encoder")
+            try lap("image encoder")
         }
         let conditionLatents = try Tensor(condition, shape: [1, z, n, h, w])
         inspect?("condition_latents", conditionLatents)
@@ -145,10 +147,10 @@ public struct FlashWorldPipeline: Sendable {
             let parts = try b.split(output, sizes: [z, feat], axis: 1)
             let x0 = try b.add(noisy, try b.scaled(parts[0], by: Float(-sigma)))
             for (name, value) in [("noisy", noisy), ("velocity", parts[0]), ("feats", parts[1]), ("x0", x0)] { inspect?("\(name)_step\(step)", value) }
-            lap("step \(step + 1): transformer")
+            try lap("step \(step + 1): transformer")
             let gaussians = try model.reconstruction(
                 features: try perFrame(parts[1]), latents: try perFrame(try unscaled(x0, statistics)), cameras: cameras, on: b)
-            lap("step \(step + 1): reconstruction")
+            try lap("step \(step + 1): reconstruction")
             guard step < sigmas.count - 1 else {
                 inspect?("scene", gaussians)
                 scene = gaussians
@@ -157,17 +159,17 @@ public struct FlashWorldPipeline: Sendable {
             inspect?("gaussians_step\(step)", gaussians)
             let renders = try render(gaussians, cameras: cameras, width: request.width, height: request.height)
             inspect?("renders_step\(step)", renders)
-            lap("step \(step + 1): render")
+            try lap("step \(step + 1): render")
             let latents3D = try encodeAndScale(renders, noise: &noise, statistics: statistics)
             previousLatents = try b.permuted(try latents3D.reshaped([1, n, z, h, w]), [0, 2, 1, 3, 4])
             inspect?("x0_3d_step\(step)", previousLatents)
             previousFeatures = parts[1]
             let next = sigmas[step + 1]
             noisy = try b.add(try b.scaled(try noise.normal([1, z, n, h, w]), by: Float(next)), try b.scaled(previousLatents, by: 1 - Float(next)))
-            lap("step \(step + 1): re-encode")
+            try lap("step \(step + 1): re-encode")
         }
         let cloud = try exported(scene!, scale: Float(normalization.translationScale))
-        lap("export")
+        try lap("export")
         return GenerationResult(cloud: cloud, normalization: normalization, timings: timings)
     }
 

@@ -1,3 +1,4 @@
+import Cameras
 import EngineCPU
 import EngineCore
 import FlashWorld
@@ -6,19 +7,31 @@ import SplatCore
 /// Runs jobs through the FlashWorld pipeline on the CPU backend, each with its own seeded noise.
 public struct FlashWorldSceneGenerator: SceneGenerator {
     public let model: FlashWorldModel
-    public let seed: UInt64
 
-    public init(model: FlashWorldModel, seed: UInt64 = 42) {
-        self.model = model
-        self.seed = seed
-    }
+    public init(model: FlashWorldModel) { self.model = model }
 
-    public func generate(_ request: SceneRequest) async throws -> GaussianCloud {
+    public func generate(_ request: SceneRequest, seed: UInt64, progress: @escaping @Sendable (JobProgress) -> Void) async throws -> GeneratedScene {
         let image = try request.image.map { try GenerationRequest.conditioningImage($0, name: "image_prompt", width: request.width, height: request.height) }
         let generation = GenerationRequest(
             prompt: request.prompt, image: image, imageIndex: request.imageIndex, cameras: request.cameras, frames: request.frames,
             width: request.width, height: request.height)
         var noise = SeededNoise(seed: seed)
-        return try FlashWorldPipeline(model: model, backend: CPUBackend.shared).generate(generation, noise: &noise).cloud
+        let result = try FlashWorldPipeline(model: model, backend: CPUBackend.shared).generate(generation, noise: &noise) { stage, step, steps in
+            // Text and image take a few percent; the four steps share the rest.
+            switch stage {
+            case "text": progress(JobProgress(stage: "encoding the prompt", fraction: 0.02))
+            case "image": progress(JobProgress(stage: "encoding the image", fraction: 0.05))
+            default: progress(JobProgress(stage: "step \(step) of \(steps)", step: step, steps: steps, fraction: 0.05 + 0.9 * Double(step - 1) / Double(max(steps, 1))))
+            }
+        }
+        return GeneratedScene(cloud: result.cloud, timings: result.timings)
+    }
+
+    /// The smallest request the model runs: one frame at 32x32, for the warm-up before the service reports ready.
+    public static func warmUpRequest() -> SceneRequest {
+        let intrinsics = NormalizedIntrinsics(verticalFieldOfView: 60, width: 32, height: 32)
+        return SceneRequest(
+            prompt: "warm-up", image: nil, imageIndex: 0, cameras: CameraPath.keyframes([.forward], intrinsics: intrinsics).cameras,
+            frames: 1, width: 32, height: 32, seed: 42)
     }
 }

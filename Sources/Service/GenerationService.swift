@@ -1,112 +1,12 @@
 import Cameras
 import FoundationEssentials
-import MediaIO
 import SplatCore
 import SplatIO
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
 #endif
-
-/// A validated FlashWorld request: what the generator needs.
-public struct SceneRequest: Sendable {
-    public var prompt: String
-    /// Encoded image bytes (PNG, JPEG or WebP) from a data URL or base64; never a path.
-    public var image: [UInt8]?
-    public var imageIndex: Int
-    public var cameras: [Camera]
-    public var frames: Int
-    public var width: Int
-    public var height: Int
-}
-
-/// What runs a job: the FlashWorld pipeline in production, a stand-in in tests. Cancellation is cooperative.
-public protocol SceneGenerator: Sendable {
-    func generate(_ request: SceneRequest) async throws -> GaussianCloud
-}
-
-/// Why a request was refused: the HTTP status and a message that says what to fix.
-public struct ServiceError: Error, Sendable, CustomStringConvertible {
-    public var status: Int
-    public var message: String
-    public init(_ status: Int, _ message: String) {
-        self.status = status
-        self.message = message
-    }
-    public var description: String { message }
-}
-
-/// Parses the FlashWorld request JSON (`service-and-ui.md` §1.1) and refuses what cannot run.
-public enum FlashWorldRequest {
-    struct Body: Decodable {
-        var image_prompt: String?
-        var text_prompt: String?
-        var resolution: [Int]?
-        var image_index: Int?
-    }
-
-    public static func parse(_ bytes: [UInt8], limits: ServiceLimits) throws(ServiceError) -> SceneRequest {
-        let body: Body
-        do {
-            body = try JSONDecoder().decode(Body.self, from: Data(bytes))
-        } catch {
-            throw ServiceError(400, "the body is not FlashWorld request JSON: \(error)")
-        }
-        let resolution = body.resolution ?? [24, 480, 704]
-        guard resolution.count == 3, resolution.allSatisfy({ $0 > 0 }) else {
-            throw ServiceError(400, "resolution must be [frames, height, width], not \(resolution)")
-        }
-        let (frames, height, width) = (resolution[0], resolution[1], resolution[2])
-        guard frames <= limits.maxFrames, width <= limits.maxSide, height <= limits.maxSide else {
-            throw ServiceError(400, "resolution \(resolution) exceeds the limits: at most \(limits.maxFrames) frames and \(limits.maxSide) pixels a side")
-        }
-        guard width % 32 == 0, height % 32 == 0 else { throw ServiceError(400, "width and height must be multiples of 32, not \(width)x\(height)") }
-        var image: [UInt8]?
-        if let prompt = body.image_prompt, !prompt.isEmpty {
-            let payload = prompt.hasPrefix("data:") ? String(prompt.drop { $0 != "," }.dropFirst()) : prompt
-            guard let data = Data(base64Encoded: payload) else {
-                // The reference would open a server path here; Diorama never reads one.
-                throw ServiceError(400, "Image decode error: image_prompt must be a data URL or base64 (server paths are not read)")
-            }
-            image = [UInt8](data)
-        }
-        let text = body.text_prompt ?? ""
-        guard image != nil || !text.allSatisfy(\.isWhitespace) else { throw ServiceError(400, "No Prompts provided") }
-        if let image {
-            // Decoded now, as the reference preprocesses in the request: a bad image is the client's 400, not a failed job.
-            do {
-                _ = try ImageDecoder.decode(image, name: "image_prompt")
-            } catch {
-                throw ServiceError(400, "Image decode error: \(error)")
-            }
-        }
-        let document: CameraPathDocument
-        do {
-            document = try CameraPathDocument(json: bytes)
-        } catch {
-            throw ServiceError(400, "cameras: \(error)")
-        }
-        let index = body.image_index ?? 0
-        guard (0..<frames).contains(index) else { throw ServiceError(400, "image_index \(index) is outside the \(frames) frames") }
-        let cameras: [Camera]
-        do {
-            cameras = try document.resolvedCameras(defaultWidth: width, defaultHeight: height)
-        } catch {
-            throw ServiceError(400, "cameras: \(error)")
-        }
-        return SceneRequest(prompt: text, image: image, imageIndex: index, cameras: cameras, frames: frames, width: width, height: height)
-    }
-}
-
-public struct ServiceLimits: Sendable {
-    public var maxFrames = 64
-    public var maxSide = 2048
-    public var maxBodyBytes = 32 << 20
-    public var maxQueued = 64
-    /// A job that was running when the process died is run again at most this many times in all.
-    public var maxAttempts = 3
-    public init() {}
-}
 
 /// The queue position FlashWorld's API reports: 1-based among queued jobs, 0 once a worker has it.
 public struct QueueInfo: Sendable, Equatable {
@@ -115,31 +15,62 @@ public struct QueueInfo: Sendable, Equatable {
     public var position: Int
 }
 
-/// Owns the job state: accepts jobs into the durable store, runs them one at a time per GPU (`concurrency`), writes
-/// their artifacts atomically, and on start re-queues jobs a crash interrupted (bounded attempts, partial files removed).
+/// Whether the service can take work (`/health`): the model loads, a warm-up generation runs, then it is ready (or
+/// busy while jobs run); a model that fails to load leaves it failed with the reason.
+public enum Readiness: Sendable, Equatable {
+    case loading, warmingUp, ready
+    case failed(String)
+}
+
+/// Progress of running jobs, written from generator threads and read by the HTTP handlers without an actor hop.
+final class ProgressBoard: Sendable {
+    private let entries = Mutex<[String: JobProgress]>([:])
+    func set(_ id: String, _ progress: JobProgress) { entries.withLock { $0[id] = progress } }
+    func clear(_ id: String) { entries.withLock { $0[id] = nil } }
+    func get(_ id: String) -> JobProgress? { entries.withLock { $0[id] } }
+}
+
+/// Owns the job state: accepts jobs into the durable store, runs at most `concurrency` at once, writes their
+/// artifacts atomically, expires them after `artifactLifetime`, cancels at any point, and on start re-queues jobs a
+/// crash interrupted (bounded attempts, partial files removed).
 public actor GenerationService {
     let store: any JobStore
-    let generator: any SceneGenerator
+    var generator: (any SceneGenerator)?
     public let dataDirectory: String
     public let limits: ServiceLimits
-    let concurrency: Int
-    var running: Set<String> = []
+    public let concurrency: Int
+    /// Seconds a finished job's artifacts are kept; nil keeps them.
+    public let artifactLifetime: Double?
+    public private(set) var readiness: Readiness
+    public private(set) var modelName = ""
+    let progressBoard = ProgressBoard()
+    /// Set when the process begins to stop: waits and event streams end so the server can exit.
+    let stopping = Atomic<Bool>(false)
+    public let metrics = ServiceMetrics()
+    var running: [String: Task<GeneratedScene, any Error>] = [:]
     var completedCount = 0
     var workers: [Task<Void, Never>] = []
     var lastFileID: Int64 = 0
+    var waiters: [CheckedContinuation<Void, Never>] = []
 
-    public init(store: any JobStore, generator: any SceneGenerator, dataDirectory: String, limits: ServiceLimits = ServiceLimits(), concurrency: Int = 1) {
+    /// A service that starts loading; `install(_:name:)` makes it ready once a generator exists.
+    public init(
+        store: any JobStore, generator: (any SceneGenerator)? = nil, dataDirectory: String, limits: ServiceLimits = ServiceLimits(),
+        concurrency: Int = 1, artifactLifetime: Double? = nil
+    ) {
         self.store = store
         self.generator = generator
         self.dataDirectory = dataDirectory
         self.limits = limits
         self.concurrency = max(1, concurrency)
+        self.artifactLifetime = artifactLifetime.flatMap { $0 > 0 ? $0 : nil }
+        self.readiness = generator == nil ? .loading : .ready
     }
 
-    /// Recovers interrupted jobs, then starts the workers.
+    /// Recovers interrupted jobs, then starts the workers (they wait until a generator is installed).
     public func start() throws {
         for var job in try store.jobs(.running) {
-            unlink(artifactPath(job.fileID))
+            removeArtifacts(job.fileID)
             if job.attempts >= limits.maxAttempts {
                 job.status = .failed
                 job.error = "interrupted \(job.attempts) times; giving up"
@@ -151,13 +82,46 @@ public actor GenerationService {
             try store.update(job)
         }
         completedCount = try store.jobs(.completed).count
+        try expireArtifacts()
         for _ in 0..<concurrency { spawnWorker() }
+        if let lifetime = artifactLifetime {
+            workers.append(Task { [weak self] in
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: .seconds(min(60, max(0.05, lifetime / 4))))
+                    try? await self?.expireArtifacts()
+                }
+            })
+        }
     }
+
+    /// Ends the synchronous waits and event streams so a graceful shutdown is not held up by them; jobs are kept
+    /// (a running one is run again after the restart).
+    public nonisolated func beginShutdown() { stopping.store(true, ordering: .relaxed) }
+    public nonisolated var isStopping: Bool { stopping.load(ordering: .relaxed) }
 
     public func stop() {
         for worker in workers { worker.cancel() }
         workers.removeAll()
+        for task in running.values { task.cancel() }
     }
+
+    /// Warms the generator up on a small request, then takes jobs; a failure leaves the service failed.
+    public func install(_ generator: any SceneGenerator, name: String, warmUp: SceneRequest?) async {
+        modelName = name
+        if let warmUp {
+            readiness = .warmingUp
+            do {
+                _ = try await generator.generate(warmUp, seed: 42, progress: { _ in })
+            } catch {
+                readiness = .failed("the warm-up generation failed: \(error)")
+                return
+            }
+        }
+        self.generator = generator
+        readiness = .ready
+    }
+
+    public func failed(_ reason: String) { readiness = .failed(reason) }
 
     func now() -> Double {
         var t = timespec()
@@ -165,20 +129,54 @@ public actor GenerationService {
         return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
     }
 
-    public func artifactPath(_ fileID: String) -> String { "\(dataDirectory)/\(fileID).ply" }
+    // MARK: Artifacts
+
+    /// The artifact formats a finished job offers, by the file name the API serves.
+    public enum Artifact: String, CaseIterable, Sendable {
+        case ply = "scene.ply", spz = "scene.spz", splat = "scene.splat", mp4 = "orbit.mp4"
+        var fileExtension: String { String(rawValue.split(separator: ".").last!) }
+    }
+
+    /// The PLY is written when the job finishes; the others are made from it on first request.
+    public nonisolated func artifactPath(_ fileID: String, _ artifact: Artifact = .ply) -> String {
+        "\(dataDirectory)/\(fileID).\(artifact.fileExtension)"
+    }
+
+    func removeArtifacts(_ fileID: String) {
+        for artifact in Artifact.allCases { unlink(artifactPath(fileID, artifact)) }
+    }
+
+    /// Finished jobs older than the lifetime lose their files and read as expired.
+    public func expireArtifacts() throws {
+        guard let lifetime = artifactLifetime else { return }
+        let cutoff = now() - lifetime
+        for var job in try store.jobs(.completed) where (job.completedAt ?? 0) < cutoff {
+            removeArtifacts(job.fileID)
+            job.status = .expired
+            try store.update(job)
+            completedCount -= 1
+        }
+    }
+
+    // MARK: Jobs
 
     /// Accepts a request: stored before this returns, so it survives a crash.
     public func submit(_ body: [UInt8]) throws -> (JobRecord, QueueInfo) {
-        _ = try FlashWorldRequest.parse(body, limits: limits)
+        if case .failed(let reason) = readiness { throw ServiceError(503, "the service cannot generate: \(reason)") }
+        let request = try FlashWorldRequest.parse(body, limits: limits)
         let queued = try store.jobs(.queued)
         guard queued.count < limits.maxQueued else {
+            metrics.count("rejected_queue_full")
             throw ServiceError(429, "the queue is full (\(limits.maxQueued) jobs); try again later")
         }
         var millis = Int64(now() * 1000)
         if millis <= lastFileID { millis = lastFileID + 1 }
         lastFileID = millis
-        let job = JobRecord(id: UUID().uuidString.lowercased(), fileID: String(millis), request: body, createdAt: now())
+        let seed = request.seed ?? Int64.random(in: 0..<(1 << 31))
+        let job = JobRecord(id: UUID().uuidString.lowercased(), fileID: String(millis), request: body, createdAt: now(), seed: seed)
         try store.insert(job)
+        metrics.count("submitted")
+        wakeWorkers()
         return (job, try queueInfo(for: job.id))
     }
 
@@ -188,61 +186,154 @@ public actor GenerationService {
         return QueueInfo(queuedCount: queued.count, runningCount: running.count, position: position)
     }
 
-    public func job(id: String) throws -> JobRecord? { try store.job(id: id) }
-    public func job(fileID: String) throws -> JobRecord? { try store.job(fileID: fileID) }
-
-    public func status() throws -> (queued: [JobRecord], running: [String], completed: Int) {
-        (try store.jobs(.queued), Array(running).sorted(), completedCount)
+    /// Every queued job's 1-based position, from one read of the queue (listings).
+    public func queuePositions() throws -> [String: Int] {
+        Dictionary(uniqueKeysWithValues: try store.jobs(.queued).enumerated().map { ($1.id, $0 + 1) })
     }
 
-    /// Removes an artifact and its job; returns the names removed.
+    public func job(id: String) throws -> JobRecord? { try store.job(id: id) }
+    public func job(fileID: String) throws -> JobRecord? { try store.job(fileID: fileID) }
+    public func recentJobs(status: JobRecord.Status?, limit: Int) throws -> [JobRecord] { try store.recentJobs(status: status, limit: limit) }
+    public nonisolated func progress(of id: String) -> JobProgress? { progressBoard.get(id) }
+
+    public func status() throws -> (queued: [JobRecord], running: [String], completed: Int) {
+        (try store.jobs(.queued), running.keys.sorted(), completedCount)
+    }
+
+    /// Stops a job wherever it is: a queued one never runs, a running one stops at its next stage. Finished jobs
+    /// cannot be cancelled (409).
+    public func cancel(id: String) throws -> JobRecord {
+        guard var job = try store.job(id: id) else { throw ServiceError(404, "no job \(id)") }
+        guard !job.status.isFinished else { throw ServiceError(409, "job \(id) is already \(job.status.rawValue)") }
+        running[id]?.cancel()
+        job.status = .cancelled
+        job.completedAt = now()
+        job.error = "cancelled"
+        try store.update(job)
+        metrics.count("cancelled")
+        return job
+    }
+
+    /// Cancels a job if it is active, removes its artifacts and forgets it.
+    public func deleteJob(id: String) throws {
+        guard let job = try store.job(id: id) else { throw ServiceError(404, "no job \(id)") }
+        if !job.status.isFinished { _ = try cancel(id: id) }
+        removeArtifacts(job.fileID)
+        if job.status == .completed { completedCount -= 1 }
+        try store.delete(id: id)
+    }
+
+    /// FlashWorld's delete: removes the artifact; a queued job is cancelled, a finished one forgotten. Returns the
+    /// names removed.
     public func delete(fileID: String) throws -> [String] {
         guard var job = try store.job(fileID: fileID) else { return [] }
         var removed: [String] = []
-        if unlink(artifactPath(fileID)) == 0 { removed.append("\(fileID).ply") }
+        for artifact in Artifact.allCases where unlink(artifactPath(fileID, artifact)) == 0 {
+            removed.append("\(fileID).\(artifact.fileExtension)")
+        }
         if job.status == .queued {
             job.status = .cancelled
             try store.update(job)
         } else if job.status != .running {
+            if job.status == .completed { completedCount -= 1 }
             try store.delete(id: job.id)
         }
         return removed
     }
 
+    /// Waits until the job finishes (or `timeout` passes), for the synchronous image-to-3D endpoints.
+    public func finished(id: String, timeout: Double) async throws -> JobRecord? {
+        let deadline = now() + timeout
+        while now() < deadline {
+            if let job = try store.job(id: id), job.status.isFinished { return job }
+            if isStopping { throw ServiceError(503, "the server is shutting down; job \(id) is kept and runs after the restart") }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        return nil
+    }
+
+    // MARK: Workers
+
     func spawnWorker() {
         workers.append(Task { [weak self] in
             while !Task.isCancelled {
                 guard let self else { return }
-                let ran = await self.runNext()
-                if !ran { try? await Task.sleep(for: .milliseconds(50)) }
+                if await !self.runNext() { await self.idle() }
             }
         })
     }
 
-    /// Claims the oldest queued job and runs it; false when there was none.
+    /// Parks an idle worker until a job arrives (or a short while passes, so a store shared with other hosts is seen).
+    func idle() async {
+        await withCheckedContinuation { continuation in
+            waiters.append(continuation)
+            Task { [weak self] in
+                try? await Task.sleep(for: .milliseconds(500))
+                await self?.wakeWorkers()
+            }
+        }
+    }
+
+    func wakeWorkers() {
+        let parked = waiters
+        waiters.removeAll()
+        for continuation in parked { continuation.resume() }
+    }
+
+    /// Claims the oldest queued job and runs it; false when there was none (or no generator yet).
     func runNext() async -> Bool {
-        guard var job = try? store.jobs(.queued).first else { return false }
+        guard let generator, readiness == .ready, var job = try? store.jobs(.queued).first else { return false }
         job.status = .running
         job.startedAt = now()
         job.attempts += 1
         guard (try? store.update(job)) != nil else { return false }
-        running.insert(job.id)
-        defer { running.remove(job.id) }
+        let id = job.id
+        let board = progressBoard
+        board.set(id, JobProgress(stage: "starting", fraction: 0))
+        let request: SceneRequest
         do {
-            let request = try FlashWorldRequest.parse(job.request, limits: limits)
-            let cloud = try await generator.generate(request)
-            // Written beside, renamed into place: a crash leaves no partial artifact under the final name.
-            try SplatFile.write(cloud, toPath: artifactPath(job.fileID))
-            job.fileSize = Int((try? InputSource(path: artifactPath(job.fileID)).size) ?? 0)
-            job.status = .completed
-            completedCount += 1
+            request = try FlashWorldRequest.parse(job.request, limits: limits)
         } catch {
-            job.status = .failed
-            job.error = "\(error)"
+            finish(&job, error: "\(error)")
+            return true
         }
-        job.completedAt = now()
-        // A job deleted while it ran stays deleted.
-        if let current = try? store.job(id: job.id), current.status == .running { try? store.update(job) }
+        let seed = UInt64(bitPattern: job.seed)
+        let task = Task { try await generator.generate(request, seed: seed, progress: { board.set(id, $0) }) }
+        running[id] = task
+        let began = now()
+        do {
+            let scene = try await task.value
+            board.set(id, JobProgress(stage: "writing", fraction: 0.99))
+            let path = artifactPath(job.fileID)
+            // Written off the actor beside the final name and renamed into place: a crash leaves no partial artifact.
+            try await Task.detached { try SplatFile.write(scene.cloud, toPath: path) }.value
+            job.fileSize = Int((try? InputSource(path: path).size) ?? 0)
+            job.gaussians = scene.cloud.count
+            job.timings = JSONText.encode(scene.timings.map { [$0.stage, $0.seconds] as [Any] })
+            job.status = .completed
+            metrics.observeGeneration(seconds: now() - began)
+            finish(&job, error: nil)
+        } catch {
+            finish(&job, error: task.isCancelled ? "cancelled" : "\(error)")
+        }
         return true
+    }
+
+    func finish(_ job: inout JobRecord, error: String?) {
+        running[job.id] = nil
+        progressBoard.clear(job.id)
+        job.completedAt = now()
+        if let error {
+            job.status = .failed
+            job.error = error
+        }
+        // A job cancelled or deleted while it ran keeps that outcome; its files go.
+        guard let current = try? store.job(id: job.id), current.status == .running else {
+            removeArtifacts(job.fileID)
+            return
+        }
+        if job.status == .completed { completedCount += 1 }
+        metrics.count(job.status == .completed ? "completed" : "failed")
+        try? store.update(job)
     }
 }

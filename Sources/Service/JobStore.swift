@@ -5,7 +5,9 @@ import Synchronization
 /// A generation job as the store keeps it: enough to answer every API and to run it again after a crash.
 public struct JobRecord: Sendable, Equatable {
     public enum Status: String, Sendable {
-        case queued, running, completed, failed, cancelled
+        case queued, running, completed, failed, cancelled, expired
+
+        public var isFinished: Bool { self != .queued && self != .running }
     }
 
     public var id: String
@@ -20,14 +22,20 @@ public struct JobRecord: Sendable, Equatable {
     public var attempts: Int
     /// The artifact's size once written.
     public var fileSize: Int?
+    /// The noise seed, fixed at submission so a re-run after a crash gives the same scene.
+    public var seed: Int64
+    /// Seconds per stage of the finished run, as JSON `[["stage", seconds], …]`.
+    public var timings: String?
+    public var gaussians: Int?
 
-    public init(id: String, fileID: String, request: [UInt8], createdAt: Double) {
+    public init(id: String, fileID: String, request: [UInt8], createdAt: Double, seed: Int64 = 0) {
         self.id = id
         self.fileID = fileID
         self.status = .queued
         self.request = request
         self.createdAt = createdAt
         self.attempts = 0
+        self.seed = seed
     }
 }
 
@@ -39,6 +47,8 @@ public protocol JobStore: Sendable {
     func job(fileID: String) throws -> JobRecord?
     /// Jobs in a state, oldest first.
     func jobs(_ status: JobRecord.Status) throws -> [JobRecord]
+    /// The newest jobs first, in any state or one.
+    func recentJobs(status: JobRecord.Status?, limit: Int) throws -> [JobRecord]
     func delete(id: String) throws
 }
 
@@ -69,8 +79,15 @@ public final class SQLiteJobStore: JobStore, @unchecked Sendable {
             CREATE TABLE IF NOT EXISTS jobs (
                 id TEXT PRIMARY KEY, file_id TEXT UNIQUE NOT NULL, status TEXT NOT NULL, request BLOB NOT NULL,
                 created_at REAL NOT NULL, started_at REAL, completed_at REAL, error TEXT, attempts INTEGER NOT NULL,
-                file_size INTEGER)
+                file_size INTEGER, seed INTEGER NOT NULL DEFAULT 0, timings TEXT, gaussians INTEGER)
             """)
+        // Stores made before seeds and timings were kept gain the columns.
+        var existing: Set<String> = []
+        try query("PRAGMA table_info(jobs)", row: { s in if let name = sqlite3_column_text(s, 1) { existing.insert(String(cString: name)) } })
+        for (column, type) in [("seed", "INTEGER NOT NULL DEFAULT 0"), ("timings", "TEXT"), ("gaussians", "INTEGER")] where !existing.contains(column) {
+            try execute("ALTER TABLE jobs ADD COLUMN \(column) \(type)")
+        }
+        try execute("CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, created_at)")
     }
 
     deinit { sqlite3_close(db) }
@@ -117,6 +134,9 @@ public final class SQLiteJobStore: JobStore, @unchecked Sendable {
         if let v = job.error { sqlite3_bind_text(s, 8, v, -1, Self.transient) } else { sqlite3_bind_null(s, 8) }
         sqlite3_bind_int64(s, 9, Int64(job.attempts))
         if let v = job.fileSize { sqlite3_bind_int64(s, 10, Int64(v)) } else { sqlite3_bind_null(s, 10) }
+        sqlite3_bind_int64(s, 11, job.seed)
+        if let v = job.timings { sqlite3_bind_text(s, 12, v, -1, Self.transient) } else { sqlite3_bind_null(s, 12) }
+        if let v = job.gaussians { sqlite3_bind_int64(s, 13, Int64(v)) } else { sqlite3_bind_null(s, 13) }
     }
 
     private static func record(_ s: OpaquePointer?) -> JobRecord {
@@ -132,18 +152,21 @@ public final class SQLiteJobStore: JobStore, @unchecked Sendable {
         job.error = text(7)
         job.attempts = Int(sqlite3_column_int64(s, 8))
         job.fileSize = sqlite3_column_type(s, 9) == SQLITE_NULL ? nil : Int(sqlite3_column_int64(s, 9))
+        job.seed = sqlite3_column_int64(s, 10)
+        job.timings = text(11)
+        job.gaussians = sqlite3_column_type(s, 12) == SQLITE_NULL ? nil : Int(sqlite3_column_int64(s, 12))
         return job
     }
 
-    static let columns = "id, file_id, status, request, created_at, started_at, completed_at, error, attempts, file_size"
+    static let columns = "id, file_id, status, request, created_at, started_at, completed_at, error, attempts, file_size, seed, timings, gaussians"
 
     public func insert(_ job: JobRecord) throws {
-        try query("INSERT INTO jobs (\(Self.columns)) VALUES (?,?,?,?,?,?,?,?,?,?)", bind: { self.bindAll($0, job) })
+        try query("INSERT INTO jobs (\(Self.columns)) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", bind: { self.bindAll($0, job) })
     }
 
     public func update(_ job: JobRecord) throws {
         try query(
-            "UPDATE jobs SET id=?1, file_id=?2, status=?3, request=?4, created_at=?5, started_at=?6, completed_at=?7, error=?8, attempts=?9, file_size=?10 WHERE id=?1",
+            "UPDATE jobs SET id=?1, file_id=?2, status=?3, request=?4, created_at=?5, started_at=?6, completed_at=?7, error=?8, attempts=?9, file_size=?10, seed=?11, timings=?12, gaussians=?13 WHERE id=?1",
             bind: { self.bindAll($0, job) })
     }
 
@@ -161,6 +184,15 @@ public final class SQLiteJobStore: JobStore, @unchecked Sendable {
         try query(
             "SELECT \(Self.columns) FROM jobs WHERE status=? ORDER BY created_at, rowid",
             bind: { sqlite3_bind_text($0, 1, status.rawValue, -1, Self.transient) }, row: { found.append(Self.record($0)) })
+        return found
+    }
+
+    public func recentJobs(status: JobRecord.Status?, limit: Int) throws -> [JobRecord] {
+        var found: [JobRecord] = []
+        let filter = status == nil ? "" : "WHERE status=?1 "
+        try query(
+            "SELECT \(Self.columns) FROM jobs \(filter)ORDER BY created_at DESC, rowid DESC LIMIT \(max(0, limit))",
+            bind: { s in if let status { sqlite3_bind_text(s, 1, status.rawValue, -1, Self.transient) } }, row: { found.append(Self.record($0)) })
         return found
     }
 

@@ -75,7 +75,9 @@ public enum SplatFile {
         switch format {
         case .ply: try PLYWriter.write(cloud, to: sink, progress: progress)
         case .spz: try SPZWriter.write(cloud, to: sink, options: options.spz, progress: progress)
-        case .splat: try DotSplatFormat.write(cloud, to: sink, progress: progress)
+        case .splat:
+            // .splat has no frame field; its readers assume RDF (as this reader does).
+            try DotSplatFormat.write(cloud.frame == .rdf ? cloud : cloud.converted(to: .rdf), to: sink, progress: progress)
         }
     }
 

@@ -9,12 +9,33 @@ import FlashWorld
 
 @testable import Service
 
-/// A generator that answers at once with a small cloud, or waits to be released, or fails on a keyword.
+/// A generator that answers at once with a small cloud, fails on "fail", and on "slow" reports progress for up to
+/// ten seconds, stopping early when its task is cancelled.
 struct StubGenerator: SceneGenerator {
-    func generate(_ request: SceneRequest) async throws -> GaussianCloud {
+    func generate(_ request: SceneRequest, seed: UInt64, progress: @escaping @Sendable (JobProgress) -> Void) async throws -> GeneratedScene {
         if request.prompt.contains("fail") { throw ServiceError(500, "the model refused") }
-        return GaussianCloud.synthetic(count: request.frames * 10, shDegree: 1, extent: 1)
+        if request.prompt.contains("slow") {
+            for step in 1...400 {
+                progress(JobProgress(stage: "step \(step)", step: step, steps: 400, fraction: Double(step) / 400))
+                try await Task.sleep(for: .milliseconds(25))
+            }
+        }
+        return GeneratedScene(cloud: GaussianCloud.synthetic(count: request.frames * 10, shDegree: 1, extent: 1), timings: [("stub", 0.001)])
     }
+}
+
+/// The server as `diorama serve` builds it, over `service`.
+func application(_ service: GenerationService, _ configuration: ServiceConfiguration = ServiceConfiguration()) -> some ApplicationProtocol {
+    Application(router: DioramaServer.router(service: service, configuration: configuration))
+}
+
+/// Polls until the job finishes, for up to `patience` × 25 ms.
+func waitUntilFinished(_ service: GenerationService, _ id: String, patience: Int = 400) async throws -> JobRecord? {
+    for _ in 0..<patience {
+        if let job = try await service.job(id: id), job.status.isFinished { return job }
+        try await Task.sleep(for: .milliseconds(25))
+    }
+    return try await service.job(id: id)
 }
 
 func temporaryFolder(_ name: String) -> String {
@@ -43,7 +64,7 @@ struct FlashWorldAPITests {
         let folder = temporaryFolder("api")
         let service = try makeService(folder)
         try await service.start()
-        let app = Application(router: FlashWorldRoutes.router(service: service))
+        let app = application(service)
         try await app.test(.router) { client in
             var taskID = "", fileID = ""
             try await client.execute(uri: "/generate", method: .post, body: requestBody()) { response in
@@ -95,7 +116,7 @@ struct FlashWorldAPITests {
         limits.maxBodyBytes = 4096
         let service = try makeService(folder, limits: limits)
         // No workers: jobs stay queued, so the queue can fill.
-        let app = Application(router: FlashWorldRoutes.router(service: service))
+        let app = application(service)
         try await app.test(.router) { client in
             let cases: [(ByteBuffer, HTTPResponse.Status, String)] = [
                 (requestBody(prompt: " "), .badRequest, "No Prompts provided"),

@@ -1,0 +1,56 @@
+import Cameras
+import FlashWorld
+import FoundationEssentials
+import SplatCore
+import SplatIO
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A finished job's files: the PLY written when it finished, and SPZ, .splat and the orbit MP4 made from it the first
+/// time they are asked for (off the service actor, written beside and renamed into place, so a concurrent or
+/// interrupted conversion never serves half a file).
+enum ArtifactStore {
+    static func path(for artifact: GenerationService.Artifact, of job: JobRecord, service: GenerationService) async throws -> String {
+        if job.status == .expired { throw ServiceError(410, "the files of job \(job.id) have expired") }
+        guard job.status == .completed else { throw ServiceError(409, "job \(job.id) is \(job.status.rawValue); its files exist once it completes") }
+        let source = service.artifactPath(job.fileID, .ply)
+        let target = service.artifactPath(job.fileID, artifact)
+        if access(target, R_OK) == 0 { return target }
+        guard access(source, R_OK) == 0 else { throw ServiceError(410, "the files of job \(job.id) have expired or were deleted") }
+        let limits = service.limits
+        try await Task.detached {
+            let (cloud, _) = try SplatFile.read(InputSource(path: source))
+            switch artifact {
+            case .ply: break
+            case .spz, .splat: try SplatFile.write(cloud, toPath: target)
+            case .mp4:
+                // The scene along the path it was generated from, at the generation size, as `generate --video` films it.
+                let request = try FlashWorldRequest.parse(job.request, limits: limits)
+                let path = request.cameras.count == request.frames ? CameraPath(request.cameras) : CameraPath(request.cameras).resampled(count: request.frames)
+                let temporary = "\(target).partial-\(UInt32.random(in: 0...UInt32.max)).mp4"
+                do {
+                    try SceneVideo.write(
+                        cloud, along: SceneVideo.path(normalizedCameras(path.cameras)), width: request.width, height: request.height, to: temporary)
+                } catch {
+                    unlink(temporary)
+                    throw ServiceError(500, "the orbit video could not be made: \(error)")
+                }
+                guard rename(temporary, target) == 0 else {
+                    unlink(temporary)
+                    throw ServiceError(500, "could not place \(target)")
+                }
+            }
+        }.value
+        return target
+    }
+
+    static func read(_ path: String) throws -> [UInt8] {
+        try InputSource(path: path).allBytes()
+    }
+
+    static func contentType(_ artifact: GenerationService.Artifact) -> String {
+        artifact == .mp4 ? "video/mp4" : "application/octet-stream"
+    }
+}

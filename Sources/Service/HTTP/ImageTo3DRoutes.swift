@@ -1,0 +1,179 @@
+import FoundationEssentials
+import Hummingbird
+import SplatCore
+import SplatIO
+
+/// The image-to-3D service API as its clients call it (`service-and-ui.md` §2.4): a multipart `POST /generate`
+/// answering the PLY, `POST /generate-spz` answering standard SPZ, `POST /generate_from_base64` answering JSON, and
+/// `GET /health` with real states. Each image becomes an ordinary durable job (image-conditioned FlashWorld along the
+/// default path) and the call waits for it, so the HTTP loop never blocks on the model.
+enum ImageTo3DRoutes {
+    enum Answer { case ply, spz }
+
+    static func add(to router: Router<BasicRequestContext>, service: GenerationService, configuration: ServiceConfiguration) {
+        router.post("generate-spz") { request, _ -> Response in
+            guard request.headers[.contentType]?.lowercased().hasPrefix("multipart/form-data") == true else {
+                return HTTPResponses.error(415, "send multipart/form-data with a prompt_image_file part (and optionally seed)", detail: true)
+            }
+            return await generateFromForm(request, service: service, configuration: configuration, answer: .spz)
+        }
+
+        router.post("generate_from_base64") { request, _ -> Response in
+            struct Body: Decodable {
+                var prompt_type: String?
+                var prompt_image: String?
+                var seed: Int64?
+            }
+            do {
+                let bytes = try await FlashWorldRoutes.collectBody(request, limit: service.limits.maxBodyBytes)
+                guard let body = try? JSONDecoder().decode(Body.self, from: Data(bytes)) else {
+                    throw ServiceError(400, "the body must be JSON: {\"prompt_image\": base64, \"seed\": int}")
+                }
+                guard (body.prompt_type ?? "image") == "image" else {
+                    throw ServiceError(400, "prompt_type \"\(body.prompt_type!)\" is not supported; send an image (prompt_type \"image\")")
+                }
+                guard let text = body.prompt_image, let image = Data(base64Encoded: text, options: .ignoreUnknownCharacters), !image.isEmpty else {
+                    throw ServiceError(400, "prompt_image must be a base64 image (PNG, JPEG or WebP)")
+                }
+                let began = Date()
+                let answer: Answer = configuration.compression ? .spz : .ply
+                let bytes64 = try await run(image: [UInt8](image), seed: body.seed, service: service, configuration: configuration, answer: answer)
+                return HTTPResponses.json(200, [
+                    "generation_time": Date().timeIntervalSince(began), "ply_file_base64": Data(bytes64).base64EncodedString(),
+                    "image_edited_file_base64": JSONNull.null, "image_without_background_file_base64": JSONNull.null,
+                ])
+            } catch {
+                return HTTPResponses.error(error, detail: true)
+            }
+        }
+
+        router.get("health") { _, _ -> Response in
+            let readiness = await service.readiness
+            let (queued, running, _) = try await service.status()
+            let (state, detail): (String, String?) =
+                switch readiness {
+                case .loading: ("loading", "loading the model")
+                case .warmingUp: ("warming_up", "running the warm-up generation")
+                case .ready: (running.isEmpty ? "ready" : "busy", nil)
+                case .failed(let reason): ("failed", reason)
+                }
+            return HTTPResponses.json(readiness == .ready ? 200 : 503, [
+                "status": state, "model": await service.modelName, "queued": queued.count, "running": running.count,
+                "detail": detail ?? JSONNull.null,
+            ])
+        }
+    }
+
+    /// The multipart form of `/generate` and `/generate-spz`: `prompt_image_file` and an optional `seed`.
+    static func generateFromForm(_ request: Request, service: GenerationService, configuration: ServiceConfiguration, answer: Answer) async -> Response {
+        do {
+            let body = try await FlashWorldRoutes.collectBody(request, limit: service.limits.maxBodyBytes)
+            let form = try MultipartForm(body: body, contentType: request.headers[.contentType] ?? "")
+            guard let image = form.parts.first(where: { $0.name == "prompt_image_file" }), !image.data.isEmpty else {
+                throw ServiceError(400, "the form needs a prompt_image_file part with the image (PNG, JPEG or WebP)")
+            }
+            var seed: Int64?
+            if let part = form.parts.first(where: { $0.name == "seed" }) {
+                let text = String(decoding: part.data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+                guard let value = Int64(text) else { throw ServiceError(400, "seed must be a whole number, not \"\(text)\"") }
+                seed = value
+            }
+            let bytes = try await run(image: image.data, seed: seed, service: service, configuration: configuration, answer: answer)
+            var headers = HTTPFields()
+            headers[.contentDisposition] = "attachment; filename=\"scene.\(answer == .ply ? "ply" : "spz")\""
+            return HTTPResponses.bytes(bytes, contentType: "application/octet-stream", headers: headers)
+        } catch {
+            return HTTPResponses.error(error, detail: true)
+        }
+    }
+
+    /// Submits the image as a job and waits for its scene, as PLY or SPZ bytes.
+    static func run(image: [UInt8], seed: Int64?, service: GenerationService, configuration: ServiceConfiguration, answer: Answer) async throws -> [UInt8] {
+        var fields: [String: Any] = [
+            "image_prompt": Data(image).base64EncodedString(), "text_prompt": "", "image_index": 0,
+            "resolution": [configuration.imageFrames, configuration.imageHeight, configuration.imageWidth],
+        ]
+        if let seed, seed >= 0 { fields["seed"] = seed }
+        let (job, _) = try await service.submit(Array(JSONText.encode(fields).utf8))
+        guard let finished = try await service.finished(id: job.id, timeout: configuration.syncTimeout) else {
+            throw ServiceError(504, "the scene was not ready within \(Int(configuration.syncTimeout)) s; job \(job.id) continues (GET /v1/jobs/\(job.id))")
+        }
+        guard finished.status == .completed else {
+            throw ServiceError(500, "the generation \(finished.status.rawValue): \(finished.error ?? "no reason given")")
+        }
+        let path = try await ArtifactStore.path(for: answer == .ply ? .ply : .spz, of: finished, service: service)
+        return try ArtifactStore.read(path)
+    }
+}
+
+/// A `multipart/form-data` body split into its parts (RFC 7578): name, optional file name, bytes.
+struct MultipartForm {
+    struct Part {
+        var name: String
+        var fileName: String?
+        var data: [UInt8]
+    }
+    var parts: [Part] = []
+
+    init(body: [UInt8], contentType: String) throws(ServiceError) {
+        guard let range = contentType.range(of: "boundary=") else {
+            throw ServiceError(400, "multipart/form-data needs a boundary in its Content-Type")
+        }
+        var boundary = String(contentType[range.upperBound...].prefix { $0 != ";" }).trimmingCharacters(in: .whitespaces)
+        if boundary.hasPrefix("\""), boundary.hasSuffix("\""), boundary.count >= 2 { boundary = String(boundary.dropFirst().dropLast()) }
+        guard !boundary.isEmpty else { throw ServiceError(400, "the multipart boundary is empty") }
+        let delimiter = Array("--\(boundary)".utf8)
+        guard var cursor = Self.find(delimiter, in: body, from: 0) else { throw ServiceError(400, "the body has no multipart boundary \(boundary)") }
+        while true {
+            cursor += delimiter.count
+            if body.count >= cursor + 2, body[cursor] == UInt8(ascii: "-"), body[cursor + 1] == UInt8(ascii: "-") { return }
+            cursor = Self.skipLineBreak(body, cursor)
+            guard let headerEnd = Self.find(Array("\r\n\r\n".utf8), in: body, from: cursor) else {
+                throw ServiceError(400, "a multipart part has no end to its headers")
+            }
+            let headers = String(decoding: body[cursor..<headerEnd], as: UTF8.self)
+            let dataStart = headerEnd + 4
+            guard let next = Self.find(Array("\r\n".utf8) + delimiter, in: body, from: dataStart) else {
+                throw ServiceError(400, "the multipart body ends before its closing boundary")
+            }
+            var name: String?, fileName: String?
+            for line in headers.split(whereSeparator: { $0 == "\r" || $0 == "\n" }) where line.lowercased().hasPrefix("content-disposition:") {
+                name = Self.parameter("name", in: String(line))
+                fileName = Self.parameter("filename", in: String(line))
+            }
+            guard let name else { throw ServiceError(400, "a multipart part has no Content-Disposition name") }
+            parts.append(Part(name: name, fileName: fileName, data: Array(body[dataStart..<next])))
+            cursor = next + 2
+        }
+    }
+
+    static func skipLineBreak(_ body: [UInt8], _ i: Int) -> Int {
+        i + 1 < body.count && body[i] == 13 && body[i + 1] == 10 ? i + 2 : i
+    }
+
+    static func parameter(_ key: String, in line: String) -> String? {
+        for piece in line.split(separator: ";").dropFirst() {
+            let pair = piece.split(separator: "=", maxSplits: 1)
+            guard pair.count == 2, pair[0].trimmingCharacters(in: .whitespaces).lowercased() == key else { continue }
+            var value = pair[1].trimmingCharacters(in: .whitespaces)
+            if value.hasPrefix("\""), value.hasSuffix("\""), value.count >= 2 { value = String(value.dropFirst().dropLast()) }
+            return value
+        }
+        return nil
+    }
+
+    static func find(_ needle: [UInt8], in haystack: [UInt8], from start: Int) -> Int? {
+        guard !needle.isEmpty, haystack.count >= needle.count else { return nil }
+        var i = start
+        let last = haystack.count - needle.count
+        while i <= last {
+            if haystack[i] == needle[0] {
+                var k = 1
+                while k < needle.count, haystack[i + k] == needle[k] { k += 1 }
+                if k == needle.count { return i }
+            }
+            i += 1
+        }
+        return nil
+    }
+}

@@ -1,0 +1,79 @@
+import Hummingbird
+
+/// Answers CORS for the configured origins: `*` lets any page call the API (FlashWorld's default), a list echoes only
+/// those origins, an empty list sends no CORS headers at all. Preflight requests end here.
+struct OriginPolicyMiddleware<Context: RequestContext>: RouterMiddleware {
+    let origins: [String]
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let origin = request.headers[.origin]
+        let allowed: String? =
+            if origins.contains("*") { "*" } else if let origin, origins.contains(origin) { origin } else { nil }
+        var response: Response
+        if request.method == .options, request.headers[.accessControlRequestMethod] != nil {
+            response = Response(status: allowed == nil ? .forbidden : .noContent)
+            if allowed != nil {
+                response.headers[.accessControlAllowMethods] = "GET, POST, DELETE, OPTIONS"
+                response.headers[.accessControlAllowHeaders] = "Content-Type, Authorization, Range, If-None-Match"
+                response.headers[.accessControlMaxAge] = "600"
+            }
+        } else {
+            response = try await next(request, context)
+        }
+        if let allowed {
+            response.headers[.accessControlAllowOrigin] = allowed
+            response.headers[.accessControlExposeHeaders] = "ETag, Content-Range, Content-Length, Content-Disposition"
+            if allowed != "*" { response.headers[.vary] = "Origin" }
+        }
+        return response
+    }
+}
+
+/// With a token configured, every API call needs `Authorization: Bearer <token>`; the studio's files and `/health`
+/// stay open so a browser can load the page and a load balancer can probe.
+struct BearerTokenMiddleware<Context: RequestContext>: RouterMiddleware {
+    let token: String?
+    static func isOpen(_ path: String) -> Bool {
+        path == "/" || path == "/health" || StudioAssets.file(at: path) != nil
+    }
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard let token, !token.isEmpty, request.method != .options, !Self.isOpen(request.uri.path) else {
+            return try await next(request, context)
+        }
+        let given = request.headers[.authorization] ?? ""
+        guard given.hasPrefix("Bearer "), constantTimeEqual(Array(given.utf8.dropFirst(7)), Array(token.utf8)) else {
+            var response = HTTPResponses.error(401, given.isEmpty ? "this server needs Authorization: Bearer <token>" : "the bearer token is wrong")
+            response.headers[.wwwAuthenticate] = "Bearer"
+            return response
+        }
+        return try await next(request, context)
+    }
+
+    /// Compares without an early exit, so timing does not reveal how much of a guess was right.
+    func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        var difference = UInt8(a.count == b.count ? 0 : 1)
+        for i in 0..<max(a.count, b.count) { difference |= (i < a.count ? a[i] : 0) ^ (i < b.count ? b[i] : 0) }
+        return difference == 0
+    }
+}
+
+/// Counts responses by status for `/metrics`, and turns the router's own errors (no such route, a malformed body) into
+/// the same JSON errors every other rejection has.
+struct ResponseAccountingMiddleware<Context: RequestContext>: RouterMiddleware {
+    let metrics: ServiceMetrics
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let response: Response
+        do {
+            response = try await next(request, context)
+        } catch let error as HTTPError {
+            let message = error.status == .notFound ? "no such endpoint: \(request.method) \(request.uri.path)" : (error.body ?? "\(error.status)")
+            response = HTTPResponses.error(error.status.code, message)
+        } catch {
+            response = HTTPResponses.error(error)
+        }
+        metrics.response(response.status.code)
+        return response
+    }
+}

@@ -1,0 +1,198 @@
+import FoundationEssentials
+import Hummingbird
+
+/// Diorama's own API under `/v1`: jobs (create, list, inspect, cancel, delete), progress as server-sent events, and
+/// artifacts as PLY, SPZ, .splat and MP4 with ETag and Range; plus `/openapi.json` and Prometheus `/metrics`.
+enum NativeRoutes {
+    static let version = "0.1.0"
+
+    static func add(to router: Router<BasicRequestContext>, service: GenerationService, configuration: ServiceConfiguration) {
+        let v1 = router.group("v1")
+
+        v1.get("info") { _, _ -> Response in
+            HTTPResponses.json(200, [
+                "model": await service.modelName, "version": version, "auth_required": configuration.token != nil,
+                "limits": [
+                    "max_frames": configuration.maxFrames, "max_side": configuration.maxSide, "max_body_bytes": configuration.maxBodyBytes,
+                    "max_queued": configuration.maxQueued,
+                ],
+                "defaults": ["frames": configuration.imageFrames, "width": configuration.imageWidth, "height": configuration.imageHeight, "fov": 60],
+            ])
+        }
+
+        v1.post("jobs") { request, _ -> Response in
+            do {
+                let body = try await FlashWorldRoutes.collectBody(request, limit: service.limits.maxBodyBytes)
+                let (job, _) = try await service.submit(body)
+                var response = try await jobResponse(job, service: service, status: 202)
+                response.headers[.location] = "/v1/jobs/\(job.id)"
+                return response
+            } catch {
+                return HTTPResponses.error(error)
+            }
+        }
+
+        v1.get("jobs") { request, _ -> Response in
+            let query = request.uri.queryParameters
+            var status: JobRecord.Status?
+            if let text = query["status"].map(String.init) {
+                guard let parsed = JobRecord.Status(rawValue: text) else {
+                    return HTTPResponses.error(400, "status must be one of queued, running, completed, failed, cancelled, expired; not \(text)")
+                }
+                status = parsed
+            }
+            var limit = 50
+            if let text = query["limit"].map(String.init) {
+                guard let value = Int(text), (1...500).contains(value) else { return HTTPResponses.error(400, "limit must be 1 to 500, not \(text)") }
+                limit = value
+            }
+            let jobs = try await service.recentJobs(status: status, limit: limit)
+            let positions = try await service.queuePositions()
+            var objects: [Any] = []
+            for job in jobs { objects.append(try await jobObject(job, service: service, positions: positions)) }
+            return HTTPResponses.json(200, ["jobs": objects])
+        }
+
+        v1.get("jobs/:id") { _, context -> Response in
+            guard let job = try await service.job(id: context.parameters.get("id") ?? "") else { return notFound(context) }
+            return try await jobResponse(job, service: service)
+        }
+
+        v1.post("jobs/:id/cancel") { _, context -> Response in
+            do {
+                return try await jobResponse(try await service.cancel(id: context.parameters.get("id") ?? ""), service: service)
+            } catch {
+                return HTTPResponses.error(error)
+            }
+        }
+
+        v1.delete("jobs/:id") { _, context -> Response in
+            do {
+                try await service.deleteJob(id: context.parameters.get("id") ?? "")
+                return Response(status: .noContent)
+            } catch {
+                return HTTPResponses.error(error)
+            }
+        }
+
+        v1.get("jobs/:id/events") { _, context -> Response in
+            let id = context.parameters.get("id") ?? ""
+            guard try await service.job(id: id) != nil else { return notFound(context) }
+            var headers = HTTPFields()
+            headers[.contentType] = "text/event-stream"
+            headers[.cacheControl] = "no-cache"
+            return Response(status: .ok, headers: headers, body: ResponseBody { writer in
+                // Sends the job whenever it changes (and a comment every 15 s so proxies keep the stream), then `done`.
+                var last = ""
+                var quiet = 0.0
+                while !service.isStopping {
+                    guard let job = try await service.job(id: id) else {
+                        try await writer.write(ByteBuffer(string: "event: done\ndata: {\"id\":\(JSONText.quoted(id)),\"status\":\"deleted\"}\n\n"))
+                        break
+                    }
+                    let text = JSONText.encode(try await jobObject(job, service: service))
+                    if job.status.isFinished {
+                        try await writer.write(ByteBuffer(string: "event: done\ndata: \(text)\n\n"))
+                        break
+                    }
+                    if text != last {
+                        try await writer.write(ByteBuffer(string: "event: job\ndata: \(text)\n\n"))
+                        last = text
+                        quiet = 0
+                    } else if quiet >= 15 {
+                        try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
+                        quiet = 0
+                    }
+                    try await Task.sleep(for: .milliseconds(200))
+                    quiet += 0.2
+                }
+                try await writer.finish(nil)
+            })
+        }
+
+        v1.get("jobs/:id/artifacts/:name") { request, context -> Response in
+            guard let job = try await service.job(id: context.parameters.get("id") ?? "") else { return notFound(context) }
+            let name = context.parameters.get("name") ?? ""
+            guard let artifact = GenerationService.Artifact(rawValue: name) else {
+                return HTTPResponses.error(404, "no artifact \(name); a job offers \(GenerationService.Artifact.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            do {
+                let path = try await ArtifactStore.path(for: artifact, of: job, service: service)
+                return HTTPResponses.file(path, request: request, contentType: ArtifactStore.contentType(artifact), downloadName: "\(job.fileID)-\(name)")
+            } catch {
+                return HTTPResponses.error(error)
+            }
+        }
+
+        router.get("openapi.json") { _, _ -> Response in
+            HTTPResponses.bytes(StudioAssets.openAPI, contentType: "application/json")
+        }
+
+        router.get("metrics") { _, _ -> Response in
+            let (queued, running, completed) = try await service.status()
+            let ready: Double = await service.readiness == .ready ? 1 : 0
+            let text = service.metrics.exposition(gauges: [
+                ("diorama_jobs_queued", "Jobs waiting.", Double(queued.count)),
+                ("diorama_jobs_running", "Jobs running.", Double(running.count)),
+                ("diorama_jobs_completed", "Completed jobs whose files are kept.", Double(completed)),
+                ("diorama_ready", "1 when the model is loaded and warmed up.", ready),
+                ("diorama_max_concurrent", "Jobs that may run at once.", Double(service.concurrency)),
+            ])
+            return HTTPResponses.bytes(Array(text.utf8), contentType: "text/plain; version=0.0.4; charset=utf-8")
+        }
+    }
+
+    static func notFound(_ context: BasicRequestContext) -> Response {
+        HTTPResponses.error(404, "no job \(context.parameters.get("id") ?? "")")
+    }
+
+    static func jobResponse(_ job: JobRecord, service: GenerationService, status: Int = 200) async throws -> Response {
+        HTTPResponses.json(status, try await jobObject(job, service: service))
+    }
+
+    /// The job as `/v1` shows it: state, queue position, live progress, timings and artifact links.
+    static func jobObject(_ job: JobRecord, service: GenerationService, positions: [String: Int]? = nil) async throws -> [String: Any] {
+        let request = FlashWorldRequest.summary(job.request)
+        var progress: Any = JSONNull.null
+        if job.status == .running, let p = service.progress(of: job.id) {
+            progress = ["stage": p.stage, "step": p.step, "steps": p.steps, "fraction": p.fraction]
+        } else if job.status == .completed {
+            progress = ["stage": "done", "step": 4, "steps": 4, "fraction": 1.0]
+        }
+        var timings: [Any] = []
+        if let text = job.timings, let pairs = try? JSONDecoder().decode([[TimingValue]].self, from: Data(text.utf8)) {
+            for pair in pairs where pair.count == 2 {
+                if case .text(let stage) = pair[0], case .number(let seconds) = pair[1] { timings.append(["stage": stage, "seconds": seconds]) }
+            }
+        }
+        var position = 0
+        if job.status == .queued {
+            if let known = positions?[job.id] { position = known } else { position = try await service.queueInfo(for: job.id).position }
+        }
+        var artifacts: Any = JSONNull.null
+        if job.status == .completed {
+            var links: [String: Any] = [:]
+            for artifact in GenerationService.Artifact.allCases {
+                links[artifact.fileExtension] = "/v1/jobs/\(job.id)/artifacts/\(artifact.rawValue)"
+            }
+            artifacts = links
+        }
+        return [
+            "id": job.id, "file_id": job.fileID, "status": job.status.rawValue, "created_at": job.createdAt,
+            "started_at": job.startedAt ?? JSONNull.null, "completed_at": job.completedAt ?? JSONNull.null,
+            "queue_position": position,
+            "progress": progress, "error": job.error ?? JSONNull.null, "attempts": job.attempts,
+            "prompt": request.prompt, "frames": request.frames, "width": request.width, "height": request.height,
+            "seed": job.seed, "timings": timings, "artifacts": artifacts, "gaussians": job.gaussians ?? JSONNull.null,
+        ]
+    }
+
+    /// An element of the stored `[["stage", seconds], …]` timings.
+    enum TimingValue: Decodable {
+        case text(String), number(Double)
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.singleValueContainer()
+            if let d = try? container.decode(Double.self) { self = .number(d) } else { self = .text(try container.decode(String.self)) }
+        }
+    }
+}

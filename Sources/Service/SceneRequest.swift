@@ -1,0 +1,147 @@
+import Cameras
+import FoundationEssentials
+import MediaIO
+import SplatCore
+
+/// A validated generation request: what the generator needs.
+public struct SceneRequest: Sendable {
+    public var prompt: String
+    /// Encoded image bytes (PNG, JPEG or WebP) from a data URL or base64; never a path.
+    public var image: [UInt8]?
+    public var imageIndex: Int
+    public var cameras: [Camera]
+    public var frames: Int
+    public var width: Int
+    public var height: Int
+    /// The request's seed (Diorama's extension); nil or negative draws one at submission.
+    public var seed: Int64?
+}
+
+/// How far a running job is: the pipeline's stage, its step, and a fraction of the whole for progress bars.
+public struct JobProgress: Sendable, Equatable {
+    public var stage: String
+    public var step: Int
+    public var steps: Int
+    public var fraction: Double
+
+    public init(stage: String, step: Int = 0, steps: Int = 0, fraction: Double) {
+        self.stage = stage
+        self.step = step
+        self.steps = steps
+        self.fraction = min(max(fraction, 0), 1)
+    }
+}
+
+/// What a generator hands back: the scene and where its time went.
+public struct GeneratedScene: Sendable {
+    public var cloud: GaussianCloud
+    public var timings: [(stage: String, seconds: Double)]
+
+    public init(cloud: GaussianCloud, timings: [(stage: String, seconds: Double)] = []) {
+        self.cloud = cloud
+        self.timings = timings
+    }
+}
+
+/// What runs a job: the FlashWorld pipeline in production, a stand-in in tests. Cancellation is cooperative: a
+/// generator checks its task between stages.
+public protocol SceneGenerator: Sendable {
+    func generate(_ request: SceneRequest, seed: UInt64, progress: @escaping @Sendable (JobProgress) -> Void) async throws -> GeneratedScene
+}
+
+/// Why a request was refused: the HTTP status and a message that says what to fix.
+public struct ServiceError: Error, Sendable, CustomStringConvertible {
+    public var status: Int
+    public var message: String
+    public init(_ status: Int, _ message: String) {
+        self.status = status
+        self.message = message
+    }
+    public var description: String { message }
+}
+
+/// Parses the FlashWorld request JSON (`service-and-ui.md` §1.1) and refuses what cannot run. Diorama also takes a
+/// `seed`, and a request without cameras gets the default path (forward, then two 15° orbits left, at 60° field of view).
+public enum FlashWorldRequest {
+    struct Body: Decodable {
+        var image_prompt: String?
+        var text_prompt: String?
+        var resolution: [Int]?
+        var image_index: Int?
+        var seed: Int64?
+        var cameras: [CameraRecord]?
+    }
+
+    public static let defaultPath: [PathStep] = [.forward, .orbitLeft, .orbitLeft]
+
+    /// The prompt and size of a stored request, without checking or decoding its image (for listings).
+    static func summary(_ bytes: [UInt8]) -> (prompt: String, frames: Int, width: Int, height: Int) {
+        let body = try? JSONDecoder().decode(Body.self, from: Data(bytes))
+        let r = body?.resolution.flatMap { $0.count == 3 ? $0 : nil } ?? [24, 480, 704]
+        return (body?.text_prompt ?? "", r[0], r[2], r[1])
+    }
+
+    public static func parse(_ bytes: [UInt8], limits: ServiceLimits) throws(ServiceError) -> SceneRequest {
+        let body: Body
+        do {
+            body = try JSONDecoder().decode(Body.self, from: Data(bytes))
+        } catch {
+            throw ServiceError(400, "the body is not FlashWorld request JSON: \(error)")
+        }
+        let resolution = body.resolution ?? [24, 480, 704]
+        guard resolution.count == 3, resolution.allSatisfy({ $0 > 0 }) else {
+            throw ServiceError(400, "resolution must be [frames, height, width], not \(resolution)")
+        }
+        let (frames, height, width) = (resolution[0], resolution[1], resolution[2])
+        guard frames <= limits.maxFrames, width <= limits.maxSide, height <= limits.maxSide else {
+            throw ServiceError(400, "resolution \(resolution) exceeds the limits: at most \(limits.maxFrames) frames and \(limits.maxSide) pixels a side")
+        }
+        guard width % 32 == 0, height % 32 == 0 else { throw ServiceError(400, "width and height must be multiples of 32, not \(width)x\(height)") }
+        var image: [UInt8]?
+        if let prompt = body.image_prompt, !prompt.isEmpty {
+            let payload = prompt.hasPrefix("data:") ? String(prompt.drop { $0 != "," }.dropFirst()) : prompt
+            guard let data = Data(base64Encoded: payload, options: .ignoreUnknownCharacters), !data.isEmpty else {
+                // The reference would open a server path here; Diorama never reads one.
+                throw ServiceError(400, "Image decode error: image_prompt must be a data URL or base64 (server paths are not read)")
+            }
+            image = [UInt8](data)
+        }
+        let text = body.text_prompt ?? ""
+        guard image != nil || !text.allSatisfy(\.isWhitespace) else { throw ServiceError(400, "No Prompts provided") }
+        if let image {
+            // Decoded now, as the reference preprocesses in the request: a bad image is the client's 400, not a failed job.
+            do {
+                _ = try ImageDecoder.decode(image, name: "image_prompt")
+            } catch {
+                throw ServiceError(400, "Image decode error: \(error)")
+            }
+        }
+        let index = body.image_index ?? 0
+        guard (0..<frames).contains(index) else { throw ServiceError(400, "image_index \(index) is outside the \(frames) frames") }
+        let cameras: [Camera]
+        if let records = body.cameras {
+            guard !records.isEmpty else { throw ServiceError(400, "cameras is empty; give at least one camera or leave it out") }
+            do {
+                cameras = try CameraPathDocument(cameras: records, resolution: resolution).resolvedCameras(defaultWidth: width, defaultHeight: height)
+            } catch {
+                throw ServiceError(400, "cameras: \(error)")
+            }
+        } else {
+            let intrinsics = NormalizedIntrinsics(verticalFieldOfView: 60, width: width, height: height)
+            cameras = CameraPath.keyframes(defaultPath, intrinsics: intrinsics).cameras
+        }
+        let seed = body.seed.flatMap { $0 >= 0 ? $0 : nil }
+        return SceneRequest(prompt: text, image: image, imageIndex: index, cameras: cameras, frames: frames, width: width, height: height, seed: seed)
+    }
+}
+
+/// What the service refuses past, and how hard it retries.
+public struct ServiceLimits: Sendable {
+    public var maxFrames = 64
+    public var maxSide = 2048
+    public var maxBodyBytes = 32 << 20
+    public var maxQueued = 64
+    /// A job that was running when the process died is run again at most this many times in all.
+    public var maxAttempts = 3
+    public init() {}
+}

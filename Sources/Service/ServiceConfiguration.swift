@@ -1,0 +1,179 @@
+import FoundationEssentials
+
+/// Everything `diorama serve` can be told, with embedded defaults so a fresh machine needs nothing. Read from a JSON
+/// config file, then `DIORAMA_*` environment variables, then flags: later sources win. One table of settings drives
+/// all three, so a name means the same everywhere (`max_queued`, `DIORAMA_MAX_QUEUED`, `--max-queued`).
+public struct ServiceConfiguration: Sendable {
+    public var host = "127.0.0.1"
+    public var port = 7860
+    public var dataDirectory = "diorama-data"
+    /// `tiny` or a model folder.
+    public var model = "tiny"
+    public var checkpoint: String?
+    /// When set, API calls need `Authorization: Bearer <token>`.
+    public var token: String?
+    /// Origins allowed to call the API from a browser; `*` for any, empty for none.
+    public var corsOrigins = ["*"]
+    public var maxQueued = 64
+    /// Jobs run at once on the one device.
+    public var maxConcurrent = 1
+    public var maxAttempts = 3
+    public var maxFrames = 64
+    public var maxSide = 2048
+    public var maxBodyBytes = 32 << 20
+    /// Seconds a finished job's files are kept; 0 keeps them.
+    public var artifactLifetime: Double = 7 * 24 * 3600
+    /// The image-to-3D API's `/generate_from_base64` answers SPZ instead of PLY.
+    public var compression = false
+    /// Run one small generation before reporting ready.
+    public var warmUp = true
+    /// What an image-to-3D request generates along the default path; unset, FlashWorld's 24 frames at 704x480, or
+    /// 4 frames at 256x192 for the CPU-bound tiny model.
+    public var imageFramesSetting: Int?
+    public var imageSizeSetting: (width: Int, height: Int)?
+    public var imageFrames: Int { imageFramesSetting ?? (model == "tiny" ? 4 : 24) }
+    public var imageWidth: Int { imageSizeSetting?.width ?? (model == "tiny" ? 256 : 704) }
+    public var imageHeight: Int { imageSizeSetting?.height ?? (model == "tiny" ? 192 : 480) }
+    /// Seconds the synchronous image-to-3D endpoints wait for their job.
+    public var syncTimeout: Double = 900
+
+    public init() {}
+
+    public var limits: ServiceLimits {
+        var limits = ServiceLimits()
+        limits.maxQueued = maxQueued
+        limits.maxFrames = maxFrames
+        limits.maxSide = maxSide
+        limits.maxBodyBytes = maxBodyBytes
+        limits.maxAttempts = maxAttempts
+        return limits
+    }
+
+    struct Setting: Sendable {
+        let key: String
+        let help: String
+        let apply: @Sendable (inout ServiceConfiguration, String) throws(ServiceError) -> Void
+        var environmentName: String { "DIORAMA_" + key.uppercased() }
+    }
+
+    static func integer(_ key: String, _ text: String, range: ClosedRange<Int>) throws(ServiceError) -> Int {
+        guard let value = Int(text.trimmingCharacters(in: .whitespaces)), range.contains(value) else {
+            throw ServiceError(400, "\(key) must be a whole number from \(range.lowerBound) to \(range.upperBound), not \"\(text)\"")
+        }
+        return value
+    }
+
+    static func number(_ key: String, _ text: String) throws(ServiceError) -> Double {
+        guard let value = Double(text.trimmingCharacters(in: .whitespaces)), value.isFinite, value >= 0 else {
+            throw ServiceError(400, "\(key) must be a number of seconds, 0 or more, not \"\(text)\"")
+        }
+        return value
+    }
+
+    static func flag(_ key: String, _ text: String) throws(ServiceError) -> Bool {
+        switch text.lowercased() {
+        case "1", "true", "yes", "on": return true
+        case "0", "false", "no", "off": return false
+        default: throw ServiceError(400, "\(key) must be true or false, not \"\(text)\"")
+        }
+    }
+
+    /// Every setting, by its file key.
+    static let settings: [Setting] = [
+        Setting(key: "host", help: "address to listen on") { c, v throws(ServiceError) in c.host = v },
+        Setting(key: "port", help: "port") { c, v throws(ServiceError) in c.port = try integer("port", v, range: 1...65535) },
+        Setting(key: "data_dir", help: "folder for jobs.sqlite and the artifacts") { c, v throws(ServiceError) in c.dataDirectory = v },
+        Setting(key: "model", help: "tiny, or a model folder") { c, v throws(ServiceError) in c.model = v },
+        Setting(key: "checkpoint", help: "FlashWorld checkpoint, if not in the folder") { c, v throws(ServiceError) in c.checkpoint = v.isEmpty ? nil : v },
+        Setting(key: "token", help: "bearer token API calls must carry") { c, v throws(ServiceError) in c.token = v.isEmpty ? nil : v },
+        Setting(key: "cors_origins", help: "comma-separated origins, * for any, empty for none") { c, v throws(ServiceError) in
+            c.corsOrigins = v.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        },
+        Setting(key: "max_queued", help: "jobs waiting at most (429 beyond)") { c, v throws(ServiceError) in c.maxQueued = try integer("max_queued", v, range: 1...100_000) },
+        Setting(key: "max_concurrent", help: "jobs running at once") { c, v throws(ServiceError) in c.maxConcurrent = try integer("max_concurrent", v, range: 1...64) },
+        Setting(key: "max_attempts", help: "runs of a job interrupted by crashes") { c, v throws(ServiceError) in c.maxAttempts = try integer("max_attempts", v, range: 1...100) },
+        Setting(key: "max_frames", help: "frames a request may ask for") { c, v throws(ServiceError) in c.maxFrames = try integer("max_frames", v, range: 1...1024) },
+        Setting(key: "max_side", help: "pixels a side a request may ask for") { c, v throws(ServiceError) in c.maxSide = try integer("max_side", v, range: 32...16384) },
+        Setting(key: "max_body_bytes", help: "request and upload size limit") { c, v throws(ServiceError) in c.maxBodyBytes = try integer("max_body_bytes", v, range: 1024...(1 << 34)) },
+        Setting(key: "artifact_lifetime", help: "seconds finished files are kept, 0 forever") { c, v throws(ServiceError) in c.artifactLifetime = try number("artifact_lifetime", v) },
+        Setting(key: "compression", help: "image-to-3D base64 answers SPZ") { c, v throws(ServiceError) in c.compression = try flag("compression", v) },
+        Setting(key: "warm_up", help: "one small generation before ready") { c, v throws(ServiceError) in c.warmUp = try flag("warm_up", v) },
+        Setting(key: "image_frames", help: "frames of an image-to-3D job") { c, v throws(ServiceError) in c.imageFramesSetting = try integer("image_frames", v, range: 1...1024) },
+        Setting(key: "image_size", help: "WIDTHxHEIGHT of an image-to-3D job") { c, v throws(ServiceError) in
+            let parts = v.lowercased().split(separator: "x")
+            guard parts.count == 2, let w = Int(parts[0]), let h = Int(parts[1]), w > 0, h > 0, w % 32 == 0, h % 32 == 0 else {
+                throw ServiceError(400, "image_size must be WIDTHxHEIGHT in multiples of 32, not \"\(v)\"")
+            }
+            c.imageSizeSetting = (w, h)
+        },
+        Setting(key: "sync_timeout", help: "seconds image-to-3D calls wait") { c, v throws(ServiceError) in c.syncTimeout = try number("sync_timeout", v) },
+    ]
+
+    /// A value from a JSON file, whatever its JSON type, as the text a setting parses.
+    enum FileValue: Decodable {
+        case text(String)
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.singleValueContainer()
+            if let b = try? container.decode(Bool.self) {
+                self = .text(b ? "true" : "false")
+            } else if let i = try? container.decode(Int.self) {
+                self = .text(String(i))
+            } else if let d = try? container.decode(Double.self) {
+                self = .text(String(d))
+            } else if let s = try? container.decode(String.self) {
+                self = .text(s)
+            } else if let list = try? container.decode([String].self) {
+                self = .text(list.joined(separator: ","))
+            } else if container.decodeNil() {
+                self = .text("")
+            } else {
+                throw DecodingError.dataCorruptedError(in: container, debugDescription: "expected a string, number, boolean or list of strings")
+            }
+        }
+    }
+
+    /// Applies a config file's keys; an unknown key is an error that names it (a typo must not be ignored).
+    public mutating func apply(file bytes: [UInt8], name: String) throws(ServiceError) {
+        let values: [String: FileValue]
+        do {
+            values = try JSONDecoder().decode([String: FileValue].self, from: Data(bytes))
+        } catch {
+            throw ServiceError(400, "\(name) is not a JSON object of settings: \(error)")
+        }
+        for (key, value) in values.sorted(by: { $0.key < $1.key }) {
+            guard let setting = Self.settings.first(where: { $0.key == key }) else {
+                throw ServiceError(400, "\(name): unknown setting \"\(key)\"; known: \(Self.settings.map(\.key).joined(separator: ", "))")
+            }
+            guard case .text(let text) = value else { continue }
+            do {
+                try setting.apply(&self, text)
+            } catch {
+                throw ServiceError(400, "\(name): \(error.message)")
+            }
+        }
+    }
+
+    /// Applies `DIORAMA_<KEY>` variables that are set.
+    public mutating func apply(environment: [String: String]) throws(ServiceError) {
+        for setting in Self.settings {
+            guard let text = environment[setting.environmentName] else { continue }
+            do {
+                try setting.apply(&self, text)
+            } catch {
+                throw ServiceError(400, "\(setting.environmentName): \(error.message)")
+            }
+        }
+    }
+
+    /// Applies one setting by its key (flags use this).
+    public mutating func set(_ key: String, _ text: String) throws(ServiceError) {
+        guard let setting = Self.settings.first(where: { $0.key == key }) else { throw ServiceError(400, "unknown setting \(key)") }
+        try setting.apply(&self, text)
+    }
+
+    /// The settings' names, environment variables and meanings, for `--help`.
+    public static var settingsHelp: String {
+        settings.map { "  \($0.key.padding(toLength: 18, withPad: " ", startingAt: 0)) \($0.environmentName.padding(toLength: 26, withPad: " ", startingAt: 0)) \($0.help)" }
+            .joined(separator: "\n")
+    }
+}
