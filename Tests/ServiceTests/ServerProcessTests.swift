@@ -1,0 +1,191 @@
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// `diorama serve` as a separate process, for what only a real process shows: a SIGKILL mid-job, and a browser.
+final class ServerProcess {
+    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    let port: Int
+    let dataDirectory: String
+    var process: Process?
+
+    init(dataDirectory: String) {
+        self.dataDirectory = dataDirectory
+        port = Self.freePort()
+    }
+
+    /// The binary `swift build` made beside the tests.
+    static func binary() throws -> String {
+        let candidates = [".build/debug/diorama", ".build/release/diorama"].map { repository.appendingPathComponent($0).path }
+        guard let found = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+            throw ServiceTestError("no diorama binary in .build; run swift build first")
+        }
+        return found
+    }
+
+    static func freePort() -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    /// Starts the server and waits until `/health` says ready.
+    func start() async throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try Self.binary())
+        process.arguments = ["serve", "--port", String(port), "--data-dir", dataDirectory]
+        process.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
+        process.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        try process.run()
+        self.process = process
+        for _ in 0..<600 {
+            if let (status, _) = try? request("GET", "/health"), status == 200 { return }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw ServiceTestError("the server on port \(port) did not become ready")
+    }
+
+    func kill(_ signal: Int32) {
+        guard let process else { return }
+        Glibc.kill(process.processIdentifier, signal)
+        process.waitUntilExit()
+        self.process = nil
+    }
+
+    /// One HTTP/1.1 exchange over a fresh loopback connection: status and body.
+    func request(_ method: String, _ path: String, body: [UInt8] = []) throws -> (Int, [UInt8]) {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw ServiceTestError("no socket") }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        guard connected == 0 else { throw ServiceTestError("cannot connect to port \(port)") }
+        let head = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\r\n"
+        let message = Array(head.utf8) + body
+        guard message.withUnsafeBytes({ send(fd, $0.baseAddress, $0.count, 0) }) == message.count else { throw ServiceTestError("send failed") }
+        var response: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n <= 0 { break }
+            response += buffer[0..<n]
+        }
+        guard let split = response.firstRange(of: Array("\r\n\r\n".utf8)) else { throw ServiceTestError("no HTTP response") }
+        let statusLine = String(decoding: response[..<split.lowerBound], as: UTF8.self).split(separator: " ")
+        var payload = Array(response[split.upperBound...])
+        let headers = String(decoding: response[..<split.lowerBound], as: UTF8.self).lowercased()
+        if headers.contains("transfer-encoding: chunked") { payload = Self.dechunked(payload) }
+        return (statusLine.count > 1 ? Int(statusLine[1]) ?? 0 : 0, payload)
+    }
+
+    static func dechunked(_ bytes: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = [], i = 0
+        while let end = bytes[i...].firstRange(of: Array("\r\n".utf8)),
+            let size = Int(String(decoding: bytes[i..<end.lowerBound], as: UTF8.self), radix: 16), size > 0
+        {
+            out += bytes[end.upperBound..<min(bytes.count, end.upperBound + size)]
+            i = end.upperBound + size + 2
+        }
+        return out
+    }
+
+    func json(_ method: String, _ path: String, body: String = "") throws -> [String: Any] {
+        let (_, bytes) = try request(method, path, body: Array(body.utf8))
+        return (try? JSONSerialization.jsonObject(with: Data(bytes))) as? [String: Any] ?? [:]
+    }
+
+    deinit { kill(SIGKILL) }
+}
+
+struct ServiceTestError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+@Suite(.serialized) struct ServerProcessTests {
+    /// A job that a killed process was running is run again after the restart, a queued one runs, both complete, and
+    /// no partial file is left: nothing is lost.
+    @Test func aKilledServerLosesNoJob() async throws {
+        let folder = temporaryFolder("sigkill")
+        let server = ServerProcess(dataDirectory: folder)
+        try await server.start()
+        let body = #"{"text_prompt": "a harbour", "resolution": [2, 96, 128], "seed": 3}"#
+        let first = try server.json("POST", "/v1/jobs", body: body)["id"] as? String ?? ""
+        let second = try server.json("POST", "/generate", body: body)["task_id"] as? String ?? ""
+        #expect(!first.isEmpty && !second.isEmpty)
+        var status = ""
+        for _ in 0..<300 where status != "running" {
+            status = try server.json("GET", "/v1/jobs/\(first)")["status"] as? String ?? ""
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(status == "running")
+        server.kill(SIGKILL)
+
+        try await server.start()
+        var jobs: [[String: Any]] = []
+        for _ in 0..<1200 {
+            jobs = [try server.json("GET", "/v1/jobs/\(first)"), try server.json("GET", "/v1/jobs/\(second)")]
+            if jobs.allSatisfy({ ["completed", "failed"].contains($0["status"] as? String ?? "") }) { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(jobs.map { $0["status"] as? String } == ["completed", "completed"])
+        #expect(jobs[0]["attempts"] as? Int == 2, "the interrupted job ran again")
+        #expect(jobs[1]["attempts"] as? Int == 1)
+        let (code, ply) = try server.request("GET", "/download/\(jobs[0]["file_id"] as? String ?? "")")
+        #expect(code == 200 && ply.starts(with: Array("ply\n".utf8)))
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.contains("partial") || $0.hasPrefix(".") }
+        #expect(leftovers.isEmpty, "\(leftovers)")
+        server.kill(SIGTERM)
+    }
+
+    /// Headless Chromium opens the studio with a generated scene; the page reports how many pixels it drew.
+    @Test func theStudioDrawsAScene() async throws {
+        let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].first { FileManager.default.isExecutableFile(atPath: $0) }
+        let browser = try #require(chromium, "Chromium is missing; scripts/setup.sh installs it")
+        let folder = temporaryFolder("browser")
+        let server = ServerProcess(dataDirectory: folder)
+        try await server.start()
+        let id = try server.json("POST", "/v1/jobs", body: #"{"text_prompt": "a garden", "resolution": [2, 64, 96]}"#)["id"] as? String ?? ""
+        var job: [String: Any] = [:]
+        for _ in 0..<600 where job["status"] as? String != "completed" {
+            job = try server.json("GET", "/v1/jobs/\(id)")
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(job["status"] as? String == "completed")
+        let scene = "/v1/jobs/\(id)/artifacts/scene.splat".addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: browser)
+        process.arguments = [
+            "--headless=new", "--no-sandbox", "--use-angle=swiftshader", "--enable-unsafe-swiftshader", "--enable-webgl",
+            "--ignore-gpu-blocklist", "--user-data-dir=\(folder)/chromium", "--virtual-time-budget=20000",
+            "--dump-dom", "http://127.0.0.1:\(server.port)/?scene=\(scene)&size=320x240",
+        ]
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        try process.run()
+        let dom = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        server.kill(SIGTERM)
+        func attribute(_ name: String) -> String? {
+            guard let range = dom.range(of: "\(name)=\"") else { return nil }
+            return String(dom[range.upperBound...].prefix { $0 != "\"" })
+        }
+        #expect(attribute("data-status") == "drawn", "\(attribute("data-error") ?? dom.prefix(200).description)")
+        #expect(attribute("data-splats").flatMap(Int.init) == job["gaussians"] as? Int)
+        let drawn = attribute("data-drawn").flatMap(Int.init) ?? 0
+        #expect(drawn > 320 * 240 / 10, "the scene covers part of the canvas (\(drawn) pixels)")
+    }
+}
