@@ -83,6 +83,18 @@ public struct CameraPathDocument: Equatable, Sendable {
         guard !cameras.isEmpty else { throw CameraError(.invalidValue, field: "cameras", "is empty") }
     }
 
+    /// The same cameras with their pixel intrinsics mapped, e.g. into a cropped and resized image's pixels.
+    public func intrinsicsMapped(
+        _ transform: (_ fx: Double, _ fy: Double, _ cx: Double, _ cy: Double) -> (fx: Double, fy: Double, cx: Double, cy: Double)
+    ) -> CameraPathDocument {
+        var copy = self
+        for i in copy.cameras.indices {
+            let c = copy.cameras[i]
+            (copy.cameras[i].fx, copy.cameras[i].fy, copy.cameras[i].cx, copy.cameras[i].cy) = transform(c.fx, c.fy, c.cx, c.cy)
+        }
+        return copy
+    }
+
     /// The cameras, normalised by the file's resolution or else by `width` × `height`; each one checked.
     public func resolvedCameras(defaultWidth: Int, defaultHeight: Int) throws(CameraError) -> [Camera] {
         let (w, h) = size ?? (defaultWidth, defaultHeight)

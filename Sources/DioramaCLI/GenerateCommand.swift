@@ -104,7 +104,8 @@ struct GenerateCommand: ParsableCommand {
         var text = prompt ?? ""
         var index = imageIndex
         var requestImage: ([UInt8], String)?
-        var cameras: [Camera]
+        var cameras: [Camera] = []
+        var requestCameras: CameraPathDocument?
         var generationSize = size
         var frameCount = frames ?? 24
         if let request {
@@ -132,9 +133,7 @@ struct GenerateCommand: ParsableCommand {
             if let s = parsed.size { generationSize = ImageSize(width: s.width, height: s.height) }
             // The reference generates resolution[0] frames (app.py's request handling); --frames overrides.
             if frames == nil, let r = parsed.resolution, r.count == 3 { frameCount = r[0] }
-            cameras = try reportingErrors { () throws(CameraError) in
-                try parsed.resolvedCameras(defaultWidth: generationSize.width, defaultHeight: generationSize.height)
-            }
+            requestCameras = parsed
         } else {
             let source = CameraPathSource(cameraPath)
             let intrinsics = NormalizedIntrinsics(verticalFieldOfView: fov, width: size.width, height: size.height)
@@ -157,11 +156,17 @@ struct GenerateCommand: ParsableCommand {
             encodedImage = (try reportingErrors { () throws(SplatFileError) in try InputSource(path: image).allBytes() }, image)
         }
         var conditioning: Tensor?
+        var crop: CenterCrop?
         if let (bytes, name) = encodedImage {
-            do {
-                conditioning = try GenerationRequest.conditioningImage(bytes, name: name, width: generationSize.width, height: generationSize.height)
-            } catch let error as MediaError {
-                try reportingErrors { () throws(MediaError) in throw error }
+            let decoded = try reportingErrors { () throws(MediaError) in try ImageDecoder.decode(bytes, name: name) }
+            crop = CenterCrop(imageWidth: decoded.width, imageHeight: decoded.height, width: generationSize.width, height: generationSize.height)
+            conditioning = try GenerationRequest.conditioningImage(decoded, width: generationSize.width, height: generationSize.height)
+        }
+        if var document = requestCameras {
+            // As the reference: a request's intrinsics are in its image's pixels and follow the image's crop and resize.
+            if let crop { document = document.intrinsicsMapped(crop.intrinsics) }
+            cameras = try reportingErrors { () throws(CameraError) in
+                try document.resolvedCameras(defaultWidth: generationSize.width, defaultHeight: generationSize.height)
             }
         }
         let generation = GenerationRequest(

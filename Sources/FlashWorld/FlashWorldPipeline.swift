@@ -256,7 +256,12 @@ extension GenerationRequest {
     /// A conditioning image from encoded bytes (PNG, JPEG or WebP): centre-cropped to the generation aspect ratio,
     /// resized, and mapped to `[3, height, width]` in [−1, 1].
     public static func conditioningImage(_ bytes: [UInt8], name: String, width: Int, height: Int) throws -> Tensor {
-        let fitted = try ImageDecoder.decode(bytes, name: name).centerCroppedAndResized(width: width, height: height)
+        try conditioningImage(try ImageDecoder.decode(bytes, name: name), width: width, height: height)
+    }
+
+    /// A decoded image as the conditioning tensor (FlashWorld's centre crop, resized, in [−1, 1]).
+    public static func conditioningImage(_ image: RGBImage, width: Int, height: Int) throws -> Tensor {
+        let fitted = image.centerCroppedAndResized(width: width, height: height)
         let plane = width * height
         var values = [Float](repeating: 0, count: 3 * plane)
         for p in 0..<plane { for c in 0..<3 { values[c * plane + p] = Float(fitted.pixels[3 * p + c]) / 127.5 - 1 } }

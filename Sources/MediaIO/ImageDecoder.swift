@@ -2,6 +2,28 @@
     import Glibc
 #endif
 
+/// How FlashWorld fits an uploaded image to the generation size (`app.py` L439-457): the scale that makes it cover
+/// `width` × `height`, and the whole-pixel box of the source that is kept. Cameras given in the image's pixels move
+/// with it: `fx, fy` times `scale`, `cx, cy` minus the box's corner, times `scale`.
+public struct CenterCrop: Sendable, Equatable {
+    public let scale: Double
+    public let box: (left: Int, top: Int, width: Int, height: Int)
+
+    public init(imageWidth: Int, imageHeight: Int, width: Int, height: Int) {
+        let (w, h) = (Double(imageWidth), Double(imageHeight))
+        scale = Double(height) / h > Double(width) / w ? Double(height) / h : Double(width) / w
+        let keptWidth = Int(Double(width) / scale), keptHeight = Int(Double(height) / scale)
+        box = ((imageWidth - keptWidth) / 2, (imageHeight - keptHeight) / 2, keptWidth, keptHeight)
+    }
+
+    public static func == (a: Self, b: Self) -> Bool { a.scale == b.scale && a.box == b.box }
+
+    /// Pixel intrinsics of the source image in the cropped, resized image's pixels.
+    public func intrinsics(fx: Double, fy: Double, cx: Double, cy: Double) -> (fx: Double, fy: Double, cx: Double, cy: Double) {
+        (fx * scale, fy * scale, (cx - Double(box.left)) * scale, (cy - Double(box.top)) * scale)
+    }
+}
+
 /// An 8-bit RGB image, row-major.
 public struct RGBImage: Sendable, Equatable {
     public let width: Int
@@ -14,12 +36,12 @@ public struct RGBImage: Sendable, Equatable {
         self.pixels = pixels
     }
 
-    /// The largest centred crop with `width:height`'s aspect ratio, resized to exactly that size by averaging the
-    /// source pixels each output pixel covers (so shrinking does not alias), as a conditioning image needs.
+    /// FlashWorld's centred crop (`CenterCrop`), resized to exactly `width` × `height` by averaging the source pixels
+    /// each output pixel covers (so shrinking does not alias), as a conditioning image needs.
     public func centerCroppedAndResized(width outWidth: Int, height outHeight: Int) -> RGBImage {
-        let scale = max(Double(outHeight) / Double(height), Double(outWidth) / Double(width))
-        let cropWidth = Double(outWidth) / scale, cropHeight = Double(outHeight) / scale
-        let left = (Double(width) - cropWidth) / 2, top = (Double(height) - cropHeight) / 2
+        let crop = CenterCrop(imageWidth: width, imageHeight: height, width: outWidth, height: outHeight)
+        let cropWidth = Double(crop.box.width), cropHeight = Double(crop.box.height)
+        let left = Double(crop.box.left), top = Double(crop.box.top)
         var out = [UInt8](repeating: 0, count: outWidth * outHeight * 3)
         for y in 0..<outHeight {
             let y0 = top + Double(y) * cropHeight / Double(outHeight), y1 = y0 + cropHeight / Double(outHeight)

@@ -108,10 +108,12 @@ public enum FlashWorldRequest {
         }
         let text = body.text_prompt ?? ""
         guard image != nil || !text.allSatisfy(\.isWhitespace) else { throw ServiceError(400, "No Prompts provided") }
+        var crop: CenterCrop?
         if let image {
             // Decoded now, as the reference preprocesses in the request: a bad image is the client's 400, not a failed job.
             do {
-                _ = try ImageDecoder.decode(image, name: "image_prompt")
+                let decoded = try ImageDecoder.decode(image, name: "image_prompt")
+                crop = CenterCrop(imageWidth: decoded.width, imageHeight: decoded.height, width: width, height: height)
             } catch {
                 throw ServiceError(400, "Image decode error: \(error)")
             }
@@ -122,7 +124,10 @@ public enum FlashWorldRequest {
         if let records = body.cameras {
             guard !records.isEmpty else { throw ServiceError(400, "cameras is empty; give at least one camera or leave it out") }
             do {
-                cameras = try CameraPathDocument(cameras: records, resolution: resolution).resolvedCameras(defaultWidth: width, defaultHeight: height)
+                var document = CameraPathDocument(cameras: records, resolution: resolution)
+                // As the reference: intrinsics given in the uploaded image's pixels follow its crop and resize.
+                if let crop { document = document.intrinsicsMapped(crop.intrinsics) }
+                cameras = try document.resolvedCameras(defaultWidth: width, defaultHeight: height)
             } catch {
                 throw ServiceError(400, "cameras: \(error)")
             }

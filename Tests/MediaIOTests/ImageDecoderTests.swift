@@ -37,6 +37,18 @@ struct ImageDecoderTests {
         }
     }
 
+    /// FlashWorld's crop arithmetic (app.py L439-457), numbers from Python: the covering scale, whole-pixel box, and
+    /// intrinsics moved into the resized image's pixels.
+    @Test func centreCropFollowsTheReference() {
+        let wide = CenterCrop(imageWidth: 300, imageHeight: 100, width: 128, height: 96)
+        #expect(wide.scale == 0.96 && wide.box == (83, 0, 133, 100))
+        let k = wide.intrinsics(fx: 100, fy: 100, cx: 150, cy: 50)
+        #expect(abs(k.fx - 96) < 1e-12 && abs(k.cx - 64.32) < 1e-12 && abs(k.cy - 48) < 1e-12)
+        let tall = CenterCrop(imageWidth: 36, imageHeight: 22, width: 64, height: 32)
+        #expect(tall.scale == 64.0 / 36 && tall.box == (0, 2, 36, 18))
+        #expect(CenterCrop(imageWidth: 704, imageHeight: 480, width: 704, height: 480).intrinsics(fx: 415.7, fy: 415.7, cx: 352, cy: 240) == (415.7, 415.7, 352, 240))
+    }
+
     @Test func centreCropKeepsTheMiddleAndResizes() {
         // A 4x2 image whose left and right quarters differ: cropping to square keeps the middle half.
         var pixels = [UInt8](repeating: 100, count: 4 * 2 * 3)

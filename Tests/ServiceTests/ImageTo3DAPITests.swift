@@ -1,3 +1,4 @@
+import Cameras
 import Foundation
 import Hummingbird
 import HummingbirdTesting
@@ -148,6 +149,21 @@ struct ImageTo3DAPITests {
             try await client.execute(uri: "/generate", method: .post, body: requestBody()) { #expect($0.status == .serviceUnavailable) }
         }
         await service.stop()
+    }
+}
+
+struct RequestParsingTests {
+    /// A request's intrinsics are in its image's pixels and follow the reference's crop: a 36x22 image for 64x32 is
+    /// scaled by 64/36 and cut 2 rows from the top (numbers from Python).
+    @Test func cameraIntrinsicsFollowTheImageCrop() throws {
+        let body = #"{"text_prompt": "", "image_prompt": "\#(Data(pngBytes).base64EncodedString())", "resolution": [2, 32, 64], "cameras": [\#(camera)]}"#
+        let request = try FlashWorldRequest.parse(Array(body.utf8), limits: ServiceLimits())
+        let k = request.cameras[0].intrinsics
+        #expect(abs(k.fx - 0.8333333333333333) < 1e-12 && abs(k.fy - 1.6666666666666665) < 1e-12)
+        #expect(abs(k.cx - 0.8888888888888888) < 1e-12 && abs(k.cy - 0.7777777777777777) < 1e-12)
+        // Without an image the same camera is only normalised.
+        let plain = try FlashWorldRequest.parse(Array(requestBody().readableBytesView), limits: ServiceLimits())
+        #expect(plain.cameras[0].intrinsics == NormalizedIntrinsics(fx: 30.0 / 64, fy: 30.0 / 32, cx: 0.5, cy: 0.5))
     }
 }
 
