@@ -282,11 +282,7 @@ public actor GenerationService {
 
     /// Claims the oldest queued job and runs it; false when there was none (or no generator yet).
     func runNext() async -> Bool {
-        guard let generator, readiness == .ready, var job = try? store.jobs(.queued).first else { return false }
-        job.status = .running
-        job.startedAt = now()
-        job.attempts += 1
-        guard (try? store.update(job)) != nil else { return false }
+        guard let generator, readiness == .ready, var job = try? store.claimNext(startedAt: now()) else { return false }
         let id = job.id
         let board = progressBoard
         board.set(id, JobProgress(stage: "starting", fraction: 0))

@@ -49,6 +49,10 @@ public protocol JobStore: Sendable {
     func jobs(_ status: JobRecord.Status) throws -> [JobRecord]
     /// The newest jobs first, in any state or one.
     func recentJobs(status: JobRecord.Status?, limit: Int) throws -> [JobRecord]
+    /// Atomically takes the oldest queued job: marks it running at `startedAt`, counts the attempt, and returns it.
+    /// Two workers (or two hosts sharing a store) never get the same job; PostgreSQL would use
+    /// `SELECT … FOR UPDATE SKIP LOCKED` where SQLite uses one `UPDATE … RETURNING`.
+    func claimNext(startedAt: Double) throws -> JobRecord?
     func delete(id: String) throws
 }
 
@@ -73,6 +77,8 @@ public final class SQLiteJobStore: JobStore, @unchecked Sendable {
             throw JobStoreError(message: "\(path): \(message)")
         }
         db = handle
+        // Another connection (a second worker process or host) may hold the write lock for a moment: wait, not fail.
+        sqlite3_busy_timeout(handle, 10_000)
         try execute("PRAGMA journal_mode=WAL")
         try execute("PRAGMA synchronous=FULL")
         try execute("""
@@ -194,6 +200,18 @@ public final class SQLiteJobStore: JobStore, @unchecked Sendable {
             "SELECT \(Self.columns) FROM jobs \(filter)ORDER BY created_at DESC, rowid DESC LIMIT \(max(0, limit))",
             bind: { s in if let status { sqlite3_bind_text(s, 1, status.rawValue, -1, Self.transient) } }, row: { found.append(Self.record($0)) })
         return found
+    }
+
+    public func claimNext(startedAt: Double) throws -> JobRecord? {
+        var claimed: JobRecord?
+        try query(
+            """
+            UPDATE jobs SET status='running', started_at=?1, attempts=attempts+1
+            WHERE id=(SELECT id FROM jobs WHERE status='queued' ORDER BY created_at, rowid LIMIT 1) AND status='queued'
+            RETURNING \(Self.columns)
+            """,
+            bind: { sqlite3_bind_double($0, 1, startedAt) }, row: { claimed = Self.record($0) })
+        return claimed
     }
 
     public func delete(id: String) throws {
