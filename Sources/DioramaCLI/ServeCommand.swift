@@ -107,6 +107,12 @@ struct ServeCommand: ParsableCommand {
         guard mkdir(directory, 0o755) == 0 || errno == EEXIST else {
             throw ValidationError("cannot create the data folder \(directory): \(String(cString: strerror(errno)))")
         }
+        // One server per data folder: a second would re-queue the first one's running jobs as if it had crashed.
+        let lock = open("\(directory)/lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard lock >= 0, flock(lock, LOCK_EX | LOCK_NB) == 0 else {
+            throw ValidationError("another diorama serve is using \(directory); stop it or give a different --data-dir")
+        }
+        defer { close(lock) }
         let store = try SQLiteJobStore(path: "\(directory)/jobs.sqlite")
         let service = GenerationService(
             store: store, dataDirectory: directory, limits: configuration.limits, concurrency: configuration.maxConcurrent,
@@ -147,6 +153,7 @@ struct ServeCommand: ParsableCommand {
             printError("warning: listening on \(configuration.host) without a token; set DIORAMA_TOKEN to require one\n")
         }
         try await app.runService()
+        await service.requeueRunningJobs()
     }
 }
 

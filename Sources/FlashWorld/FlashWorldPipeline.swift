@@ -75,8 +75,11 @@ public struct FlashWorldPipeline: Sendable {
     /// Sees the loop's intermediates by the parity fixture's names (`context`, `x0_step0`, `renders_step0`, `scene`, …).
     public typealias Inspector = (_ name: String, _ value: Tensor) -> Void
 
+    /// `isCancelled` is asked at every stage boundary (the calling task's cancellation by default; a caller on a plain
+    /// thread passes its own flag).
     public func generate(
-        _ request: GenerationRequest, noise: inout some NoiseSource, progress: Progress = { _, _, _ in }, inspect: Inspector? = nil
+        _ request: GenerationRequest, noise: inout some NoiseSource, progress: Progress = { _, _, _ in }, inspect: Inspector? = nil,
+        isCancelled: () -> Bool = { Task.isCancelled }
     ) throws -> GenerationResult {
         try request.validate()
         let b = backend
@@ -84,12 +87,12 @@ public struct FlashWorldPipeline: Sendable {
         let (h, w) = (request.height / 16, request.width / 16)
         var timings: [(String, Double)] = []
         var clock = monotonic()
-        // A cancelled task (a job cancelled in the service) stops at the next stage boundary.
+        // A cancelled job stops at the next stage boundary.
         func lap(_ stage: String) throws {
             let now = monotonic()
             timings.append((stage, now - clock))
             clock = now
-            try Task.checkCancellation()
+            if isCancelled() { throw CancellationError() }
         }
 
         // 1. Cameras: resampled to the frame count, re-based on camera 0 and scaled.

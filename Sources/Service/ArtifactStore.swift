@@ -9,8 +9,8 @@ import SplatIO
 #endif
 
 /// A finished job's files: the PLY written when it finished, and SPZ, .splat and the orbit MP4 made from it the first
-/// time they are asked for (off the service actor, written beside and renamed into place, so a concurrent or
-/// interrupted conversion never serves half a file).
+/// time they are asked for (once however many ask at the same moment, on a Dispatch thread, written beside and
+/// renamed into place, so an interrupted conversion never serves half a file).
 enum ArtifactStore {
     static func path(for artifact: GenerationService.Artifact, of job: JobRecord, service: GenerationService) async throws -> String {
         if job.status == .expired { throw ServiceError(410, "the files of job \(job.id) have expired") }
@@ -20,7 +20,7 @@ enum ArtifactStore {
         if access(target, R_OK) == 0 { return target }
         guard access(source, R_OK) == 0 else { throw ServiceError(410, "the files of job \(job.id) have expired or were deleted") }
         let limits = service.limits
-        try await Task.detached {
+        try await service.converting(target) {
             let (cloud, _) = try SplatFile.read(InputSource(path: source))
             switch artifact {
             case .ply: break
@@ -42,7 +42,12 @@ enum ArtifactStore {
                     throw ServiceError(500, "could not place \(target)")
                 }
             }
-        }.value
+        }
+        // Deleted or expired while it was being made: the new file must not outlive its job.
+        guard let current = try await service.job(id: job.id), current.status == .completed else {
+            unlink(target)
+            throw ServiceError(410, "job \(job.id) was deleted or expired while its \(artifact.rawValue) was made")
+        }
         return target
     }
 

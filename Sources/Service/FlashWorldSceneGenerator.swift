@@ -15,14 +15,20 @@ public struct FlashWorldSceneGenerator: SceneGenerator {
         let generation = GenerationRequest(
             prompt: request.prompt, image: image, imageIndex: request.imageIndex, cameras: request.cameras, frames: request.frames,
             width: request.width, height: request.height)
-        var noise = SeededNoise(seed: seed)
-        let result = try FlashWorldPipeline(model: model, backend: CPUBackend.shared).generate(generation, noise: &noise) { stage, step, steps in
-            // Text and image take a few percent; the four steps share the rest.
-            switch stage {
-            case "text": progress(JobProgress(stage: "encoding the prompt", fraction: 0.02))
-            case "image": progress(JobProgress(stage: "encoding the image", fraction: 0.05))
-            default: progress(JobProgress(stage: "step \(step) of \(steps)", step: step, steps: steps, fraction: 0.05 + 0.9 * Double(step - 1) / Double(max(steps, 1))))
-            }
+        let model = self.model
+        let result = try await BlockingWork.cancellable { isCancelled in
+            var noise = SeededNoise(seed: seed)
+            return try FlashWorldPipeline(model: model, backend: CPUBackend.shared).generate(
+                generation, noise: &noise,
+                progress: { stage, step, steps in
+                    // Text and image take a few percent; the four steps share the rest.
+                    switch stage {
+                    case "text": progress(JobProgress(stage: "encoding the prompt", fraction: 0.02))
+                    case "image": progress(JobProgress(stage: "encoding the image", fraction: 0.05))
+                    default:
+                        progress(JobProgress(stage: "step \(step) of \(steps)", step: step, steps: steps, fraction: 0.05 + 0.9 * Double(step - 1) / Double(max(steps, 1))))
+                    }
+                }, isCancelled: isCancelled)
         }
         return GeneratedScene(cloud: result.cloud, timings: result.timings)
     }

@@ -52,6 +52,7 @@ public actor GenerationService {
     var workers: [Task<Void, Never>] = []
     var lastFileID: Int64 = 0
     var waiters: [CheckedContinuation<Void, Never>] = []
+    var conversions: [String: Task<Void, any Error>] = [:]
 
     /// A service that starts loading; `install(_:name:)` makes it ready once a generator exists.
     public init(
@@ -69,7 +70,9 @@ public actor GenerationService {
 
     /// Recovers interrupted jobs, then starts the workers (they wait until a generator is installed).
     public func start() throws {
-        for var job in try store.jobs(.running) {
+        sweepTemporaryFiles()
+        lastFileID = try store.largestFileID()
+        for var job in try store.jobs(.running, completedBefore: nil) {
             removeArtifacts(job.fileID)
             if job.attempts >= limits.maxAttempts {
                 job.status = .failed
@@ -81,7 +84,7 @@ public actor GenerationService {
             }
             try store.update(job)
         }
-        completedCount = try store.jobs(.completed).count
+        completedCount = try store.count(.completed)
         try expireArtifacts()
         for _ in 0..<concurrency { spawnWorker() }
         if let lifetime = artifactLifetime {
@@ -94,10 +97,35 @@ public actor GenerationService {
         }
     }
 
-    /// Ends the synchronous waits and event streams so a graceful shutdown is not held up by them; jobs are kept
-    /// (a running one is run again after the restart).
+    /// Ends the synchronous waits and event streams and stops claiming jobs, so a graceful shutdown is not held up.
     public nonisolated func beginShutdown() { stopping.store(true, ordering: .relaxed) }
     public nonisolated var isStopping: Bool { stopping.load(ordering: .relaxed) }
+
+    /// At a graceful exit, running jobs go back to the queue as they were (the attempt not counted: a deploy is not a
+    /// crash) and their partial files are removed.
+    public func requeueRunningJobs() {
+        beginShutdown()
+        for (id, task) in running {
+            task.cancel()
+            guard var job = try? store.job(id: id), job.status == .running else { continue }
+            job.status = .queued
+            job.startedAt = nil
+            job.attempts = max(0, job.attempts - 1)
+            try? store.update(job)
+        }
+    }
+
+    /// Files a killed process left half-written: the atomic writers' hidden temporaries and partial videos.
+    func sweepTemporaryFiles() {
+        guard let directory = opendir(dataDirectory) else { return }
+        defer { closedir(directory) }
+        var leftovers: [String] = []
+        while let entry = readdir(directory) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if (name.hasPrefix(".") && name.hasSuffix(".tmp")) || name.contains(".partial-") { leftovers.append(name) }
+        }
+        for name in leftovers { unlink("\(dataDirectory)/\(name)") }
+    }
 
     public func stop() {
         for worker in workers { worker.cancel() }
@@ -146,11 +174,20 @@ public actor GenerationService {
         for artifact in Artifact.allCases { unlink(artifactPath(fileID, artifact)) }
     }
 
+    /// Makes `target` with `make` on a Dispatch thread, once: callers asking for it meanwhile wait for the same work.
+    func converting(_ target: String, _ make: @escaping @Sendable () throws -> Void) async throws {
+        if let inFlight = conversions[target] { return try await inFlight.value }
+        let work = Task { try await BlockingWork.run(make) }
+        conversions[target] = work
+        defer { conversions[target] = nil }
+        try await work.value
+    }
+
     /// Finished jobs older than the lifetime lose their files and read as expired.
     public func expireArtifacts() throws {
         guard let lifetime = artifactLifetime else { return }
         let cutoff = now() - lifetime
-        for var job in try store.jobs(.completed) where (job.completedAt ?? 0) < cutoff {
+        for var job in try store.jobs(.completed, completedBefore: cutoff) {
             removeArtifacts(job.fileID)
             job.status = .expired
             try store.update(job)
@@ -160,19 +197,23 @@ public actor GenerationService {
 
     // MARK: Jobs
 
-    /// Accepts a request: stored before this returns, so it survives a crash.
-    public func submit(_ body: [UInt8]) throws -> (JobRecord, QueueInfo) {
-        if case .failed(let reason) = readiness { throw ServiceError(503, "the service cannot generate: \(reason)") }
+    /// Accepts a request: checked (image decoding included) off the actor, then stored before this returns, so it
+    /// survives a crash.
+    public nonisolated func submit(_ body: [UInt8]) async throws -> (JobRecord, QueueInfo) {
         let request = try FlashWorldRequest.parse(body, limits: limits)
-        let queued = try store.jobs(.queued)
-        guard queued.count < limits.maxQueued else {
+        return try await enqueue(body, seed: request.seed)
+    }
+
+    func enqueue(_ body: [UInt8], seed requested: Int64?) throws -> (JobRecord, QueueInfo) {
+        if case .failed(let reason) = readiness { throw ServiceError(503, "the service cannot generate: \(reason)") }
+        guard try store.count(.queued) < limits.maxQueued else {
             metrics.count("rejected_queue_full")
             throw ServiceError(429, "the queue is full (\(limits.maxQueued) jobs); try again later")
         }
         var millis = Int64(now() * 1000)
         if millis <= lastFileID { millis = lastFileID + 1 }
         lastFileID = millis
-        let seed = request.seed ?? Int64.random(in: 0..<(1 << 31))
+        let seed = requested ?? Int64.random(in: 0..<(1 << 31))
         let job = JobRecord(id: UUID().uuidString.lowercased(), fileID: String(millis), request: body, createdAt: now(), seed: seed)
         try store.insert(job)
         metrics.count("submitted")
@@ -181,14 +222,20 @@ public actor GenerationService {
     }
 
     public func queueInfo(for id: String) throws -> QueueInfo {
-        let queued = try store.jobs(.queued)
-        let position = queued.firstIndex { $0.id == id }.map { $0 + 1 } ?? 0
+        let queued = try store.queuedIDs()
+        let position = queued.firstIndex(of: id).map { $0 + 1 } ?? 0
         return QueueInfo(queuedCount: queued.count, runningCount: running.count, position: position)
+    }
+
+    /// A job and its place in the queue read together, so a job never reads as queued at position 0.
+    public func jobWithQueue(id: String) throws -> (JobRecord, QueueInfo)? {
+        guard let job = try store.job(id: id) else { return nil }
+        return (job, try queueInfo(for: id))
     }
 
     /// Every queued job's 1-based position, from one read of the queue (listings).
     public func queuePositions() throws -> [String: Int] {
-        Dictionary(uniqueKeysWithValues: try store.jobs(.queued).enumerated().map { ($1.id, $0 + 1) })
+        Dictionary(uniqueKeysWithValues: try store.queuedIDs().enumerated().map { ($1, $0 + 1) })
     }
 
     public func job(id: String) throws -> JobRecord? { try store.job(id: id) }
@@ -196,8 +243,8 @@ public actor GenerationService {
     public func recentJobs(status: JobRecord.Status?, limit: Int) throws -> [JobRecord] { try store.recentJobs(status: status, limit: limit) }
     public nonisolated func progress(of id: String) -> JobProgress? { progressBoard.get(id) }
 
-    public func status() throws -> (queued: [JobRecord], running: [String], completed: Int) {
-        (try store.jobs(.queued), running.keys.sorted(), completedCount)
+    public func status() throws -> (queued: [String], running: [String], completed: Int) {
+        (try store.queuedIDs(), running.keys.sorted(), completedCount)
     }
 
     /// Stops a job wherever it is: a queued one never runs, a running one stops at its next stage. Finished jobs
@@ -231,10 +278,10 @@ public actor GenerationService {
         for artifact in Artifact.allCases where unlink(artifactPath(fileID, artifact)) == 0 {
             removed.append("\(fileID).\(artifact.fileExtension)")
         }
-        if job.status == .queued {
-            job.status = .cancelled
-            try store.update(job)
-        } else if job.status != .running {
+        if !job.status.isFinished {
+            // A deleted scene must not appear later: the job stops wherever it is.
+            job = try cancel(id: job.id)
+        } else {
             if job.status == .completed { completedCount -= 1 }
             try store.delete(id: job.id)
         }
@@ -245,9 +292,12 @@ public actor GenerationService {
     public func finished(id: String, timeout: Double) async throws -> JobRecord? {
         let deadline = now() + timeout
         while now() < deadline {
-            if let job = try store.job(id: id), job.status.isFinished { return job }
             if isStopping { throw ServiceError(503, "the server is shutting down; job \(id) is kept and runs after the restart") }
-            try await Task.sleep(for: .milliseconds(50))
+            // Running or queued is known without reading the stored request.
+            if running[id] == nil, try !store.queuedIDs().contains(id) {
+                if let job = try store.job(id: id), job.status.isFinished { return job }
+            }
+            try await Task.sleep(for: .milliseconds(100))
         }
         return nil
     }
@@ -282,7 +332,7 @@ public actor GenerationService {
 
     /// Claims the oldest queued job and runs it; false when there was none (or no generator yet).
     func runNext() async -> Bool {
-        guard let generator, readiness == .ready, var job = try? store.claimNext(startedAt: now()) else { return false }
+        guard !isStopping, let generator, readiness == .ready, var job = try? store.claimNext(startedAt: now()) else { return false }
         let id = job.id
         let board = progressBoard
         board.set(id, JobProgress(stage: "starting", fraction: 0))
@@ -302,7 +352,7 @@ public actor GenerationService {
             board.set(id, JobProgress(stage: "writing", fraction: 0.99))
             let path = artifactPath(job.fileID)
             // Written off the actor beside the final name and renamed into place: a crash leaves no partial artifact.
-            try await Task.detached { try SplatFile.write(scene.cloud, toPath: path) }.value
+            try await BlockingWork.run { try SplatFile.write(scene.cloud, toPath: path) }
             job.fileSize = Int((try? InputSource(path: path).size) ?? 0)
             job.gaussians = scene.cloud.count
             job.timings = JSONText.encode(scene.timings.map { [$0.stage, $0.seconds] as [Any] })
@@ -323,9 +373,11 @@ public actor GenerationService {
             job.status = .failed
             job.error = error
         }
-        // A job cancelled or deleted while it ran keeps that outcome; its files go.
-        guard let current = try? store.job(id: job.id), current.status == .running else {
-            removeArtifacts(job.fileID)
+        // A job cancelled, deleted or re-queued while it ran keeps that outcome and its files go, unless another run
+        // owns it now (a later claim, told apart by its start time), whose files these are.
+        let current = try? store.job(id: job.id)
+        guard let current, current.status == .running, current.startedAt == job.startedAt else {
+            if current?.status != .running { removeArtifacts(job.fileID) }
             return
         }
         if job.status == .completed { completedCount += 1 }

@@ -45,8 +45,13 @@ public protocol JobStore: Sendable {
     func update(_ job: JobRecord) throws
     func job(id: String) throws -> JobRecord?
     func job(fileID: String) throws -> JobRecord?
-    /// Jobs in a state, oldest first.
-    func jobs(_ status: JobRecord.Status) throws -> [JobRecord]
+    /// Jobs in a state, oldest first (optionally only those finished before a time).
+    func jobs(_ status: JobRecord.Status, completedBefore: Double?) throws -> [JobRecord]
+    /// The ids of queued jobs in queue order, without their requests (queue positions are read often).
+    func queuedIDs() throws -> [String]
+    func count(_ status: JobRecord.Status) throws -> Int
+    /// The largest numeric file id used, so new ids stay unique after a restart.
+    func largestFileID() throws -> Int64
     /// The newest jobs first, in any state or one.
     func recentJobs(status: JobRecord.Status?, limit: Int) throws -> [JobRecord]
     /// Atomically takes the oldest queued job: marks it running at `startedAt`, counts the attempt, and returns it.
@@ -185,12 +190,37 @@ public final class SQLiteJobStore: JobStore, @unchecked Sendable {
     public func job(id: String) throws -> JobRecord? { try one("SELECT \(Self.columns) FROM jobs WHERE id=?", id) }
     public func job(fileID: String) throws -> JobRecord? { try one("SELECT \(Self.columns) FROM jobs WHERE file_id=?", fileID) }
 
-    public func jobs(_ status: JobRecord.Status) throws -> [JobRecord] {
+    public func jobs(_ status: JobRecord.Status, completedBefore: Double? = nil) throws -> [JobRecord] {
         var found: [JobRecord] = []
         try query(
-            "SELECT \(Self.columns) FROM jobs WHERE status=? ORDER BY created_at, rowid",
-            bind: { sqlite3_bind_text($0, 1, status.rawValue, -1, Self.transient) }, row: { found.append(Self.record($0)) })
+            "SELECT \(Self.columns) FROM jobs WHERE status=?1 AND (?2 IS NULL OR completed_at < ?2) ORDER BY created_at, rowid",
+            bind: { s in
+                sqlite3_bind_text(s, 1, status.rawValue, -1, Self.transient)
+                if let completedBefore { sqlite3_bind_double(s, 2, completedBefore) } else { sqlite3_bind_null(s, 2) }
+            }, row: { found.append(Self.record($0)) })
         return found
+    }
+
+    public func queuedIDs() throws -> [String] {
+        var ids: [String] = []
+        try query(
+            "SELECT id FROM jobs WHERE status='queued' ORDER BY created_at, rowid",
+            row: { s in if let text = sqlite3_column_text(s, 0) { ids.append(String(cString: text)) } })
+        return ids
+    }
+
+    public func count(_ status: JobRecord.Status) throws -> Int {
+        var n = 0
+        try query(
+            "SELECT COUNT(*) FROM jobs WHERE status=?", bind: { sqlite3_bind_text($0, 1, status.rawValue, -1, Self.transient) },
+            row: { n = Int(sqlite3_column_int64($0, 0)) })
+        return n
+    }
+
+    public func largestFileID() throws -> Int64 {
+        var largest: Int64 = 0
+        try query("SELECT MAX(CAST(file_id AS INTEGER)) FROM jobs", row: { largest = sqlite3_column_int64($0, 0) })
+        return largest
     }
 
     public func recentJobs(status: JobRecord.Status?, limit: Int) throws -> [JobRecord] {

@@ -97,6 +97,10 @@ public enum FlashWorldRequest {
             throw ServiceError(400, "resolution \(resolution) exceeds the limits: at most \(limits.maxFrames) frames and \(limits.maxSide) pixels a side")
         }
         guard width % 32 == 0, height % 32 == 0 else { throw ServiceError(400, "width and height must be multiples of 32, not \(width)x\(height)") }
+        // Each side may be within its limit and the whole still too much for memory: frames x height x width is capped.
+        guard frames * width * height <= limits.maxTotalPixels else {
+            throw ServiceError(400, "resolution \(resolution) is \(frames * width * height) pixels in all; the limit is \(limits.maxTotalPixels) (e.g. 48 frames at 704x480)")
+        }
         var image: [UInt8]?
         if let prompt = body.image_prompt, !prompt.isEmpty {
             let payload = prompt.hasPrefix("data:") ? String(prompt.drop { $0 != "," }.dropFirst()) : prompt
@@ -145,6 +149,8 @@ public struct ServiceLimits: Sendable {
     public var maxFrames = 64
     public var maxSide = 2048
     public var maxBodyBytes = 32 << 20
+    /// Frames x height x width of one request: twice FlashWorld's 24 frames at 704x480.
+    public var maxTotalPixels = 48 * 704 * 480
     public var maxQueued = 64
     /// A job that was running when the process died is run again at most this many times in all.
     public var maxAttempts = 3

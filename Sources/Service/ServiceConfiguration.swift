@@ -21,6 +21,7 @@ public struct ServiceConfiguration: Sendable {
     public var maxFrames = 64
     public var maxSide = 2048
     public var maxBodyBytes = 32 << 20
+    public var maxTotalPixels = 48 * 704 * 480
     /// Seconds a finished job's files are kept; 0 keeps them.
     public var artifactLifetime: Double = 7 * 24 * 3600
     /// The image-to-3D API's `/generate_from_base64` answers SPZ instead of PLY.
@@ -45,6 +46,7 @@ public struct ServiceConfiguration: Sendable {
         limits.maxFrames = maxFrames
         limits.maxSide = maxSide
         limits.maxBodyBytes = maxBodyBytes
+        limits.maxTotalPixels = maxTotalPixels
         limits.maxAttempts = maxAttempts
         return limits
     }
@@ -95,6 +97,9 @@ public struct ServiceConfiguration: Sendable {
         Setting(key: "max_frames", help: "frames a request may ask for") { c, v throws(ServiceError) in c.maxFrames = try integer("max_frames", v, range: 1...1024) },
         Setting(key: "max_side", help: "pixels a side a request may ask for") { c, v throws(ServiceError) in c.maxSide = try integer("max_side", v, range: 32...16384) },
         Setting(key: "max_body_bytes", help: "request and upload size limit") { c, v throws(ServiceError) in c.maxBodyBytes = try integer("max_body_bytes", v, range: 1024...(1 << 34)) },
+        Setting(key: "max_total_pixels", help: "frames x height x width a request may ask for") { c, v throws(ServiceError) in
+            c.maxTotalPixels = try integer("max_total_pixels", v, range: 1024...(1 << 40))
+        },
         Setting(key: "artifact_lifetime", help: "seconds finished files are kept, 0 forever") { c, v throws(ServiceError) in c.artifactLifetime = try number("artifact_lifetime", v) },
         Setting(key: "compression", help: "image-to-3D base64 answers SPZ") { c, v throws(ServiceError) in c.compression = try flag("compression", v) },
         Setting(key: "warm_up", help: "one small generation before ready") { c, v throws(ServiceError) in c.warmUp = try flag("warm_up", v) },

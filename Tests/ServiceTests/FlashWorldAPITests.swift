@@ -126,6 +126,7 @@ struct FlashWorldAPITests {
                 (ByteBuffer(string: #"{"text_prompt": "x", "resolution": [2, 30, 64], "cameras": [\#(camera)]}"#), .badRequest, "multiples of 32"),
                 (ByteBuffer(string: #"{"text_prompt": "x", "resolution": [500, 32, 64], "cameras": [\#(camera)]}"#), .badRequest, "exceeds the limits"),
                 (requestBody(extra: #", "image_index": 9"#), .badRequest, "image_index 9"),
+                (ByteBuffer(string: #"{"text_prompt": "x", "resolution": [64, 1024, 1024], "cameras": [\#(camera)]}"#), .badRequest, "pixels in all"),
                 (ByteBuffer(string: String(repeating: " ", count: 5000)), .contentTooLarge, "exceeds 4096 bytes"),
             ]
             for (body, status, message) in cases {

@@ -183,6 +183,10 @@ struct AccessTests {
             }
             try await client.execute(uri: "/status", method: .get, headers: [.authorization: "Bearer wrong"]) { #expect($0.status == .unauthorized) }
             try await client.execute(uri: "/status", method: .get, headers: [.authorization: "Bearer s3cret"]) { #expect($0.status == .ok) }
+            try await client.execute(uri: "/status", method: .get, headers: [.authorization: "bearer s3cret"]) { #expect($0.status == .ok) }
+            // An event stream may carry the token in its query (EventSource cannot send headers); nothing else may.
+            try await client.execute(uri: "/v1/jobs/none/events?access_token=s3cret", method: .get) { #expect($0.status == .notFound) }
+            try await client.execute(uri: "/v1/jobs?access_token=s3cret", method: .get) { #expect($0.status == .unauthorized) }
             for uri in ["/health", "/", "/studio.js", "/sort-worker.js"] {
                 try await client.execute(uri: uri, method: .get) { #expect($0.status != .unauthorized, "\(uri)") }
             }
@@ -191,7 +195,11 @@ struct AccessTests {
                 #expect(response.headers[.accessControlAllowOrigin] == "https://studio.example")
             }
             try await client.execute(uri: "/status", method: .get, headers: [.origin: "https://evil.example", .authorization: "Bearer s3cret"]) { response in
-                #expect(response.headers[.accessControlAllowOrigin] == nil)
+                #expect(response.headers[.accessControlAllowOrigin] == nil && response.headers[.vary] == "Origin")
+            }
+            // Errors carry CORS headers too, so a page sees the JSON error rather than an opaque failure.
+            try await client.execute(uri: "/nowhere", method: .get, headers: [.origin: "https://studio.example", .authorization: "Bearer s3cret"]) { response in
+                #expect(response.status == .notFound && response.headers[.accessControlAllowOrigin] == "https://studio.example")
             }
             try await client.execute(
                 uri: "/v1/jobs", method: .options, headers: [.origin: "https://studio.example", .accessControlRequestMethod: "POST"]

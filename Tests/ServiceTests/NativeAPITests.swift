@@ -87,6 +87,13 @@ struct NativeAPITests {
                 #expect(response.status == .rangeNotSatisfiable && response.headers[.contentRange] == "bytes */\(whole.count)")
             }
             try await client.execute(uri: uri, method: .get, headers: [.ifNoneMatch: etag]) { #expect($0.status == .notModified) }
+            // Several ranges, or another unit, get the whole file (RFC 9110 lets a server ignore them).
+            for range in ["bytes=0-1,4-5", "items=0-3"] {
+                try await client.execute(uri: uri, method: .get, headers: [.range: range]) { response in
+                    #expect(response.status == .ok && response.body.readableBytes == whole.count, "\(range)")
+                }
+            }
+            try await client.execute(uri: uri, method: .get, headers: [.ifNoneMatch: "W/" + etag]) { #expect($0.status == .notModified) }
             // A stale If-Range gets the whole file, not a piece of a different one.
             try await client.execute(uri: uri, method: .get, headers: [.range: "bytes=0-3", .ifRange: "\"stale\""]) { response in
                 #expect(response.status == .ok && response.body.readableBytes == whole.count)
@@ -125,6 +132,37 @@ struct NativeAPITests {
             try await client.execute(uri: "/v1/jobs/\(running)", method: .get) { #expect($0.status == .notFound) }
         }
         await service.stop()
+    }
+
+    /// A graceful stop puts the running job back in the queue without counting the attempt; FlashWorld's delete of a
+    /// running job cancels it; FlashWorld's /task shows a cancelled job as failed, the states its clients know.
+    @Test func stopsAndDeletesKeepJobsConsistent() async throws {
+        let folder = temporaryFolder("graceful")
+        let service = try makeService(folder)
+        try await service.start()
+        let (job, _) = try await service.submit(Array(buffer: requestBody(prompt: "slow")))
+        for _ in 0..<100 where try await service.job(id: job.id)?.status != .running { try await Task.sleep(for: .milliseconds(10)) }
+        await service.requeueRunningJobs()
+        let requeued = try #require(try await service.job(id: job.id))
+        #expect(requeued.status == .queued && requeued.attempts == 0)
+        await service.stop()
+
+        let second = try makeService(folder)
+        try await second.start()
+        for _ in 0..<100 where try await second.job(id: job.id)?.status != .running { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(try await second.job(id: job.id)?.attempts == 1)
+        _ = try await second.delete(fileID: job.fileID)
+        try await Task.sleep(for: .milliseconds(150))
+        let after = try await second.job(id: job.id)
+        #expect(after?.status == .cancelled, "\(String(describing: after))")
+        #expect(access(second.artifactPath(job.fileID), F_OK) != 0)
+        try await application(second).test(.router) { client in
+            try await client.execute(uri: "/task/\(job.id)", method: .get) { response in
+                let body = json(response.body)
+                #expect(body["status"] as? String == "failed" && body["error"] as? String == "cancelled")
+            }
+        }
+        await second.stop()
     }
 
     @Test func progressStreamsAsServerSentEvents() async throws {

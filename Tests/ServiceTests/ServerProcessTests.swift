@@ -121,6 +121,15 @@ struct ServiceTestError: Error, CustomStringConvertible {
         let folder = temporaryFolder("sigkill")
         let server = ServerProcess(dataDirectory: folder)
         try await server.start()
+        // A second server on the same data folder is refused at once.
+        let rival = Process()
+        rival.executableURL = URL(fileURLWithPath: try ServerProcess.binary())
+        rival.arguments = ["serve", "--port", String(ServerProcess.freePort()), "--data-dir", folder]
+        rival.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
+        rival.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        try rival.run()
+        rival.waitUntilExit()
+        #expect(rival.terminationStatus != 0)
         let body = #"{"text_prompt": "a harbour", "resolution": [2, 96, 128], "seed": 3}"#
         let first = try server.json("POST", "/v1/jobs", body: body)["id"] as? String ?? ""
         let second = try server.json("POST", "/generate", body: body)["task_id"] as? String ?? ""

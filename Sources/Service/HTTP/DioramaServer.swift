@@ -5,8 +5,9 @@ import Hummingbird
 public enum DioramaServer {
     public static func router(service: GenerationService, configuration: ServiceConfiguration) -> Router<BasicRequestContext> {
         let router = Router()
-        router.add(middleware: ResponseAccountingMiddleware(metrics: service.metrics))
+        // Outermost first: CORS headers go on every answer, errors included.
         router.add(middleware: OriginPolicyMiddleware(origins: configuration.corsOrigins))
+        router.add(middleware: ResponseAccountingMiddleware(metrics: service.metrics))
         router.add(middleware: BearerTokenMiddleware(token: configuration.token))
         addStudio(to: router)
         FlashWorldRoutes.add(to: router, service: service, configuration: configuration)

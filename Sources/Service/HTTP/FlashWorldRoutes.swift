@@ -25,12 +25,18 @@ enum FlashWorldRoutes {
 
         router.get("task/:id") { _, context -> Response in
             let id = context.parameters.get("id") ?? ""
-            guard let job = try await service.job(id: id) else { return HTTPResponses.error(404, "Task not found") }
-            let queue = try await service.queueInfo(for: job.id)
+            guard let (job, queue) = try await service.jobWithQueue(id: id) else { return HTTPResponses.error(404, "Task not found") }
+            // FlashWorld's clients know queued, running, completed and failed, and poll until one of the last two.
+            let (status, error): (String, String?) =
+                switch job.status {
+                case .cancelled: ("failed", job.error ?? "cancelled")
+                case .expired: ("failed", "expired: the scene's files were removed after the configured lifetime")
+                default: (job.status.rawValue, job.error)
+                }
             var fields: [String: Any] = [
-                "success": true, "task_id": job.id, "status": job.status.rawValue, "created_at": job.createdAt,
+                "success": true, "task_id": job.id, "status": status, "created_at": job.createdAt,
                 "started_at": job.startedAt ?? JSONNull.null, "completed_at": job.completedAt ?? JSONNull.null,
-                "error": job.error ?? JSONNull.null,
+                "error": error ?? JSONNull.null,
                 "queue": ["queued_count": queue.queuedCount, "running_count": queue.runningCount, "position": queue.position],
             ]
             if job.status == .completed {
@@ -67,7 +73,7 @@ enum FlashWorldRoutes {
                 "success": true,
                 "status": [
                     "max_concurrent": service.concurrency, "running_count": running.count, "queued_count": queued.count,
-                    "completed_count": completed, "running_tasks": running, "queued_tasks": queued.map(\.id),
+                    "completed_count": completed, "running_tasks": running, "queued_tasks": queued,
                 ],
                 "timestamp": Double(Int64(Date().timeIntervalSince1970 * 1000)) / 1000,
             ])

@@ -81,12 +81,16 @@ enum HTTPResponses {
         headers[.contentType] = contentType
         headers[.contentDisposition] = "attachment; filename=\"\(downloadName)\""
         headers[.cacheControl] = "private, max-age=0, must-revalidate"
-        if let match = request.headers[.ifNoneMatch], match.split(separator: ",").contains(where: { $0.trimmingCharacters(in: .whitespaces) == etag || $0 == "*" }) {
+        // If-None-Match compares weakly: a W/ prefix does not matter.
+        if let match = request.headers[.ifNoneMatch],
+            match.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }).contains(where: { $0 == "*" || $0 == etag || $0 == "W/" + etag })
+        {
             return Response(status: .notModified, headers: headers)
         }
         var range = 0..<size
         var status = HTTPResponse.Status.ok
-        if let header = request.headers[.range], request.headers[.ifRange].map({ $0 == etag }) ?? true {
+        // Ranges in other units, or several at once, are ignored (the whole file is sent), as RFC 9110 allows.
+        if let header = request.headers[.range], header.hasPrefix("bytes="), !header.contains(","), request.headers[.ifRange].map({ $0 == etag }) ?? true {
             guard let parsed = byteRange(header, size: size) else {
                 headers[.contentRange] = "bytes */\(size)"
                 headers[.contentType] = "application/json"

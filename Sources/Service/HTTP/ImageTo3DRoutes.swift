@@ -37,9 +37,9 @@ enum ImageTo3DRoutes {
                 }
                 let began = Date()
                 let answer: Answer = configuration.compression ? .spz : .ply
-                let bytes64 = try await run(image: [UInt8](image), seed: body.seed, service: service, configuration: configuration, answer: answer)
+                let path = try await run(image: [UInt8](image), seed: body.seed, service: service, configuration: configuration, answer: answer)
                 return HTTPResponses.json(200, [
-                    "generation_time": Date().timeIntervalSince(began), "ply_file_base64": Data(bytes64).base64EncodedString(),
+                    "generation_time": Date().timeIntervalSince(began), "ply_file_base64": Data(try ArtifactStore.read(path)).base64EncodedString(),
                     "image_edited_file_base64": JSONNull.null, "image_without_background_file_base64": JSONNull.null,
                 ])
             } catch {
@@ -78,17 +78,16 @@ enum ImageTo3DRoutes {
                 guard let value = Int64(text) else { throw ServiceError(400, "seed must be a whole number, not \"\(text)\"") }
                 seed = value
             }
-            let bytes = try await run(image: image.data, seed: seed, service: service, configuration: configuration, answer: answer)
-            var headers = HTTPFields()
-            headers[.contentDisposition] = "attachment; filename=\"scene.\(answer == .ply ? "ply" : "spz")\""
-            return HTTPResponses.bytes(bytes, contentType: "application/octet-stream", headers: headers)
+            let path = try await run(image: image.data, seed: seed, service: service, configuration: configuration, answer: answer)
+            // Streamed from the file in pieces, with its length, as the reference streams 1 MiB chunks.
+            return HTTPResponses.file(path, request: request, contentType: "application/octet-stream", downloadName: "scene.\(answer == .ply ? "ply" : "spz")")
         } catch {
             return HTTPResponses.error(error, detail: true)
         }
     }
 
-    /// Submits the image as a job and waits for its scene, as PLY or SPZ bytes.
-    static func run(image: [UInt8], seed: Int64?, service: GenerationService, configuration: ServiceConfiguration, answer: Answer) async throws -> [UInt8] {
+    /// Submits the image as a job and waits for its scene; the path of its PLY or SPZ.
+    static func run(image: [UInt8], seed: Int64?, service: GenerationService, configuration: ServiceConfiguration, answer: Answer) async throws -> String {
         var fields: [String: Any] = [
             "image_prompt": Data(image).base64EncodedString(), "text_prompt": "", "image_index": 0,
             "resolution": [configuration.imageFrames, configuration.imageHeight, configuration.imageWidth],
@@ -98,11 +97,12 @@ enum ImageTo3DRoutes {
         guard let finished = try await service.finished(id: job.id, timeout: configuration.syncTimeout) else {
             throw ServiceError(504, "the scene was not ready within \(Int(configuration.syncTimeout)) s; job \(job.id) continues (GET /v1/jobs/\(job.id))")
         }
-        guard finished.status == .completed else {
-            throw ServiceError(500, "the generation \(finished.status.rawValue): \(finished.error ?? "no reason given")")
+        switch finished.status {
+        case .completed: return try await ArtifactStore.path(for: answer == .ply ? .ply : .spz, of: finished, service: service)
+        case .cancelled: throw ServiceError(409, "job \(job.id) was cancelled before its scene was made")
+        case .expired: throw ServiceError(410, "the scene of job \(job.id) has expired")
+        default: throw ServiceError(500, "the generation failed: \(finished.error ?? "no reason given")")
         }
-        let path = try await ArtifactStore.path(for: answer == .ply ? .ply : .spz, of: finished, service: service)
-        return try ArtifactStore.read(path)
     }
 }
 

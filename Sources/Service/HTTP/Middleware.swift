@@ -23,8 +23,9 @@ struct OriginPolicyMiddleware<Context: RequestContext>: RouterMiddleware {
         if let allowed {
             response.headers[.accessControlAllowOrigin] = allowed
             response.headers[.accessControlExposeHeaders] = "ETag, Content-Range, Content-Length, Content-Disposition"
-            if allowed != "*" { response.headers[.vary] = "Origin" }
         }
+        // With a list, the answer depends on the origin: caches must keep them apart.
+        if !origins.contains("*"), !origins.isEmpty { response.headers[.vary] = "Origin" }
         return response
     }
 }
@@ -41,8 +42,12 @@ struct BearerTokenMiddleware<Context: RequestContext>: RouterMiddleware {
         guard let token, !token.isEmpty, request.method != .options, !Self.isOpen(request.uri.path) else {
             return try await next(request, context)
         }
-        let given = request.headers[.authorization] ?? ""
-        guard given.hasPrefix("Bearer "), constantTimeEqual(Array(given.utf8.dropFirst(7)), Array(token.utf8)) else {
+        var given = request.headers[.authorization] ?? ""
+        // Browsers' EventSource cannot send headers: an event stream may carry the token as ?access_token=.
+        if given.isEmpty, request.uri.path.hasSuffix("/events"), let query = request.uri.queryParameters["access_token"] {
+            given = "Bearer \(query)"
+        }
+        guard given.lowercased().hasPrefix("bearer "), constantTimeEqual(Array(given.utf8.dropFirst(7)), Array(token.utf8)) else {
             var response = HTTPResponses.error(401, given.isEmpty ? "this server needs Authorization: Bearer <token>" : "the bearer token is wrong")
             response.headers[.wwwAuthenticate] = "Bearer"
             return response

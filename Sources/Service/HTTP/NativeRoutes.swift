@@ -54,8 +54,8 @@ enum NativeRoutes {
         }
 
         v1.get("jobs/:id") { _, context -> Response in
-            guard let job = try await service.job(id: context.parameters.get("id") ?? "") else { return notFound(context) }
-            return try await jobResponse(job, service: service)
+            guard let (job, queue) = try await service.jobWithQueue(id: context.parameters.get("id") ?? "") else { return notFound(context) }
+            return HTTPResponses.json(200, try await jobObject(job, service: service, positions: [job.id: queue.position]))
         }
 
         v1.post("jobs/:id/cancel") { _, context -> Response in
@@ -86,11 +86,11 @@ enum NativeRoutes {
                 var last = ""
                 var quiet = 0.0
                 while !service.isStopping {
-                    guard let job = try await service.job(id: id) else {
+                    guard let (job, queue) = try await service.jobWithQueue(id: id) else {
                         try await writer.write(ByteBuffer(string: "event: done\ndata: {\"id\":\(JSONText.quoted(id)),\"status\":\"deleted\"}\n\n"))
                         break
                     }
-                    let text = JSONText.encode(try await jobObject(job, service: service))
+                    let text = JSONText.encode(try await jobObject(job, service: service, positions: [job.id: queue.position]))
                     if job.status.isFinished {
                         try await writer.write(ByteBuffer(string: "event: done\ndata: \(text)\n\n"))
                         break
