@@ -63,8 +63,8 @@ enum StudioAssets {
       <div class="row"><label for="res">Resolution</label><select id="res"></select></div>
       <div class="row dims"><label>frames × H × W</label>
         <input id="frames" type="number" min="1" value="24" aria-label="frames">
-        <input id="height" type="number" min="16" step="16" value="480" aria-label="height">
-        <input id="width" type="number" min="16" step="16" value="704" aria-label="width"></div>
+        <input id="height" type="number" min="32" step="32" value="480" aria-label="height">
+        <input id="width" type="number" min="32" step="32" value="704" aria-label="width"></div>
       <label class="check"><input id="fit-aspect" type="checkbox" checked> Frame the viewer to the generation aspect</label>
     </details>
     <details open>
@@ -246,7 +246,7 @@ class Source {
     return value;
   }
   unshift(chunk) { if (chunk && chunk.length) this.back.push(chunk); }
-  cancel() { try { this.reader.cancel(); } catch (_) { /* already closed */ } }
+  cancel() { this.cancelled = true; try { this.reader.cancel(); } catch (_) { /* already closed */ } }
 }
 
 function concat(a, b) {
@@ -303,12 +303,12 @@ async function parsePly(src, packer, begin) {
   }
   const lines = new TextDecoder('latin1').decode(head.subarray(0, end)).split(/\r?\n/).map((l) => l.trim());
   if (lines[0] !== 'ply') throw new Error('not a PLY file (it does not start with "ply")');
-  let format = '', frame = 'RDF';
+  let format = '', frame = 'RDF', explicitFrame = false;
   const elements = [];
   for (const line of lines.slice(1)) {
     const w = line.split(/\s+/);
     if (w[0] === 'format') format = w[1];
-    else if (w[0] === 'comment' && w[1] === 'coordinate_frame' && frameMatrix(w[2])) frame = w[2].toUpperCase();
+    else if (w[0] === 'comment' && w[1] === 'coordinate_frame' && frameMatrix(w[2])) { frame = w[2].toUpperCase(); explicitFrame = true; }
     else if (w[0] === 'element') elements.push({ name: w[1], count: parseInt(w[2], 10), props: [], stride: 0, list: false });
     else if (w[0] === 'property' && elements.length) {
       const el = elements[elements.length - 1];
@@ -335,6 +335,10 @@ async function parsePly(src, packer, begin) {
   const op = field('opacity'), al = field('alpha');
   const hasDc = !dc.includes(null), hasRgb = !rgb.includes(null), hasSc = !sc.includes(null), hasRot = !rot.includes(null);
   const byteScale = (p) => (p.get === 'getUint8' ? 1 / 255 : 1);
+  // FlashWorld's own export (all 27 SH values as f_dc_*, no f_rest_*) is in camera 0's OpenGL frame, as Diorama
+  // reads it; a coordinate_frame comment says so explicitly and wins
+  const nDc = vertex.props.filter((p) => /^f_dc_\d+$/.test(p.name)).length;
+  if (!explicitFrame && nDc > 3 && !vertex.props.some((p) => p.name.startsWith('f_rest_'))) frame = 'RUB';
   packer.m = frameMatrix(frame);
   begin(vertex.count);
   src.unshift(head.subarray(end));
@@ -404,6 +408,8 @@ async function parseSpz(src, packer, begin) {
   begin(n);
   const scale = 1 / (1 << fb), q = [0, 0, 0, 0];
   for (let i = 0; i < n; i++) {
+    // hand over what is decoded and let the page breathe: a 4M-splat file would otherwise stall it for a second
+    if (i && (i & 0x3ffff) === 0) { packer.flush(); await new Promise((r) => setTimeout(r)); if (src.cancelled) return; }
     let x, y, z;
     if (version === 1) {
       const o = oPos + i * 6;
@@ -484,9 +490,15 @@ export async function loadScene(input, { headers = {}, signal, onBegin, onBatch,
   let begun = false;
   const begin = (n) => { if (!begun) { begun = true; onBegin && onBegin(n); } };
   const packer = new Packer('RDF', (b) => { begin(0); onBatch && onBatch(b); });
-  if (fmt === 'splat') await parseSplat(src, packer, begin);
-  else if (fmt === 'ply') await parsePly(src, packer, begin);
-  else await parseSpz(src, packer, begin);
+  try {
+    if (fmt === 'splat') await parseSplat(src, packer, begin);
+    else if (fmt === 'ply') await parsePly(src, packer, begin);
+    else await parseSpz(src, packer, begin);
+  } catch (e) {
+    // a cancelled read looks like a short file to the parsers; it is not one
+    if (signal && signal.aborted) throw new DOMException('aborted', 'AbortError');
+    throw e;
+  }
   begin(0);
   if (signal && signal.aborted) throw new DOMException('aborted', 'AbortError');
   return { count: packer.total, format: fmt };
@@ -682,9 +694,11 @@ function notify(msg, kind = 'info') {
 const fail = (prefix) => (e) => notify(`${prefix}: ${e.message || e}`, 'error');
 
 // ---- API ----
-function authHeaders(extra = {}) {
+// the token goes only to this server: a ?scene= link may name any URL
+function authHeaders(extra = {}, url = location.href) {
   const token = (localStorage.getItem('diorama.token') || '').trim();
-  return token ? { ...extra, Authorization: `Bearer ${token}` } : extra;
+  const sameOrigin = new URL(url, location.href).origin === location.origin;
+  return token && sameOrigin ? { ...extra, Authorization: `Bearer ${token}` } : extra;
 }
 async function api(path, { method = 'GET', body } = {}) {
   let resp;
@@ -735,7 +749,7 @@ async function openScene(input, label) {
   try {
     viewer.beginScene(0);
     const res = await loadScene(input, {
-      headers: authHeaders(), signal: ctrl.signal,
+      headers: typeof input === 'string' ? authHeaders({}, input) : {}, signal: ctrl.signal,
       onBegin: (n) => { if (live() && n) viewer.reserve(Math.min(n, 1 << 23)); }, // a header's count is a hint, not a promise
       onBatch: (b) => { if (live()) viewer.append(b); },
       onProgress: (got, total) => {
@@ -781,8 +795,10 @@ function fillResolutions() {
 function setResolution(frames, H, W) {
   const lim = (S.info && S.info.limits) || {};
   S.frames = Math.max(1, Math.min(lim.max_frames || 1e4, Math.round(frames) || 1));
-  S.H = Math.max(16, Math.min(lim.max_side || 1e4, Math.round(H) || 16));
-  S.W = Math.max(16, Math.min(lim.max_side || 1e4, Math.round(W) || 16));
+  // the model works on 32-pixel blocks; the server refuses other sizes
+  const side = (v) => Math.max(32, Math.min(lim.max_side || 1e4, Math.round((Number(v) || 32) / 32) * 32));
+  S.H = side(H);
+  S.W = side(W);
   syncConfig();
   recropImage();
 }
@@ -1496,7 +1512,8 @@ export class Viewer {
 
     this.worker = new Worker(new URL('./sort-worker.js', import.meta.url), { type: 'module' });
     this.worker.onmessage = (e) => this.sorted(e.data);
-    this.worker.onerror = (e) => console.error('sort worker', e.message);
+    // without the worker (a blocked module worker), sort on this thread rather than never draw
+    this.worker.onerror = (e) => { console.error('sort worker', e.message); this.worker = null; this.sortBusy = false; };
     this.bindInput();
     this.last = performance.now();
     this.frames = 0; this.fpsT = this.last; this.fps = 0;
@@ -1512,7 +1529,7 @@ export class Viewer {
     this.loading = true;
     this.data = new Uint32Array(0); this.capacity = 0; // let the last scene's memory go
     this.reserve(Math.max(expected, 1));
-    this.worker.postMessage({ type: 'reset', gen: this.gen, capacity: this.capacity });
+    if (this.worker) this.worker.postMessage({ type: 'reset', gen: this.gen, capacity: this.capacity });
     this.needsDraw = true;
   }
   reserve(n) {
@@ -1710,7 +1727,7 @@ export class Viewer {
       const all = new Float32Array(n);
       for (let i = 0, o = 0; i < this.pending.length; o += this.pending[i].length, i++) all.set(this.pending[i], o);
       this.pending = [];
-      this.worker.postMessage({ type: 'append', gen: this.gen, pos: all }, [all.buffer]);
+      if (this.worker) this.worker.postMessage({ type: 'append', gen: this.gen, pos: all }, [all.buffer]);
     }
   }
 
@@ -1718,8 +1735,12 @@ export class Viewer {
     if (this.sortBusy || this.count === 0) return;
     const same = this.sortedView && this.sortedCount === this.count && view.every((v, i) => Math.abs(v - this.sortedView[i]) < 1e-5);
     if (same) return;
-    this.sortBusy = true;
     this.sortedView = view; this.sortedCount = this.count;
+    if (!this.worker) {
+      this.useOrder(backToFront(new Float32Array(this.data.buffer), WORDS, this.count, view), this.count);
+      return;
+    }
+    this.sortBusy = true;
     this.worker.postMessage({ type: 'sort', gen: this.gen, view });
   }
   sorted(m) {

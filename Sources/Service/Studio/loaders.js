@@ -103,7 +103,7 @@ class Source {
     return value;
   }
   unshift(chunk) { if (chunk && chunk.length) this.back.push(chunk); }
-  cancel() { try { this.reader.cancel(); } catch (_) { /* already closed */ } }
+  cancel() { this.cancelled = true; try { this.reader.cancel(); } catch (_) { /* already closed */ } }
 }
 
 function concat(a, b) {
@@ -160,12 +160,12 @@ async function parsePly(src, packer, begin) {
   }
   const lines = new TextDecoder('latin1').decode(head.subarray(0, end)).split(/\r?\n/).map((l) => l.trim());
   if (lines[0] !== 'ply') throw new Error('not a PLY file (it does not start with "ply")');
-  let format = '', frame = 'RDF';
+  let format = '', frame = 'RDF', explicitFrame = false;
   const elements = [];
   for (const line of lines.slice(1)) {
     const w = line.split(/\s+/);
     if (w[0] === 'format') format = w[1];
-    else if (w[0] === 'comment' && w[1] === 'coordinate_frame' && frameMatrix(w[2])) frame = w[2].toUpperCase();
+    else if (w[0] === 'comment' && w[1] === 'coordinate_frame' && frameMatrix(w[2])) { frame = w[2].toUpperCase(); explicitFrame = true; }
     else if (w[0] === 'element') elements.push({ name: w[1], count: parseInt(w[2], 10), props: [], stride: 0, list: false });
     else if (w[0] === 'property' && elements.length) {
       const el = elements[elements.length - 1];
@@ -192,6 +192,10 @@ async function parsePly(src, packer, begin) {
   const op = field('opacity'), al = field('alpha');
   const hasDc = !dc.includes(null), hasRgb = !rgb.includes(null), hasSc = !sc.includes(null), hasRot = !rot.includes(null);
   const byteScale = (p) => (p.get === 'getUint8' ? 1 / 255 : 1);
+  // FlashWorld's own export (all 27 SH values as f_dc_*, no f_rest_*) is in camera 0's OpenGL frame, as Diorama
+  // reads it; a coordinate_frame comment says so explicitly and wins
+  const nDc = vertex.props.filter((p) => /^f_dc_\d+$/.test(p.name)).length;
+  if (!explicitFrame && nDc > 3 && !vertex.props.some((p) => p.name.startsWith('f_rest_'))) frame = 'RUB';
   packer.m = frameMatrix(frame);
   begin(vertex.count);
   src.unshift(head.subarray(end));
@@ -261,6 +265,8 @@ async function parseSpz(src, packer, begin) {
   begin(n);
   const scale = 1 / (1 << fb), q = [0, 0, 0, 0];
   for (let i = 0; i < n; i++) {
+    // hand over what is decoded and let the page breathe: a 4M-splat file would otherwise stall it for a second
+    if (i && (i & 0x3ffff) === 0) { packer.flush(); await new Promise((r) => setTimeout(r)); if (src.cancelled) return; }
     let x, y, z;
     if (version === 1) {
       const o = oPos + i * 6;
@@ -341,9 +347,15 @@ export async function loadScene(input, { headers = {}, signal, onBegin, onBatch,
   let begun = false;
   const begin = (n) => { if (!begun) { begun = true; onBegin && onBegin(n); } };
   const packer = new Packer('RDF', (b) => { begin(0); onBatch && onBatch(b); });
-  if (fmt === 'splat') await parseSplat(src, packer, begin);
-  else if (fmt === 'ply') await parsePly(src, packer, begin);
-  else await parseSpz(src, packer, begin);
+  try {
+    if (fmt === 'splat') await parseSplat(src, packer, begin);
+    else if (fmt === 'ply') await parsePly(src, packer, begin);
+    else await parseSpz(src, packer, begin);
+  } catch (e) {
+    // a cancelled read looks like a short file to the parsers; it is not one
+    if (signal && signal.aborted) throw new DOMException('aborted', 'AbortError');
+    throw e;
+  }
   begin(0);
   if (signal && signal.aborted) throw new DOMException('aborted', 'AbortError');
   return { count: packer.total, format: fmt };

@@ -36,9 +36,11 @@ function notify(msg, kind = 'info') {
 const fail = (prefix) => (e) => notify(`${prefix}: ${e.message || e}`, 'error');
 
 // ---- API ----
-function authHeaders(extra = {}) {
+// the token goes only to this server: a ?scene= link may name any URL
+function authHeaders(extra = {}, url = location.href) {
   const token = (localStorage.getItem('diorama.token') || '').trim();
-  return token ? { ...extra, Authorization: `Bearer ${token}` } : extra;
+  const sameOrigin = new URL(url, location.href).origin === location.origin;
+  return token && sameOrigin ? { ...extra, Authorization: `Bearer ${token}` } : extra;
 }
 async function api(path, { method = 'GET', body } = {}) {
   let resp;
@@ -89,7 +91,7 @@ async function openScene(input, label) {
   try {
     viewer.beginScene(0);
     const res = await loadScene(input, {
-      headers: authHeaders(), signal: ctrl.signal,
+      headers: typeof input === 'string' ? authHeaders({}, input) : {}, signal: ctrl.signal,
       onBegin: (n) => { if (live() && n) viewer.reserve(Math.min(n, 1 << 23)); }, // a header's count is a hint, not a promise
       onBatch: (b) => { if (live()) viewer.append(b); },
       onProgress: (got, total) => {
@@ -135,8 +137,10 @@ function fillResolutions() {
 function setResolution(frames, H, W) {
   const lim = (S.info && S.info.limits) || {};
   S.frames = Math.max(1, Math.min(lim.max_frames || 1e4, Math.round(frames) || 1));
-  S.H = Math.max(16, Math.min(lim.max_side || 1e4, Math.round(H) || 16));
-  S.W = Math.max(16, Math.min(lim.max_side || 1e4, Math.round(W) || 16));
+  // the model works on 32-pixel blocks; the server refuses other sizes
+  const side = (v) => Math.max(32, Math.min(lim.max_side || 1e4, Math.round((Number(v) || 32) / 32) * 32));
+  S.H = side(H);
+  S.W = side(W);
   syncConfig();
   recropImage();
 }

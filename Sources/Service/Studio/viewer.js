@@ -176,7 +176,8 @@ export class Viewer {
 
     this.worker = new Worker(new URL('./sort-worker.js', import.meta.url), { type: 'module' });
     this.worker.onmessage = (e) => this.sorted(e.data);
-    this.worker.onerror = (e) => console.error('sort worker', e.message);
+    // without the worker (a blocked module worker), sort on this thread rather than never draw
+    this.worker.onerror = (e) => { console.error('sort worker', e.message); this.worker = null; this.sortBusy = false; };
     this.bindInput();
     this.last = performance.now();
     this.frames = 0; this.fpsT = this.last; this.fps = 0;
@@ -192,7 +193,7 @@ export class Viewer {
     this.loading = true;
     this.data = new Uint32Array(0); this.capacity = 0; // let the last scene's memory go
     this.reserve(Math.max(expected, 1));
-    this.worker.postMessage({ type: 'reset', gen: this.gen, capacity: this.capacity });
+    if (this.worker) this.worker.postMessage({ type: 'reset', gen: this.gen, capacity: this.capacity });
     this.needsDraw = true;
   }
   reserve(n) {
@@ -390,7 +391,7 @@ export class Viewer {
       const all = new Float32Array(n);
       for (let i = 0, o = 0; i < this.pending.length; o += this.pending[i].length, i++) all.set(this.pending[i], o);
       this.pending = [];
-      this.worker.postMessage({ type: 'append', gen: this.gen, pos: all }, [all.buffer]);
+      if (this.worker) this.worker.postMessage({ type: 'append', gen: this.gen, pos: all }, [all.buffer]);
     }
   }
 
@@ -398,8 +399,12 @@ export class Viewer {
     if (this.sortBusy || this.count === 0) return;
     const same = this.sortedView && this.sortedCount === this.count && view.every((v, i) => Math.abs(v - this.sortedView[i]) < 1e-5);
     if (same) return;
-    this.sortBusy = true;
     this.sortedView = view; this.sortedCount = this.count;
+    if (!this.worker) {
+      this.useOrder(backToFront(new Float32Array(this.data.buffer), WORDS, this.count, view), this.count);
+      return;
+    }
+    this.sortBusy = true;
     this.worker.postMessage({ type: 'sort', gen: this.gen, view });
   }
   sorted(m) {
