@@ -53,12 +53,15 @@ public actor GenerationService {
     var lastFileID: Int64 = 0
     var waiters: [CheckedContinuation<Void, Never>] = []
     var conversions: [String: Task<Void, any Error>] = [:]
+    /// One line per job event (queued, started, finished, recovered, expired) for the operator's log.
+    let log: @Sendable (String) -> Void
 
     /// A service that starts loading; `install(_:name:)` makes it ready once a generator exists.
     public init(
         store: any JobStore, generator: (any SceneGenerator)? = nil, dataDirectory: String, limits: ServiceLimits = ServiceLimits(),
-        concurrency: Int = 1, artifactLifetime: Double? = nil
+        concurrency: Int = 1, artifactLifetime: Double? = nil, log: @escaping @Sendable (String) -> Void = { _ in }
     ) {
+        self.log = log
         self.store = store
         self.generator = generator
         self.dataDirectory = dataDirectory
@@ -78,9 +81,11 @@ public actor GenerationService {
                 job.status = .failed
                 job.error = "interrupted \(job.attempts) times; giving up"
                 job.completedAt = now()
+                log("job \(job.id) failed: interrupted \(job.attempts) times")
             } else {
                 job.status = .queued
                 job.startedAt = nil
+                log("job \(job.id) was running when the process stopped; queued again (attempt \(job.attempts + 1) of \(limits.maxAttempts))")
             }
             try store.update(job)
         }
@@ -192,6 +197,7 @@ public actor GenerationService {
             job.status = .expired
             try store.update(job)
             completedCount -= 1
+            log("job \(job.id) expired; its files were removed")
         }
     }
 
@@ -217,6 +223,7 @@ public actor GenerationService {
         let job = JobRecord(id: UUID().uuidString.lowercased(), fileID: String(millis), request: body, createdAt: now(), seed: seed)
         try store.insert(job)
         metrics.count("submitted")
+        log("job \(job.id) queued (file \(job.fileID), seed \(seed))")
         wakeWorkers()
         return (job, try queueInfo(for: job.id))
     }
@@ -258,6 +265,7 @@ public actor GenerationService {
         job.error = "cancelled"
         try store.update(job)
         metrics.count("cancelled")
+        log("job \(id) cancelled")
         return job
     }
 
@@ -343,6 +351,7 @@ public actor GenerationService {
             finish(&job, error: "\(error)")
             return true
         }
+        log("job \(id) started (attempt \(job.attempts))")
         let seed = UInt64(bitPattern: job.seed)
         let task = Task { try await generator.generate(request, seed: seed, progress: { board.set(id, $0) }) }
         running[id] = task
@@ -382,6 +391,11 @@ public actor GenerationService {
         }
         if job.status == .completed { completedCount += 1 }
         metrics.count(job.status == .completed ? "completed" : "failed")
+        let tenths = Int(((job.completedAt ?? 0) - (job.startedAt ?? 0)) * 10)
+        let seconds = "\(tenths / 10).\(tenths % 10)"
+        log(job.status == .completed
+            ? "job \(job.id) completed in \(seconds) s: \(job.gaussians ?? 0) Gaussians, \(job.fileSize ?? 0) bytes"
+            : "job \(job.id) failed after \(seconds) s: \(job.error ?? "")")
         try? store.update(job)
     }
 }

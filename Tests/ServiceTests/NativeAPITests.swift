@@ -56,6 +56,12 @@ struct NativeAPITests {
                 }
             }
             try await client.execute(uri: "/v1/jobs/\(id)/artifacts/scene.obj", method: .get) { #expect($0.status == .notFound) }
+            // The orbit video: rendered along the request's path through ffmpeg, an MP4 (an ftyp box first).
+            try await client.execute(uri: "/v1/jobs/\(id)/artifacts/orbit.mp4", method: .get) { response in
+                let bytes = [UInt8](buffer: response.body)
+                #expect(response.status == .ok && response.headers[.contentType] == "video/mp4")
+                #expect(bytes.count > 8 && Array(bytes[4..<8]) == Array("ftyp".utf8))
+            }
         }
         await service.stop()
     }
