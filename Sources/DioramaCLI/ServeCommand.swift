@@ -1,7 +1,7 @@
 import ArgumentParser
 import Dispatch
 import FlashWorld
-import Foundation
+import FoundationEssentials
 import Hummingbird
 import Service
 import Synchronization
