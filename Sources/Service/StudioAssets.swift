@@ -19,6 +19,7 @@ enum StudioAssets {
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Diorama Studio</title>
+<link rel="icon" href="data:,">
 <link rel="stylesheet" href="studio.css">
 <script type="module" src="studio.js"></script>
 </head>
@@ -793,6 +794,7 @@ function fillResolutions() {
   syncConfig();
 }
 function setResolution(frames, H, W) {
+  S.configured = true; // the user's choice outlives the server's defaults arriving later
   const lim = (S.info && S.info.limits) || {};
   S.frames = Math.max(1, Math.min(lim.max_frames || 1e4, Math.round(frames) || 1));
   // the model works on 32-pixel blocks; the server refuses other sizes
@@ -1035,7 +1037,7 @@ function renderJob() {
   const frac = j.status === 'completed' ? 1 : p && Number.isFinite(p.fraction) ? p.fraction : 0;
   $('job-bar').style.width = `${(100 * frac).toFixed(1)}%`;
   $('job-stage').textContent = j.status === 'failed' || j.status === 'cancelled' ? (j.error || '')
-    : p && !TERMINAL.has(j.status) ? `${p.stage}${p.steps ? ` — step ${p.step} of ${p.steps}` : ''} (${Math.round(100 * frac)}%)` : '';
+    : p && !TERMINAL.has(j.status) ? `${p.stage}${p.steps && !/\bstep \d/.test(p.stage) ? ` — step ${p.step} of ${p.steps}` : ''} (${Math.round(100 * frac)}%)` : '';
   $('job-stage').className = j.status === 'failed' ? 'err' : 'muted';
   const t = $('timings');
   t.textContent = '';
@@ -1147,7 +1149,7 @@ $('generate').onclick = generate;
 $('cancel').onclick = () => S.job && cancelJob(S.job.id);
 async function cancelJob(id) {
   try { const j = await api(`v1/jobs/${encodeURIComponent(id)}/cancel`, { method: 'POST' }); if (S.job && S.job.id === id) onJob(j); refreshJobs(); }
-  catch (e) { notify(`Cancel failed: ${e.message}`, 'error'); }
+  catch (e) { notify(`Cancel failed: ${e.message}`, 'error'); refreshJobs(); }
 }
 async function deleteJob(id) {
   if (!confirm('Delete this job and its files?')) return;
@@ -1206,7 +1208,7 @@ async function refreshJobs() {
       ul.append(el('li', { className: S.job && S.job.id === j.id ? 'current' : '' },
         el('span', { className: 'what' }, el('span', { className: `st ${j.status}`, textContent: j.status }), j.prompt || '(no text prompt)'),
         el('span', { className: 'meta', textContent: meta }),
-        j.error ? el('div', { className: 'err', textContent: j.error }) : '', btns));
+        j.error ? el('div', { className: j.status === 'failed' ? 'err' : 'muted', textContent: j.error }) : '', btns));
     }
   } catch (e) {
     ul.textContent = '';
@@ -1842,7 +1844,7 @@ export class Viewer {
  "info": {
   "title": "Diorama",
   "version": "0.1.0",
-  "description": "Diorama's HTTP job service (`diorama serve`) generates 3D Gaussian-splat scenes from a text prompt and/or an image plus a camera path with the FlashWorld model (the built-in `tiny` model runs on the CPU). It speaks three APIs over one durable SQLite job queue: FlashWorld's own API as its web client and scripts call it (POST /generate with JSON, /task, /download, /delete, /status), the synchronous image-to-3D API that TRELLIS-style clients call (multipart POST /generate, /generate-spz, /generate_from_base64, /health), and a native API under /v1 with job listing, cancellation, progress events and range-served artifacts (PLY, SPZ, .splat, an orbit MP4). Every error is JSON `{\"error\": ...}` with a message that says what to fix. CORS follows the server's `cors_origins` setting (any origin by default). When the server is started with a token, every endpoint except GET /health, GET / and the studio's static files needs `Authorization: Bearer <token>`; without one, no endpoint does (GET /v1/info reports which)."
+  "description": "Diorama's HTTP job service (`diorama serve`) generates 3D Gaussian-splat scenes from a text prompt and/or an image plus a camera path with the FlashWorld model (the built-in `tiny` model runs on the CPU). It speaks three APIs over one durable SQLite job queue: FlashWorld's own API as its web client and scripts call it (POST /generate with JSON, /task, /download, /delete, /status), the synchronous image-to-3D API that TRELLIS-style clients call (multipart POST /generate, /generate-spz, /generate_from_base64, /health), and a native API under /v1 with job listing, cancellation, progress events and range-served artifacts (PLY, SPZ, .splat, an orbit MP4). Every error is JSON `{\"error\": ...}` with a message that says what to fix. CORS follows the server's `cors_origins` setting (any origin by default). When the server is started with a token, every endpoint except GET /health, GET /v1/info, GET / and the studio's static files needs `Authorization: Bearer <token>`; without one, no endpoint does (GET /v1/info reports which)."
  },
  "servers": [
   {
@@ -2386,7 +2388,8 @@ export class Viewer {
      "401": {
       "$ref": "#/components/responses/Unauthorized"
      }
-    }
+    },
+    "security": []
    }
   },
   "/v1/jobs": {

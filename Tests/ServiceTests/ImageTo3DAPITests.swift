@@ -187,7 +187,7 @@ struct AccessTests {
             // An event stream may carry the token in its query (EventSource cannot send headers); nothing else may.
             try await client.execute(uri: "/v1/jobs/none/events?access_token=s3cret", method: .get) { #expect($0.status == .notFound) }
             try await client.execute(uri: "/v1/jobs?access_token=s3cret", method: .get) { #expect($0.status == .unauthorized) }
-            for uri in ["/health", "/", "/studio.js", "/sort-worker.js"] {
+            for uri in ["/health", "/", "/studio.js", "/sort-worker.js", "/v1/info"] {
                 try await client.execute(uri: uri, method: .get) { #expect($0.status != .unauthorized, "\(uri)") }
             }
             // CORS: only the configured origin is echoed; preflights need no token.

@@ -135,6 +135,7 @@ function fillResolutions() {
   syncConfig();
 }
 function setResolution(frames, H, W) {
+  S.configured = true; // the user's choice outlives the server's defaults arriving later
   const lim = (S.info && S.info.limits) || {};
   S.frames = Math.max(1, Math.min(lim.max_frames || 1e4, Math.round(frames) || 1));
   // the model works on 32-pixel blocks; the server refuses other sizes
@@ -377,7 +378,7 @@ function renderJob() {
   const frac = j.status === 'completed' ? 1 : p && Number.isFinite(p.fraction) ? p.fraction : 0;
   $('job-bar').style.width = `${(100 * frac).toFixed(1)}%`;
   $('job-stage').textContent = j.status === 'failed' || j.status === 'cancelled' ? (j.error || '')
-    : p && !TERMINAL.has(j.status) ? `${p.stage}${p.steps ? ` — step ${p.step} of ${p.steps}` : ''} (${Math.round(100 * frac)}%)` : '';
+    : p && !TERMINAL.has(j.status) ? `${p.stage}${p.steps && !/\bstep \d/.test(p.stage) ? ` — step ${p.step} of ${p.steps}` : ''} (${Math.round(100 * frac)}%)` : '';
   $('job-stage').className = j.status === 'failed' ? 'err' : 'muted';
   const t = $('timings');
   t.textContent = '';
@@ -489,7 +490,7 @@ $('generate').onclick = generate;
 $('cancel').onclick = () => S.job && cancelJob(S.job.id);
 async function cancelJob(id) {
   try { const j = await api(`v1/jobs/${encodeURIComponent(id)}/cancel`, { method: 'POST' }); if (S.job && S.job.id === id) onJob(j); refreshJobs(); }
-  catch (e) { notify(`Cancel failed: ${e.message}`, 'error'); }
+  catch (e) { notify(`Cancel failed: ${e.message}`, 'error'); refreshJobs(); }
 }
 async function deleteJob(id) {
   if (!confirm('Delete this job and its files?')) return;
@@ -548,7 +549,7 @@ async function refreshJobs() {
       ul.append(el('li', { className: S.job && S.job.id === j.id ? 'current' : '' },
         el('span', { className: 'what' }, el('span', { className: `st ${j.status}`, textContent: j.status }), j.prompt || '(no text prompt)'),
         el('span', { className: 'meta', textContent: meta }),
-        j.error ? el('div', { className: 'err', textContent: j.error }) : '', btns));
+        j.error ? el('div', { className: j.status === 'failed' ? 'err' : 'muted', textContent: j.error }) : '', btns));
     }
   } catch (e) {
     ul.textContent = '';
