@@ -25,6 +25,10 @@ enum ArtifactStore {
             switch artifact {
             case .ply: break
             case .spz, .splat: try SplatFile.write(cloud, toPath: target)
+            case .flashWorldSPZ:
+                var raw = cloud.pruned(minOpacity: 0.00025)
+                raw.frame = SPZReader.defaultFrame  // the positions as they are, no frame extension: the reference's bytes
+                try SplatFile.write(raw, toPath: target, format: .spz)
             case .mp4:
                 // The scene along the path it was generated from, at the generation size, as `generate --video` films it.
                 let request = try FlashWorldRequest.parse(job.request, limits: limits)

@@ -164,15 +164,21 @@ public actor GenerationService {
 
     // MARK: Artifacts
 
-    /// The artifact formats a finished job offers, by the file name the API serves.
+    /// The artifact formats a finished job offers, by the file name the API serves. `flashWorldSPZ` is the SPZ
+    /// FlashWorld's own server writes (what its web client downloads): opacity at least 0.00025, positions in camera
+    /// 0's frame with no frame recorded, as Niantic's library writes them by default.
     public enum Artifact: String, CaseIterable, Sendable {
-        case ply = "scene.ply", spz = "scene.spz", splat = "scene.splat", mp4 = "orbit.mp4"
+        case ply = "scene.ply", spz = "scene.spz", splat = "scene.splat", mp4 = "orbit.mp4", flashWorldSPZ = "flashworld.spz"
+        /// The ones `/v1` lists.
+        static let listed: [Artifact] = [.ply, .spz, .splat, .mp4]
         var fileExtension: String { String(rawValue.split(separator: ".").last!) }
+        /// What follows the file id in the data folder.
+        var fileSuffix: String { self == .flashWorldSPZ ? "fw.spz" : fileExtension }
     }
 
     /// The PLY is written when the job finishes; the others are made from it on first request.
     public nonisolated func artifactPath(_ fileID: String, _ artifact: Artifact = .ply) -> String {
-        "\(dataDirectory)/\(fileID).\(artifact.fileExtension)"
+        "\(dataDirectory)/\(fileID).\(artifact.fileSuffix)"
     }
 
     func removeArtifacts(_ fileID: String) {
@@ -284,7 +290,7 @@ public actor GenerationService {
         guard var job = try store.job(fileID: fileID) else { return [] }
         var removed: [String] = []
         for artifact in Artifact.allCases where unlink(artifactPath(fileID, artifact)) == 0 {
-            removed.append("\(fileID).\(artifact.fileExtension)")
+            removed.append("\(fileID).\(artifact.fileSuffix)")
         }
         if !job.status.isFinished {
             // A deleted scene must not appear later: the job stops wherever it is.

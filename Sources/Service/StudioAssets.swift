@@ -2928,6 +2928,349 @@ export class Viewer {
      }
     }
    }
+  },
+  "/gradio_api/call/gradio_generate": {
+   "post": {
+    "tags": [
+     "flashworld"
+    ],
+    "operationId": "gradioGenerate",
+    "summary": "FlashWorld's current web client: submit a request (data[0] is the request JSON as a string).",
+    "requestBody": {
+     "required": true,
+     "content": {
+      "application/json": {
+       "schema": {
+        "type": "object",
+        "required": [
+         "data"
+        ],
+        "properties": {
+         "data": {
+          "type": "array",
+          "minItems": 1,
+          "items": {
+           "type": "string"
+          },
+          "description": "One string argument."
+         }
+        }
+       }
+      }
+     }
+    },
+    "responses": {
+     "200": {
+      "description": "The call's event id.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "type": "object",
+         "properties": {
+          "event_id": {
+           "type": "string"
+          }
+         }
+        }
+       }
+      }
+     },
+     "400": {
+      "description": "Not a Gradio call body.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     }
+    }
+   }
+  },
+  "/gradio_api/call/gradio_generate/{event_id}": {
+   "get": {
+    "tags": [
+     "flashworld"
+    ],
+    "operationId": "gradioGenerateResult",
+    "summary": "Heartbeats until the job ends, then `event: complete` with data `[\"<{success, file_id, file_path, file_size, download_url, generation_time} or {error} as JSON>\"]`.",
+    "parameters": [
+     {
+      "name": "event_id",
+      "in": "path",
+      "required": true,
+      "schema": {
+       "type": "string"
+      }
+     }
+    ],
+    "responses": {
+     "200": {
+      "description": "The event stream.",
+      "content": {
+       "text/event-stream": {
+        "schema": {
+         "type": "string"
+        }
+       }
+      }
+     },
+     "404": {
+      "description": "Unknown event.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     }
+    }
+   }
+  },
+  "/gradio_api/call/download_file": {
+   "post": {
+    "tags": [
+     "flashworld"
+    ],
+    "operationId": "gradioDownloadFile",
+    "summary": "Ask for a finished scene's SPZ (data[0] is the file id).",
+    "requestBody": {
+     "required": true,
+     "content": {
+      "application/json": {
+       "schema": {
+        "type": "object",
+        "required": [
+         "data"
+        ],
+        "properties": {
+         "data": {
+          "type": "array",
+          "minItems": 1,
+          "items": {
+           "type": "string"
+          },
+          "description": "One string argument."
+         }
+        }
+       }
+      }
+     }
+    },
+    "responses": {
+     "200": {
+      "description": "The call's event id.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "type": "object",
+         "properties": {
+          "event_id": {
+           "type": "string"
+          }
+         }
+        }
+       }
+      }
+     },
+     "400": {
+      "description": "Not a Gradio call body.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     }
+    }
+   }
+  },
+  "/gradio_api/call/download_file/{event_id}": {
+   "get": {
+    "tags": [
+     "flashworld"
+    ],
+    "operationId": "gradioDownloadFileResult",
+    "summary": "`event: complete` with data `[{path, url, size, orig_name, mime_type, is_stream, meta}]` (or `[null]`); `url` is absolute.",
+    "parameters": [
+     {
+      "name": "event_id",
+      "in": "path",
+      "required": true,
+      "schema": {
+       "type": "string"
+      }
+     }
+    ],
+    "responses": {
+     "200": {
+      "description": "The event stream.",
+      "content": {
+       "text/event-stream": {
+        "schema": {
+         "type": "string"
+        }
+       }
+      }
+     },
+     "404": {
+      "description": "Unknown event.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     }
+    }
+   }
+  },
+  "/gradio_api/call/gradio_delete": {
+   "post": {
+    "tags": [
+     "flashworld"
+    ],
+    "operationId": "gradioDelete",
+    "summary": "Delete a scene's files (data[0] is the file id).",
+    "requestBody": {
+     "required": true,
+     "content": {
+      "application/json": {
+       "schema": {
+        "type": "object",
+        "required": [
+         "data"
+        ],
+        "properties": {
+         "data": {
+          "type": "array",
+          "minItems": 1,
+          "items": {
+           "type": "string"
+          },
+          "description": "One string argument."
+         }
+        }
+       }
+      }
+     }
+    },
+    "responses": {
+     "200": {
+      "description": "The call's event id.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "type": "object",
+         "properties": {
+          "event_id": {
+           "type": "string"
+          }
+         }
+        }
+       }
+      }
+     },
+     "400": {
+      "description": "Not a Gradio call body.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     }
+    }
+   }
+  },
+  "/gradio_api/call/gradio_delete/{event_id}": {
+   "get": {
+    "tags": [
+     "flashworld"
+    ],
+    "operationId": "gradioDeleteResult",
+    "summary": "`event: complete` with data `[{success, deleted}]`.",
+    "parameters": [
+     {
+      "name": "event_id",
+      "in": "path",
+      "required": true,
+      "schema": {
+       "type": "string"
+      }
+     }
+    ],
+    "responses": {
+     "200": {
+      "description": "The event stream.",
+      "content": {
+       "text/event-stream": {
+        "schema": {
+         "type": "string"
+        }
+       }
+      }
+     },
+     "404": {
+      "description": "Unknown event.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     }
+    }
+   }
+  },
+  "/gradio_api/file/{name}": {
+   "get": {
+    "tags": [
+     "flashworld"
+    ],
+    "operationId": "gradioFile",
+    "summary": "The SPZ as FlashWorld's server writes it: opacity at least 0.00025, positions in camera 0's OpenGL frame, no frame extension. ETag and Range as other files.",
+    "parameters": [
+     {
+      "name": "name",
+      "in": "path",
+      "required": true,
+      "schema": {
+       "type": "string",
+       "pattern": "^[0-9]+\\.spz$"
+      }
+     }
+    ],
+    "responses": {
+     "200": {
+      "description": "The SPZ.",
+      "content": {
+       "application/octet-stream": {
+        "schema": {
+         "type": "string",
+         "format": "binary"
+        }
+       }
+      }
+     },
+     "404": {
+      "description": "No such file.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     }
+    }
+   }
   }
  },
  "components": {

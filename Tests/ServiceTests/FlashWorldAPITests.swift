@@ -49,6 +49,9 @@ func requestBody(prompt: String = "a room", frames: Int = 2, extra: String = "")
     ByteBuffer(string: #"{"text_prompt": "\#(prompt)", "resolution": [\#(frames), 32, 64], "cameras": [\#(camera)]\#(extra)}"#)
 }
 
+/// A string field of a JSON object, or "" (one expression, so `#expect` can show it).
+func field(_ object: [String: Any]?, _ key: String) -> String { object?[key] as? String ?? "" }
+
 func json(_ buffer: ByteBuffer) -> [String: Any] {
     (try? JSONSerialization.jsonObject(with: Data(buffer: buffer))) as? [String: Any] ?? [:]
 }
@@ -132,7 +135,7 @@ struct FlashWorldAPITests {
             for (body, status, message) in cases {
                 try await client.execute(uri: "/generate", method: .post, body: body) { response in
                     #expect(response.status == status, "\(message)")
-                    #expect((json(response.body)["error"] as? String ?? "").contains(message), "\(json(response.body))")
+                    #expect(field(json(response.body), "error").contains(message), "\(json(response.body))")
                 }
             }
             try await client.execute(uri: "/generate", method: .post, body: requestBody()) { #expect($0.status == .accepted) }
@@ -157,7 +160,7 @@ struct FlashWorldAPITests {
         running.status = .running
         running.attempts = 1
         try store.update(running)
-        FileManager.default.createFile(atPath: "\(folder)/\(interrupted.fileID).ply", contents: Data([1, 2, 3]))
+        _ = FileManager.default.createFile(atPath: "\(folder)/\(interrupted.fileID).ply", contents: Data([1, 2, 3]))
 
         let second = try makeService(folder)
         try await second.start()

@@ -110,7 +110,7 @@ struct ImageTo3DAPITests {
                 try await client.execute(uri: uri, method: .post, headers: headers, body: body) { response in
                     let answer = json(response.body)
                     #expect(response.status == status, "\(uri) \(message): \(answer)")
-                    #expect((answer["detail"] as? String ?? "").contains(message) && answer["error"] as? String == answer["detail"] as? String)
+                    #expect(field(answer, "detail").contains(message) && answer["error"] as? String == answer["detail"] as? String)
                 }
             }
         }
@@ -144,7 +144,7 @@ struct ImageTo3DAPITests {
             await service.failed("the model did not load: no such folder")
             try await client.execute(uri: "/health", method: .get) { response in
                 #expect(response.status == .serviceUnavailable && json(response.body)["status"] as? String == "failed")
-                #expect((json(response.body)["detail"] as? String ?? "").contains("no such folder"))
+                #expect(field(json(response.body), "detail").contains("no such folder"))
             }
             try await client.execute(uri: "/generate", method: .post, body: requestBody()) { #expect($0.status == .serviceUnavailable) }
         }
@@ -178,7 +178,7 @@ struct AccessTests {
             for uri in ["/status", "/v1/jobs", "/metrics", "/openapi.json", "/task/x"] {
                 try await client.execute(uri: uri, method: .get) { response in
                     #expect(response.status == .unauthorized && response.headers[.wwwAuthenticate] == "Bearer", "\(uri)")
-                    #expect((json(response.body)["error"] as? String ?? "").contains("Bearer"))
+                    #expect(field(json(response.body), "error").contains("Bearer"))
                 }
             }
             try await client.execute(uri: "/status", method: .get, headers: [.authorization: "Bearer wrong"]) { #expect($0.status == .unauthorized) }

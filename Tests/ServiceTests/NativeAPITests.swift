@@ -237,7 +237,7 @@ struct NativeAPITests {
                 #expect(info["auth_required"] as? Bool == false && (info["limits"] as? [String: Any])?["max_frames"] as? Int == 64)
             }
             try await client.execute(uri: "/nowhere", method: .get) { response in
-                #expect(response.status == .notFound && (json(response.body)["error"] as? String ?? "").contains("no such endpoint"))
+                #expect(response.status == .notFound && field(json(response.body), "error").contains("no such endpoint"))
             }
         }
         await service.stop()

@@ -1,7 +1,7 @@
 import Hummingbird
 
-/// The whole HTTP surface of `diorama serve`: the studio at `/`, FlashWorld's API, the image-to-3D API and the native
-/// `/v1` API over one service, behind the response accounting, CORS and bearer-token layers.
+/// The whole HTTP surface of `diorama serve`: the studio at `/`, FlashWorld's API (and the Gradio calls of its current
+/// web client), the image-to-3D API and the native `/v1` API over one service, behind the response accounting, CORS and bearer-token layers.
 public enum DioramaServer {
     public static func router(service: GenerationService, configuration: ServiceConfiguration) -> Router<BasicRequestContext> {
         let router = Router()
@@ -13,6 +13,7 @@ public enum DioramaServer {
         FlashWorldRoutes.add(to: router, service: service, configuration: configuration)
         ImageTo3DRoutes.add(to: router, service: service, configuration: configuration)
         NativeRoutes.add(to: router, service: service, configuration: configuration)
+        GradioRoutes.add(to: router, service: service)
         return router
     }
 

@@ -114,7 +114,7 @@ enum NativeRoutes {
             guard let job = try await service.job(id: context.parameters.get("id") ?? "") else { return notFound(context) }
             let name = context.parameters.get("name") ?? ""
             guard let artifact = GenerationService.Artifact(rawValue: name) else {
-                return HTTPResponses.error(404, "no artifact \(name); a job offers \(GenerationService.Artifact.allCases.map(\.rawValue).joined(separator: ", "))")
+                return HTTPResponses.error(404, "no artifact \(name); a job offers \(GenerationService.Artifact.listed.map(\.rawValue).joined(separator: ", "))")
             }
             do {
                 let path = try await ArtifactStore.path(for: artifact, of: job, service: service)
@@ -172,7 +172,7 @@ enum NativeRoutes {
         var artifacts: Any = JSONNull.null
         if job.status == .completed {
             var links: [String: Any] = [:]
-            for artifact in GenerationService.Artifact.allCases {
+            for artifact in GenerationService.Artifact.listed {
                 links[artifact.fileExtension] = "/v1/jobs/\(job.id)/artifacts/\(artifact.rawValue)"
             }
             artifacts = links
