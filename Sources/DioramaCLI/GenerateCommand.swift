@@ -120,15 +120,13 @@ struct GenerateCommand: ParsableCommand {
             text = prompt ?? fields.text_prompt ?? ""
             index = fields.image_index ?? imageIndex
             if image == nil, let embedded = fields.image_prompt, !embedded.isEmpty {
-                // Only data URLs or bare base64: a server-side path named by a request is never read.
-                let payload = embedded.hasPrefix("data:") ? String(embedded.drop { $0 != "," }.dropFirst()) : embedded
-                guard let data = Data(base64Encoded: payload) else {
+                guard let data = GenerationRequest.imageBytes(fromImagePrompt: embedded) else {
                     try reportingErrors { () throws(ModelError) in
                         throw ModelError("\(request): image_prompt is neither a data URL nor base64; file paths are not read")
                     }
                     return
                 }
-                requestImage = ([UInt8](data), "\(request) image_prompt")
+                requestImage = (data, "\(request) image_prompt")
             }
             if let s = parsed.size { generationSize = ImageSize(width: s.width, height: s.height) }
             // The reference generates resolution[0] frames (app.py's request handling); --frames overrides.

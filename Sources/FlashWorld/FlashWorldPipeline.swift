@@ -1,6 +1,7 @@
 import Cameras
-import MediaIO
 import EngineCore
+import FoundationEssentials
+import MediaIO
 import Models
 import SplatCore
 import SplatRender
@@ -256,6 +257,14 @@ func monotonic() -> Double {
 }
 
 extension GenerationRequest {
+    /// The image bytes of the API's `image_prompt`: a data URL or bare base64, nil otherwise. The reference would open
+    /// a server path here; Diorama never reads one.
+    public static func imageBytes(fromImagePrompt prompt: String) -> [UInt8]? {
+        let payload = prompt.hasPrefix("data:") ? String(prompt.drop { $0 != "," }.dropFirst()) : prompt
+        guard let data = Data(base64Encoded: payload, options: .ignoreUnknownCharacters), !data.isEmpty else { return nil }
+        return [UInt8](data)
+    }
+
     /// A conditioning image from encoded bytes (PNG, JPEG or WebP): centre-cropped to the generation aspect ratio,
     /// resized, and mapped to `[3, height, width]` in [−1, 1].
     public static func conditioningImage(_ bytes: [UInt8], name: String, width: Int, height: Int) throws -> Tensor {

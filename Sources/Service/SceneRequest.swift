@@ -1,4 +1,5 @@
 import Cameras
+import FlashWorld
 import FoundationEssentials
 import MediaIO
 import SplatCore
@@ -103,12 +104,10 @@ public enum FlashWorldRequest {
         }
         var image: [UInt8]?
         if let prompt = body.image_prompt, !prompt.isEmpty {
-            let payload = prompt.hasPrefix("data:") ? String(prompt.drop { $0 != "," }.dropFirst()) : prompt
-            guard let data = Data(base64Encoded: payload, options: .ignoreUnknownCharacters), !data.isEmpty else {
-                // The reference would open a server path here; Diorama never reads one.
+            guard let data = GenerationRequest.imageBytes(fromImagePrompt: prompt) else {
                 throw ServiceError(400, "Image decode error: image_prompt must be a data URL or base64 (server paths are not read)")
             }
-            image = [UInt8](data)
+            image = data
         }
         let text = body.text_prompt ?? ""
         guard image != nil || !text.allSatisfy(\.isWhitespace) else { throw ServiceError(400, "No Prompts provided") }
