@@ -3,7 +3,7 @@ import PackageDescription
 
 // Layers, one way: Parallelism (shared helpers) <- SplatCore (the domain) <- SplatIO (formats);
 // Cameras (camera model and paths) <- SplatRender (the renderer, with SplatCore); MediaIO (PNG, video) stands alone;
-// EngineCore (tensors, dtypes, allocator, the op table) <- EngineCPU, EngineCUDA (backends); Checkpoints (formats)
+// EngineCore (tensors, dtypes, allocator, the op table) <- EngineCPU (the oracle) <- EngineCUDA; Checkpoints (formats)
 // stands alone; ModelLoading joins checkpoints to the engine; Models <- FlashWorld (the pipeline) <- Service (HTTP, jobs);
 // all of them <- DioramaCLI (commands) <- diorama.
 let package = Package(
@@ -42,7 +42,9 @@ let package = Package(
         .target(name: "MediaIO", dependencies: ["CZlib"]),
         .target(name: "EngineCore"),
         .target(name: "EngineCPU", dependencies: ["EngineCore", "Parallelism"]),
-        .target(name: "EngineCUDA", dependencies: ["EngineCore"]),
+        .target(name: "EngineCUDA", dependencies: ["EngineCore", "EngineCPU"]),
+        // The op-table fixtures and their comparison, shared by the tests and `diorama engine selftest`.
+        .target(name: "EngineCheck", dependencies: ["EngineCore"]),
         .target(name: "Checkpoints"),
         .target(name: "ModelLoading", dependencies: ["EngineCore", "Checkpoints"]),
         .target(name: "Models", dependencies: ["EngineCore", "Checkpoints", "ModelLoading", "Cameras"]),
@@ -59,7 +61,7 @@ let package = Package(
         .target(
             name: "DioramaCLI",
             dependencies: [
-                "SplatCore", "SplatIO", "Cameras", "SplatRender", "MediaIO", "EngineCore", "EngineCPU", "EngineCUDA",
+                "SplatCore", "SplatIO", "Cameras", "SplatRender", "MediaIO", "EngineCore", "EngineCPU", "EngineCUDA", "EngineCheck",
                 "Checkpoints", "ModelLoading", "Models", "FlashWorld", "Service",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
@@ -72,7 +74,7 @@ let package = Package(
             name: "SplatRenderTests", dependencies: ["SplatRender", "Cameras", "SplatCore", "SplatIO"],
             exclude: ["Fixtures"]),
         .testTarget(name: "MediaIOTests", dependencies: ["MediaIO", "CZlib"], exclude: ["Fixtures"]),
-        .testTarget(name: "EngineTests", dependencies: ["EngineCore", "EngineCPU", "EngineCUDA"], exclude: ["Fixtures"]),
+        .testTarget(name: "EngineTests", dependencies: ["EngineCore", "EngineCPU", "EngineCUDA", "EngineCheck"], exclude: ["Fixtures"]),
         .testTarget(
             name: "ModelTests",
             dependencies: ["Models", "FlashWorld", "EngineCore", "EngineCPU", "Checkpoints", "ModelLoading", "Cameras", "SplatCore"],

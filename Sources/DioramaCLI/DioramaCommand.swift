@@ -65,3 +65,14 @@ func reportingErrors<R, E: CommandLineReportable>(_ body: () throws(E) -> R) thr
         throw ExitCode(error.exitCode)
     }
 }
+
+/// A failure with its own message and exit code, for checks a command makes itself.
+struct CommandFailure: CommandLineReportable {
+    var message: String
+    var exitCode: Int32
+    init(_ message: String, exitCode: Int32) {
+        self.message = message
+        self.exitCode = exitCode
+    }
+    var description: String { message }
+}

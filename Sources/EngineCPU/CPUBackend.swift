@@ -19,8 +19,18 @@ public final class CPUBackend: Backend {
 
     public func supports(_ op: Op, inputTypes: [DType]) -> Bool { true }
 
-    public func upload(_ tensor: Tensor) throws(EngineError) -> Tensor { try contiguous(tensor) }
+    /// A CPU copy of a tensor from any backend (a GPU tensor is read back, which waits for its device).
+    public func upload(_ tensor: Tensor) throws(EngineError) -> Tensor {
+        guard tensor.device.kind == .cpu else {
+            guard let owner = DeviceRegistry.backend(for: tensor.device) else {
+                throw EngineError(.invalidArgument, "no open backend owns \(tensor.device) to read \(tensor) from")
+            }
+            return try owner.download(tensor)
+        }
+        return try contiguous(tensor)
+    }
     public func download(_ tensor: Tensor) throws(EngineError) -> Tensor { try contiguous(tensor) }
+    public func synchronize() throws(EngineError) {}
 
     public func run(_ op: Op, _ inputs: [Tensor]) throws(EngineError) -> [Tensor] {
         for (i, t) in inputs.enumerated() where t.device.kind != .cpu {
@@ -42,6 +52,10 @@ public final class CPUBackend: Backend {
                 }
             ]
         case .sigmoid: return [try unary(op, inputs) { 1 / (1 + expf(-$0)) }]
+        case .exp: return [try unary(op, inputs) { expf($0) }]
+        case .sqrt: return [try unary(op, inputs) { $0.squareRoot() }]
+        case .abs: return [try unary(op, inputs) { Swift.abs($0) }]
+        case .clamp(let lower, let upper): return [try unary(op, inputs) { $0.isNaN ? $0 : Swift.min(Swift.max($0, lower), upper) }]
         case .scaled(let factor): return [try unary(op, inputs) { $0 * factor }]
         case .add: return [try binary(op, inputs, +)]
         case .subtract: return [try binary(op, inputs, -)]
@@ -70,6 +84,13 @@ public final class CPUBackend: Backend {
         case .variance(let axes, let keep): return [try reduce(op, inputs, axes: axes, keepDims: keep, kind: .variance)]
         case .cast(let dtype): return [try cast(try single(op, inputs), to: dtype)]
         case .randomNormal(let shape, let seed): return [try randomNormal(shape: shape, seed: seed)]
+        case .full(let shape, let value, let dtype):
+            guard inputs.isEmpty, shape.allSatisfy({ $0 >= 0 }) else {
+                throw EngineError(.invalidArgument, "full takes no inputs and a non-negative shape, not \(shape)")
+            }
+            let out = try Tensor.empty(shape, dtype: dtype)
+            for i in 0..<out.count { dtype.storeFloat(value, out.storage.hostPointer, i) }
+            return [out]
         }
     }
 

@@ -1,63 +1,107 @@
 import EngineCore
 import Synchronization
 
-/// A minimal CUDA backend: proves that the engine's core needs no redesign for a GPU. It holds the primary context
-/// of one device, a caching allocator over `cuMemAlloc`, NVRTC-compiled kernels for an elementwise op and a row
-/// reduction, and cuBLASLt for matrix products. Everything is loaded with dlopen; no CUDA toolkit is needed to build.
+/// The CUDA backend: every op of the table on one NVIDIA GPU, enqueued on one stream without waiting.
 ///
-/// The driver context is confined: every call into the driver happens under one lock, after making the context
-/// current on the calling thread, so the backend can be shared across tasks while the C handles stay put.
+/// `run` launches NVRTC-compiled kernels and cuBLASLt products on the backend's stream and returns device tensors at
+/// once; nothing waits for the GPU except `synchronize()` and `download` (the host read). Allocation is stream-ordered
+/// by construction: a freed block goes back to the caching allocator and is only handed to work enqueued later on the
+/// same stream, which runs after everything that used it. Everything is loaded with dlopen; no CUDA toolkit is needed
+/// to build.
+///
+/// The driver context is confined: every driver call happens under one lock, after making the context current on the
+/// calling thread, so the backend can be shared across tasks while the C handles stay put. One backend per device
+/// (`CUDABackend.open`), registered so CPU code can read its tensors back.
 public final class CUDABackend: Backend {
     public let device: Device
     public let name: String
     /// Compute capability as `major·10 + minor`, e.g. 90 for Hopper.
     public let architecture: Int
+    public let multiprocessors: Int
+    public let totalMemory: Int
+    /// The driver's CUDA version as `major·1000 + minor·10`.
+    public let driverVersion: Int
+    public let driverPath: String
     let driver: CUDADriver
     let allocator: CachingAllocator
+    let maxSharedMemory: Int
     private let state: Mutex<Confined>
 
     /// The handles only the lock holder touches.
     struct Confined: @unchecked Sendable {
         var context: OpaquePointer?
-        var kernels: [String: OpaquePointer?] = [:]
-        var nvrtc: NVRTC?
+        var stream: OpaquePointer?
+        var module: OpaquePointer?
+        var functions: [String: OpaquePointer] = [:]
+        var kernelsFromCache: Bool?
         var blas: CuBLASLt?
         var blasHandle: OpaquePointer?
         var workspace: MemoryBlock?
     }
 
-    /// Opens device `ordinal`, or throws a `.device` error that says what is missing (driver, device, library).
-    public init(ordinal: Int = 0) throws(EngineError) {
+    private static let opened = Mutex<[Int: CUDABackend]>([:])
+
+    /// The backend of device `ordinal`, opened on first use; throws a `.device` error that says what is missing
+    /// (driver, device, library).
+    public static func open(ordinal: Int = 0) throws(EngineError) -> CUDABackend {
+        let result: Result<CUDABackend, EngineError> = opened.withLock { backends in
+            if let existing = backends[ordinal] { return .success(existing) }
+            do throws(EngineError) {
+                let backend = try CUDABackend(ordinal: ordinal)
+                backends[ordinal] = backend
+                DeviceRegistry.register(backend)
+                return .success(backend)
+            } catch {
+                return .failure(error)
+            }
+        }
+        return try result.get()
+    }
+
+    private init(ordinal: Int) throws(EngineError) {
         let driver = try CUDADriver()
         try driver.check(driver.cuInit(0), "cuInit")
         var count: Int32 = 0
         try driver.check(driver.cuDeviceGetCount(&count), "cuDeviceGetCount")
-        guard ordinal < Int(count) else { throw EngineError(.device, "CUDA device \(ordinal) does not exist (\(count) found)") }
+        guard ordinal >= 0, ordinal < Int(count) else {
+            throw EngineError(.device, count == 0 ? "no CUDA device found" : "CUDA device \(ordinal) does not exist (\(count) found)")
+        }
         var handle: Int32 = 0
         try driver.check(driver.cuDeviceGet(&handle, Int32(ordinal)), "cuDeviceGet")
         var nameBuffer = [CChar](repeating: 0, count: 256)
         try driver.check(driver.cuDeviceGetName(&nameBuffer, 256, handle), "cuDeviceGetName")
-        var major: Int32 = 0, minor: Int32 = 0
-        try driver.check(driver.cuDeviceGetAttribute(&major, 75, handle), "cuDeviceGetAttribute(major)")
-        try driver.check(driver.cuDeviceGetAttribute(&minor, 76, handle), "cuDeviceGetAttribute(minor)")
+        var version: Int32 = 0
+        _ = driver.cuDriverGetVersion(&version)
         var context: OpaquePointer?
         try driver.check(driver.cuDevicePrimaryCtxRetain(&context, handle), "cuDevicePrimaryCtxRetain")
         try driver.check(driver.cuCtxSetCurrent(context), "cuCtxSetCurrent")
         var free = 0, total = 0
         try driver.check(driver.cuMemGetInfo(&free, &total), "cuMemGetInfo")
+        var stream: OpaquePointer?
+        try driver.check(driver.cuStreamCreate(&stream, 1), "cuStreamCreate")  // CU_STREAM_NON_BLOCKING
         self.driver = driver
         device = .cuda(ordinal)
         name = String(cString: nameBuffer)
-        architecture = Int(major) * 10 + Int(minor)
+        architecture = driver.attribute(.computeCapabilityMajor, device: handle) * 10 + driver.attribute(.computeCapabilityMinor, device: handle)
+        multiprocessors = max(driver.attribute(.multiprocessorCount, device: handle), 1)
+        maxSharedMemory = driver.attribute(.maxSharedMemoryPerBlockOptin, device: handle)
+        totalMemory = total
+        driverVersion = Int(version)
+        driverPath = driver.library.path
+        // What other processes hold is not ours to take; leave headroom for the driver and libraries.
         allocator = CachingAllocator(
-            device: .cuda(ordinal), raw: DeviceMemory(driver: driver, context: UncheckedContext(context)), limit: total / 10 * 8)
-        state = Mutex(Confined(context: context))
+            device: .cuda(ordinal), raw: DeviceMemory(driver: driver, context: UncheckedContext(context)),
+            limit: max(free - (512 << 20), 0) / 20 * 19)
+        state = Mutex(Confined(context: context, stream: stream))
     }
 
     /// Whether a CUDA device can be opened here (false, not an error, on machines without one).
-    public static var isAvailable: Bool { (try? CUDABackend()) != nil }
+    public static var isAvailable: Bool { (try? open()) != nil }
 
     public var memoryStats: MemoryStats { allocator.stats }
+
+    /// Gives cached blocks back to the driver (between jobs, or before a phase that needs the room).
+    public func releaseCachedMemory() { allocator.clearCache() }
 
     /// Runs `body` holding the context, current on this thread.
     func withContext<R>(_ body: (inout Confined) throws(EngineError) -> R) throws(EngineError) -> R {
@@ -72,65 +116,154 @@ public final class CUDABackend: Backend {
         return try result.get()
     }
 
+    /// Fresh uninitialised device storage.
     func empty(_ shape: [Int], dtype: DType) throws(EngineError) -> Tensor {
         let storage = try TensorStorage(allocator: allocator, byteCount: shape.reduce(1, *) * dtype.byteSize)
         return Tensor(storage: storage, dtype: dtype, shape: shape)
     }
 
+    /// The device address of a tensor's first element.
+    static func address(_ t: Tensor) -> UInt64 { UInt64(t.storage.address) + UInt64(t.offset * t.dtype.byteSize) }
+
     public func upload(_ tensor: Tensor) throws(EngineError) -> Tensor {
-        let host = try tensor.device.kind == .cpu ? hostContiguous(tensor) : tensor
+        if tensor.device == device { return try contiguous(tensor) }
+        let host: Tensor
+        if tensor.device.kind == .cpu {
+            host = tensor.isContiguous ? tensor : try Tensor(bytes: tensor.contiguousBytes().withUnsafeBytes { $0 }, dtype: tensor.dtype, shape: tensor.shape)
+        } else {
+            guard let owner = DeviceRegistry.backend(for: tensor.device) else {
+                throw EngineError(.invalidArgument, "no open backend owns \(tensor.device) to copy \(tensor) from")
+            }
+            host = try owner.download(tensor)
+        }
         let out = try empty(tensor.shape, dtype: tensor.dtype)
-        try withContext { _ throws(EngineError) in
-            try driver.check(
-                driver.cuMemcpyHtoD(UInt64(out.storage.address), host.storage.hostPointer, out.byteCount), "cuMemcpyHtoD")
+        guard out.byteCount > 0 else { return out }
+        try withContext { confined throws(EngineError) in
+            // From pageable memory the driver stages the bytes before returning, so the host tensor may go at once.
+            let source = UnsafeRawPointer(host.storage.hostPointer) + host.offset * host.dtype.byteSize
+            try driver.check(driver.cuMemcpyHtoDAsync(Self.address(out), source, out.byteCount, confined.stream), "cuMemcpyHtoDAsync")
         }
         return out
     }
 
     public func download(_ tensor: Tensor) throws(EngineError) -> Tensor {
-        guard tensor.device == device, tensor.isContiguous else {
-            throw EngineError(.invalidArgument, "download takes a contiguous tensor on \(device), not \(tensor)")
+        guard tensor.device == device else {
+            throw EngineError(.invalidArgument, "download takes a tensor on \(device), not \(tensor)")
         }
+        let source = try contiguous(tensor)
         let out = try Tensor.empty(tensor.shape, dtype: tensor.dtype)
-        try withContext { _ throws(EngineError) in
+        guard out.byteCount > 0 else { return out }
+        try withContext { confined throws(EngineError) in
             try driver.check(
-                driver.cuMemcpyDtoH(
-                    out.storage.hostPointer, UInt64(tensor.storage.address) + UInt64(tensor.offset * tensor.dtype.byteSize),
-                    out.byteCount),
-                "cuMemcpyDtoH")
+                driver.cuMemcpyDtoHAsync(out.storage.hostPointer, Self.address(source), out.byteCount, confined.stream), "cuMemcpyDtoHAsync")
+            try driver.check(driver.cuStreamSynchronize(confined.stream), "waiting for the GPU (an earlier kernel may have failed)")
         }
         return out
     }
 
-    private func hostContiguous(_ t: Tensor) throws(EngineError) -> Tensor {
-        if t.isContiguous && t.offset == 0 { return t }
-        return try Tensor(bytes: t.contiguousBytes().withUnsafeBytes { $0 }, dtype: t.dtype, shape: t.shape)
+    public func synchronize() throws(EngineError) {
+        try withContext { confined throws(EngineError) in
+            try driver.check(driver.cuStreamSynchronize(confined.stream), "waiting for the GPU (an earlier kernel may have failed)")
+        }
+    }
+
+    /// Milliseconds of GPU time the work `body` enqueues takes, measured with events on the stream (waits for it).
+    public func measure(_ body: () throws -> Void) throws -> Double {
+        var events: (OpaquePointer?, OpaquePointer?) = (nil, nil)
+        try withContext { confined throws(EngineError) in
+            try driver.check(driver.cuEventCreate(&events.0, 0), "cuEventCreate")
+            try driver.check(driver.cuEventCreate(&events.1, 0), "cuEventCreate")
+            try driver.check(driver.cuEventRecord(events.0, confined.stream), "cuEventRecord")
+        }
+        defer { _ = try? withContext { _ throws(EngineError) in _ = driver.cuEventDestroy(events.0); _ = driver.cuEventDestroy(events.1) } }
+        try body()
+        return try withContext { confined throws(EngineError) in
+            try driver.check(driver.cuEventRecord(events.1, confined.stream), "cuEventRecord")
+            try driver.check(driver.cuEventSynchronize(events.1), "waiting for the GPU (an earlier kernel may have failed)")
+            var milliseconds: Float = 0
+            try driver.check(driver.cuEventElapsedTime(&milliseconds, events.0, events.1), "cuEventElapsedTime")
+            return Double(milliseconds)
+        }
+    }
+
+    /// Whether the kernels came from the on-disk cache (nil before the first launch).
+    public var kernelsFromCache: Bool? { state.withLock { $0.kernelsFromCache } }
+
+    /// The kernel `name`, loading the module (cached cubin or a fresh NVRTC compilation) on first use.
+    func function(_ name: String, _ confined: inout Confined) throws(EngineError) -> OpaquePointer {
+        if let cached = confined.functions[name] { return cached }
+        if confined.module == nil {
+            let (cubin, fromCache) = try KernelCache.cubin(arch: architecture)
+            var module: OpaquePointer?
+            let status = cubin.withUnsafeBytes { driver.cuModuleLoadData(&module, $0.baseAddress!) }
+            try driver.check(status, "cuModuleLoadData")
+            confined.module = module
+            confined.kernelsFromCache = fromCache
+        }
+        var handle: OpaquePointer?
+        try driver.check(driver.cuModuleGetFunction(&handle, confined.module, name), "cuModuleGetFunction(\(name))")
+        guard let handle else { throw EngineError(.device, "kernel \(name) is missing from the module") }
+        if maxSharedMemory > 48 << 10 {
+            // CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES: let tiled kernels use what the device offers.
+            _ = driver.cuFuncSetAttribute(handle, 8, Int32(maxSharedMemory))
+        }
+        confined.functions[name] = handle
+        return handle
+    }
+
+    /// Enqueues kernel `name` on the stream.
+    func launch(
+        _ name: String, grid: (x: Int, y: Int, z: Int), block: Int, sharedBytes: Int = 0, _ arguments: KernelArguments
+    ) throws(EngineError) {
+        guard grid.x > 0, grid.y > 0, grid.z > 0 else { return }
+        try withContext { confined throws(EngineError) in
+            let function = try function(name, &confined)
+            var bytes = arguments.bytes
+            var size = bytes.count
+            let status = bytes.withUnsafeMutableBytes { buffer in
+                withUnsafeMutablePointer(to: &size) { sizePointer in
+                    // CU_LAUNCH_PARAM_BUFFER_POINTER, CU_LAUNCH_PARAM_BUFFER_SIZE, CU_LAUNCH_PARAM_END
+                    var extra: [UnsafeMutableRawPointer?] = [
+                        UnsafeMutableRawPointer(bitPattern: 1), buffer.baseAddress, UnsafeMutableRawPointer(bitPattern: 2),
+                        UnsafeMutableRawPointer(sizePointer), nil,
+                    ]
+                    return driver.cuLaunchKernel(
+                        function, UInt32(grid.x), UInt32(grid.y), UInt32(grid.z), UInt32(block), 1, 1, UInt32(sharedBytes), confined.stream,
+                        nil, &extra)
+                }
+            }
+            try driver.check(status, "launching \(name)")
+        }
+    }
+
+    /// A 1D launch over `count` elements with a grid-stride loop.
+    func launchElementwise(_ name: String, count: Int, _ arguments: KernelArguments) throws(EngineError) {
+        guard count > 0 else { return }
+        let blocks = min((count + 255) / 256, multiprocessors * 32)
+        try launch(name, grid: (blocks, 1, 1), block: 256, arguments)
+    }
+
+    /// One block per row (grid-stride over rows).
+    func launchRows(_ name: String, rows: Int, _ arguments: KernelArguments) throws(EngineError) {
+        guard rows > 0 else { return }
+        try launch(name, grid: (min(rows, 1 << 20), 1, 1), block: 256, arguments)
     }
 
     public func supports(_ op: Op, inputTypes: [DType]) -> Bool {
         switch op {
-        case .silu, .geluTanh: return inputTypes == [.float32]
-        case .sum(let axes, _): return inputTypes == [.float32] && (axes == [-1])
-        case .linear:
-            guard inputTypes.count == 2, let first = inputTypes.first, CuBLASLt.dataType(first) != nil else { return false }
-            return inputTypes.allSatisfy { $0 == first }
-        default: return false
+        case .linear, .matmul, .conv2d, .patchEmbed3D:
+            return inputTypes.prefix(2).allSatisfy { CuBLASLt.dataType($0) != nil }
+        default:
+            return true
         }
     }
 
     public func run(_ op: Op, _ inputs: [Tensor]) throws(EngineError) -> [Tensor] {
-        guard supports(op, inputTypes: inputs.map(\.dtype)) else {
-            throw EngineError(.unsupportedOp, "\(op) on \(inputs.map(\.dtype)) is not implemented on \(device); run it on the CPU")
+        for (i, t) in inputs.enumerated() where t.device != device {
+            throw EngineError(
+                .invalidArgument, "\(op): input \(i) is on \(t.device), not \(device); create it on this backend or upload it first")
         }
-        for (i, t) in inputs.enumerated() where t.device != device || !t.isContiguous {
-            throw EngineError(.invalidArgument, "\(op): input \(i) must be a contiguous tensor on \(device), not \(t)")
-        }
-        switch op {
-        case .silu, .geluTanh: return [try elementwise(op, inputs[0])]
-        case .sum: return [try rowSum(inputs[0])]
-        case .linear: return [try linear(inputs[0], inputs[1])]
-        default: throw EngineError(.unsupportedOp, "\(op) is not implemented on \(device)")
-        }
+        return try dispatch(op, inputs)
     }
 }
 
@@ -148,7 +281,7 @@ struct DeviceMemory: RawMemory {
     func allocate(byteCount: Int) -> UInt? {
         guard driver.cuCtxSetCurrent(context.value) == 0 else { return nil }
         var pointer: UInt64 = 0
-        return driver.cuMemAlloc(&pointer, byteCount) == 0 ? UInt(pointer) : nil
+        return driver.cuMemAlloc(&pointer, max(byteCount, 256)) == 0 ? UInt(pointer) : nil
     }
 
     func free(_ address: UInt, byteCount: Int) {

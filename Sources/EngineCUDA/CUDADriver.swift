@@ -11,6 +11,7 @@ struct CUDADriver: @unchecked Sendable {
 
     let library: DynamicLibrary
     let cuInit: @convention(c) (UInt32) -> Result
+    let cuDriverGetVersion: @convention(c) (UnsafeMutablePointer<Int32>) -> Result
     let cuDeviceGetCount: @convention(c) (UnsafeMutablePointer<Int32>) -> Result
     let cuDeviceGet: @convention(c) (UnsafeMutablePointer<Int32>, Int32) -> Result
     let cuDeviceGetName: @convention(c) (UnsafeMutablePointer<CChar>, Int32, Int32) -> Result
@@ -21,10 +22,21 @@ struct CUDADriver: @unchecked Sendable {
     let cuMemAlloc: @convention(c) (UnsafeMutablePointer<DevicePointer>, Int) -> Result
     let cuMemFree: @convention(c) (DevicePointer) -> Result
     let cuMemGetInfo: @convention(c) (UnsafeMutablePointer<Int>, UnsafeMutablePointer<Int>) -> Result
-    let cuMemcpyHtoD: @convention(c) (DevicePointer, UnsafeRawPointer?, Int) -> Result
-    let cuMemcpyDtoH: @convention(c) (UnsafeMutableRawPointer?, DevicePointer, Int) -> Result
+    let cuMemHostAlloc: @convention(c) (UnsafeMutablePointer<UnsafeMutableRawPointer?>, Int, UInt32) -> Result
+    let cuMemFreeHost: @convention(c) (UnsafeMutableRawPointer?) -> Result
+    let cuMemcpyHtoDAsync: @convention(c) (DevicePointer, UnsafeRawPointer?, Int, OpaquePointer?) -> Result
+    let cuMemcpyDtoHAsync: @convention(c) (UnsafeMutableRawPointer?, DevicePointer, Int, OpaquePointer?) -> Result
+    let cuMemcpyDtoDAsync: @convention(c) (DevicePointer, DevicePointer, Int, OpaquePointer?) -> Result
+    let cuStreamCreate: @convention(c) (UnsafeMutablePointer<OpaquePointer?>, UInt32) -> Result
+    let cuStreamSynchronize: @convention(c) (OpaquePointer?) -> Result
+    let cuEventCreate: @convention(c) (UnsafeMutablePointer<OpaquePointer?>, UInt32) -> Result
+    let cuEventRecord: @convention(c) (OpaquePointer?, OpaquePointer?) -> Result
+    let cuEventSynchronize: @convention(c) (OpaquePointer?) -> Result
+    let cuEventElapsedTime: @convention(c) (UnsafeMutablePointer<Float>, OpaquePointer?, OpaquePointer?) -> Result
+    let cuEventDestroy: @convention(c) (OpaquePointer?) -> Result
     let cuModuleLoadData: @convention(c) (UnsafeMutablePointer<OpaquePointer?>, UnsafeRawPointer) -> Result
     let cuModuleGetFunction: @convention(c) (UnsafeMutablePointer<OpaquePointer?>, OpaquePointer?, UnsafePointer<CChar>) -> Result
+    let cuFuncSetAttribute: @convention(c) (OpaquePointer?, Int32, Int32) -> Result
     let cuLaunchKernel:
         @convention(c) (
             OpaquePointer?, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, OpaquePointer?,
@@ -32,9 +44,18 @@ struct CUDADriver: @unchecked Sendable {
         ) -> Result
     let cuGetErrorString: @convention(c) (Result, UnsafeMutablePointer<UnsafePointer<CChar>?>) -> Result
 
+    /// `CU_DEVICE_ATTRIBUTE_*` values used here.
+    enum Attribute: Int32 {
+        case multiprocessorCount = 16
+        case computeCapabilityMajor = 75
+        case computeCapabilityMinor = 76
+        case maxSharedMemoryPerBlockOptin = 97
+    }
+
     init() throws(EngineError) {
-        library = try DynamicLibrary(names: ["libcuda.so.1", "libcuda.so"], environment: "DIORAMA_LIBCUDA")
+        library = try DynamicLibrary(names: ["libcuda.so.1", "libcuda.so"], environment: "DIORAMA_LIBCUDA", package: "the NVIDIA driver", probe: "cuInit")
         cuInit = try library.symbol("cuInit", as: type(of: cuInit))
+        cuDriverGetVersion = try library.symbol("cuDriverGetVersion", as: type(of: cuDriverGetVersion))
         cuDeviceGetCount = try library.symbol("cuDeviceGetCount", as: type(of: cuDeviceGetCount))
         cuDeviceGet = try library.symbol("cuDeviceGet", as: type(of: cuDeviceGet))
         cuDeviceGetName = try library.symbol("cuDeviceGetName", as: type(of: cuDeviceGetName))
@@ -45,10 +66,21 @@ struct CUDADriver: @unchecked Sendable {
         cuMemAlloc = try library.symbol("cuMemAlloc_v2", as: type(of: cuMemAlloc))
         cuMemFree = try library.symbol("cuMemFree_v2", as: type(of: cuMemFree))
         cuMemGetInfo = try library.symbol("cuMemGetInfo_v2", as: type(of: cuMemGetInfo))
-        cuMemcpyHtoD = try library.symbol("cuMemcpyHtoD_v2", as: type(of: cuMemcpyHtoD))
-        cuMemcpyDtoH = try library.symbol("cuMemcpyDtoH_v2", as: type(of: cuMemcpyDtoH))
+        cuMemHostAlloc = try library.symbol("cuMemHostAlloc", as: type(of: cuMemHostAlloc))
+        cuMemFreeHost = try library.symbol("cuMemFreeHost", as: type(of: cuMemFreeHost))
+        cuMemcpyHtoDAsync = try library.symbol("cuMemcpyHtoDAsync_v2", as: type(of: cuMemcpyHtoDAsync))
+        cuMemcpyDtoHAsync = try library.symbol("cuMemcpyDtoHAsync_v2", as: type(of: cuMemcpyDtoHAsync))
+        cuMemcpyDtoDAsync = try library.symbol("cuMemcpyDtoDAsync_v2", as: type(of: cuMemcpyDtoDAsync))
+        cuStreamCreate = try library.symbol("cuStreamCreate", as: type(of: cuStreamCreate))
+        cuStreamSynchronize = try library.symbol("cuStreamSynchronize", as: type(of: cuStreamSynchronize))
+        cuEventCreate = try library.symbol("cuEventCreate", as: type(of: cuEventCreate))
+        cuEventRecord = try library.symbol("cuEventRecord", as: type(of: cuEventRecord))
+        cuEventSynchronize = try library.symbol("cuEventSynchronize", as: type(of: cuEventSynchronize))
+        cuEventElapsedTime = try library.symbol(oneOf: ["cuEventElapsedTime_v2", "cuEventElapsedTime"], as: type(of: cuEventElapsedTime))
+        cuEventDestroy = try library.symbol(oneOf: ["cuEventDestroy_v2", "cuEventDestroy"], as: type(of: cuEventDestroy))
         cuModuleLoadData = try library.symbol("cuModuleLoadData", as: type(of: cuModuleLoadData))
         cuModuleGetFunction = try library.symbol("cuModuleGetFunction", as: type(of: cuModuleGetFunction))
+        cuFuncSetAttribute = try library.symbol("cuFuncSetAttribute", as: type(of: cuFuncSetAttribute))
         cuLaunchKernel = try library.symbol("cuLaunchKernel", as: type(of: cuLaunchKernel))
         cuGetErrorString = try library.symbol("cuGetErrorString", as: type(of: cuGetErrorString))
     }
@@ -58,12 +90,19 @@ struct CUDADriver: @unchecked Sendable {
         guard result != 0 else { return }
         var text: UnsafePointer<CChar>?
         _ = cuGetErrorString(result, &text)
-        throw EngineError(.device, "\(call) failed: \(text.map { String(cString: $0) } ?? "CUresult \(result)")")
+        let words = text.map { String(cString: $0) } ?? "CUresult \(result)"
+        // CUDA_ERROR_OUT_OF_MEMORY (2) is the caller's to handle (a smaller job may fit); the rest are device faults.
+        throw EngineError(result == 2 ? .outOfMemory : .device, "\(call) failed: \(words)")
+    }
+
+    func attribute(_ attribute: Attribute, device: Int32) -> Int {
+        var value: Int32 = 0
+        return cuDeviceGetAttribute(&value, attribute.rawValue, device) == 0 ? Int(value) : 0
     }
 }
 
-/// NVRTC: compiles kernel source to a cubin (or PTX) for the device at run time.
-struct NVRTC: @unchecked Sendable {
+/// NVRTC: compiles kernel source to a cubin for the device at run time.
+public struct NVRTC: @unchecked Sendable {
     typealias Result = Int32
     let library: DynamicLibrary
     let nvrtcVersion: @convention(c) (UnsafeMutablePointer<Int32>, UnsafeMutablePointer<Int32>) -> Result
@@ -79,9 +118,16 @@ struct NVRTC: @unchecked Sendable {
     let nvrtcGetCUBIN: @convention(c) (OpaquePointer?, UnsafeMutablePointer<CChar>) -> Result
     let nvrtcDestroyProgram: @convention(c) (UnsafeMutablePointer<OpaquePointer?>) -> Result
 
-    init() throws(EngineError) {
+    public init() throws(EngineError) {
         library = try DynamicLibrary(
-            names: ["libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so"], environment: "DIORAMA_LIBNVRTC")
+            names: ["libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so"], environment: "DIORAMA_LIBNVRTC",
+            package: "NVRTC (the CUDA toolkit's cuda-nvrtc, or `pip install nvidia-cuda-nvrtc`)", probe: "nvrtcVersion")
+        // NVRTC opens its builtins library by name; outside the loader's path (a pip wheel) that fails unless the
+        // one beside it is already loaded.
+        let folder = library.path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
+        for builtins in DynamicLibrary.glob("\(folder)/libnvrtc-builtins.so.*") where !builtins.contains(".alt.") {
+            _ = dlopen(builtins, RTLD_NOW | RTLD_GLOBAL)
+        }
         nvrtcVersion = try library.symbol("nvrtcVersion", as: type(of: nvrtcVersion))
         nvrtcCreateProgram = try library.symbol("nvrtcCreateProgram", as: type(of: nvrtcCreateProgram))
         nvrtcCompileProgram = try library.symbol("nvrtcCompileProgram", as: type(of: nvrtcCompileProgram))
@@ -92,14 +138,22 @@ struct NVRTC: @unchecked Sendable {
         nvrtcDestroyProgram = try library.symbol("nvrtcDestroyProgram", as: type(of: nvrtcDestroyProgram))
     }
 
+    public var path: String { library.path }
+
+    public var version: String {
+        var major: Int32 = 0, minor: Int32 = 0
+        _ = nvrtcVersion(&major, &minor)
+        return "\(major).\(minor)"
+    }
+
     /// A cubin for `sm_<arch>` from `source`; a compile error carries NVRTC's log.
-    func compile(_ source: String, name: String, arch: Int) throws(EngineError) -> [UInt8] {
+    public func compile(_ source: String, name: String, arch: Int) throws(EngineError) -> [UInt8] {
         var program: OpaquePointer?
         guard nvrtcCreateProgram(&program, source, name, 0, nil, nil) == 0 else {
             throw EngineError(.device, "nvrtcCreateProgram failed for \(name)")
         }
         defer { _ = nvrtcDestroyProgram(&program) }
-        let options = ["--gpu-architecture=sm_\(arch)", "--std=c++17", "-default-device"]
+        let options = ["--gpu-architecture=sm_\(arch)", "--std=c++17", "-default-device", "--extra-device-vectorization"]
         let pointers: [UnsafePointer<CChar>?] = options.map { UnsafePointer(strdup($0)) }
         defer { for p in pointers { free(UnsafeMutablePointer(mutating: p)) } }
         let status = pointers.withUnsafeBufferPointer {
@@ -120,40 +174,59 @@ struct NVRTC: @unchecked Sendable {
     }
 }
 
-/// cuBLASLt: matrix products with float32 accumulation for float32, float16 and bfloat16 operands.
+/// cuBLASLt: matrix products with float32 accumulation for float32, float16, bfloat16 and FP8 operands.
 struct CuBLASLt: @unchecked Sendable {
     typealias Status = Int32
     let library: DynamicLibrary
     let cublasLtCreate: @convention(c) (UnsafeMutablePointer<OpaquePointer?>) -> Status
+    let cublasLtGetVersion: @convention(c) () -> Int
     let cublasLtMatmulDescCreate: @convention(c) (UnsafeMutablePointer<OpaquePointer?>, Int32, Int32) -> Status
     let cublasLtMatmulDescDestroy: @convention(c) (OpaquePointer?) -> Status
     let cublasLtMatmulDescSetAttribute: @convention(c) (OpaquePointer?, Int32, UnsafeRawPointer, Int) -> Status
     let cublasLtMatrixLayoutCreate: @convention(c) (UnsafeMutablePointer<OpaquePointer?>, Int32, UInt64, UInt64, Int64) -> Status
     let cublasLtMatrixLayoutDestroy: @convention(c) (OpaquePointer?) -> Status
+    let cublasLtMatrixLayoutSetAttribute: @convention(c) (OpaquePointer?, Int32, UnsafeRawPointer, Int) -> Status
     let cublasLtMatmul:
         @convention(c) (
             OpaquePointer?, OpaquePointer?, UnsafeRawPointer, UInt64, OpaquePointer?, UInt64, OpaquePointer?,
             UnsafeRawPointer, UInt64, OpaquePointer?, UInt64, OpaquePointer?, UnsafeRawPointer?, UInt64, Int, OpaquePointer?
         ) -> Status
 
+    // cublasComputeType_t and cudaDataType_t values.
     static let compute32F: Int32 = 68
     static let dataFloat32: Int32 = 0
     static let dataFloat16: Int32 = 2
     static let dataBFloat16: Int32 = 14
+    static let dataE4M3: Int32 = 28
+    static let dataE5M2: Int32 = 29
+    // cublasLtMatmulDescAttributes_t
     static let transposeA: Int32 = 3
     static let transposeB: Int32 = 4
+    static let epilogue: Int32 = 7
+    static let biasPointer: Int32 = 8
+    static let aScalePointer: Int32 = 17
+    static let bScalePointer: Int32 = 18
+    static let biasDataType: Int32 = 26
     static let opTranspose: Int32 = 1
+    static let epilogueBias: Int32 = 4
+    // cublasLtMatrixLayoutAttribute_t
+    static let batchCount: Int32 = 5
+    static let stridedBatchOffset: Int32 = 6
 
     init() throws(EngineError) {
         library = try DynamicLibrary(
-            names: ["libcublasLt.so.13", "libcublasLt.so.12", "libcublasLt.so"], environment: "DIORAMA_LIBCUBLASLT")
+            names: ["libcublasLt.so.13", "libcublasLt.so.12", "libcublasLt.so"], environment: "DIORAMA_LIBCUBLASLT",
+            package: "cuBLASLt (the CUDA toolkit's libcublas, or `pip install nvidia-cublas`)", probe: "cublasLtCreate")
         cublasLtCreate = try library.symbol("cublasLtCreate", as: type(of: cublasLtCreate))
+        cublasLtGetVersion = try library.symbol("cublasLtGetVersion", as: type(of: cublasLtGetVersion))
         cublasLtMatmulDescCreate = try library.symbol("cublasLtMatmulDescCreate", as: type(of: cublasLtMatmulDescCreate))
         cublasLtMatmulDescDestroy = try library.symbol("cublasLtMatmulDescDestroy", as: type(of: cublasLtMatmulDescDestroy))
         cublasLtMatmulDescSetAttribute = try library.symbol(
             "cublasLtMatmulDescSetAttribute", as: type(of: cublasLtMatmulDescSetAttribute))
         cublasLtMatrixLayoutCreate = try library.symbol("cublasLtMatrixLayoutCreate", as: type(of: cublasLtMatrixLayoutCreate))
         cublasLtMatrixLayoutDestroy = try library.symbol("cublasLtMatrixLayoutDestroy", as: type(of: cublasLtMatrixLayoutDestroy))
+        cublasLtMatrixLayoutSetAttribute = try library.symbol(
+            "cublasLtMatrixLayoutSetAttribute", as: type(of: cublasLtMatrixLayoutSetAttribute))
         cublasLtMatmul = try library.symbol("cublasLtMatmul", as: type(of: cublasLtMatmul))
     }
 
@@ -162,6 +235,8 @@ struct CuBLASLt: @unchecked Sendable {
         case .float32: dataFloat32
         case .float16: dataFloat16
         case .bfloat16: dataBFloat16
+        case .float8E4M3: dataE4M3
+        case .float8E5M2: dataE5M2
         default: nil
         }
     }

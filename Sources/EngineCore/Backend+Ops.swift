@@ -22,4 +22,42 @@ extension Backend {
     public func split(_ x: Tensor, sizes: [Int], axis: Int) throws(EngineError) -> [Tensor] { try run(.split(sizes: sizes, axis: axis), [x]) }
     public func concat(_ parts: [Tensor], axis: Int) throws(EngineError) -> Tensor { try run(.concat(axis: axis), parts)[0] }
     public func embedding(_ weight: Tensor, ids: Tensor) throws(EngineError) -> Tensor { try run(.embedding, [weight, ids])[0] }
+    public func subtract(_ a: Tensor, _ b: Tensor) throws(EngineError) -> Tensor { try run(.subtract, [a, b])[0] }
+    public func divide(_ a: Tensor, _ b: Tensor) throws(EngineError) -> Tensor { try run(.divide, [a, b])[0] }
+    public func sigmoid(_ x: Tensor) throws(EngineError) -> Tensor { try run(.sigmoid, [x])[0] }
+    public func exp(_ x: Tensor) throws(EngineError) -> Tensor { try run(.exp, [x])[0] }
+    public func sqrt(_ x: Tensor) throws(EngineError) -> Tensor { try run(.sqrt, [x])[0] }
+    public func clamped(_ x: Tensor, min lower: Float = -.infinity, max upper: Float = .infinity) throws(EngineError) -> Tensor {
+        try run(.clamp(min: lower, max: upper), [x])[0]
+    }
+    public func cast(_ x: Tensor, to dtype: DType) throws(EngineError) -> Tensor {
+        x.dtype == dtype ? x : try run(.cast(dtype), [x])[0]
+    }
+    public func sum(_ x: Tensor, axes: [Int], keepDims: Bool = false) throws(EngineError) -> Tensor {
+        try run(.sum(axes: axes, keepDims: keepDims), [x])[0]
+    }
+    public func conv2d(_ x: Tensor, _ weight: Tensor, _ bias: Tensor? = nil, stride: Int = 1, padding: Int = 0) throws(EngineError) -> Tensor {
+        try run(.conv2d(stride: [stride], padding: [padding]), [x, weight] + (bias.map { [$0] } ?? []))[0]
+    }
+
+    // MARK: Making tensors on this device
+
+    /// A tensor of one value, made on this device.
+    public func full(_ shape: [Int], value: Float, dtype: DType = .float32) throws(EngineError) -> Tensor {
+        try run(.full(shape: shape, value: value, dtype: dtype), [])[0]
+    }
+    public func zeros(_ shape: [Int], dtype: DType = .float32) throws(EngineError) -> Tensor {
+        try full(shape, value: 0, dtype: dtype)
+    }
+    /// Host values (a camera's constants, a schedule's timestep) copied to this device as `dtype`.
+    public func constant(_ values: [Float], shape: [Int], dtype: DType = .float32) throws(EngineError) -> Tensor {
+        try upload(try Tensor(values, shape: shape, dtype: dtype))
+    }
+    /// Standard normal float32 samples for `seed`: the same numbers on every backend (up to each device's
+    /// transcendental functions' last bit).
+    public func randomNormal(_ shape: [Int], seed: UInt64) throws(EngineError) -> Tensor {
+        try run(.randomNormal(shape: shape, seed: seed), [])[0]
+    }
+    /// The elements as floats on the host: waits for the device (a visible host read).
+    public func readFloats(_ x: Tensor) throws(EngineError) -> [Float] { try download(x).floats() }
 }

@@ -19,6 +19,11 @@ public enum Op: Sendable, Equatable, CustomStringConvertible {
     case silu
     case geluTanh
     case sigmoid
+    case exp
+    case sqrt
+    case abs
+    /// `min(max(x, lower), upper)`; NaN stays NaN.
+    case clamp(min: Float, max: Float)
     /// Elementwise with broadcasting; inputs a, b.
     case add
     case subtract
@@ -64,6 +69,8 @@ public enum Op: Sendable, Equatable, CustomStringConvertible {
     case cast(DType)
     /// Standard normal samples, float32, from a seeded counter-based generator; no inputs.
     case randomNormal(shape: [Int], seed: UInt64)
+    /// A tensor of one value; no inputs.
+    case full(shape: [Int], value: Float, dtype: DType)
 
     public var name: String {
         switch self {
@@ -77,6 +84,10 @@ public enum Op: Sendable, Equatable, CustomStringConvertible {
         case .silu: "silu"
         case .geluTanh: "gelu_tanh"
         case .sigmoid: "sigmoid"
+        case .exp: "exp"
+        case .sqrt: "sqrt"
+        case .abs: "abs"
+        case .clamp: "clamp"
         case .add: "add"
         case .subtract: "subtract"
         case .multiply: "multiply"
@@ -102,6 +113,7 @@ public enum Op: Sendable, Equatable, CustomStringConvertible {
         case .variance: "var"
         case .cast: "cast"
         case .randomNormal: "random_normal"
+        case .full: "full"
         }
     }
 
@@ -110,15 +122,21 @@ public enum Op: Sendable, Equatable, CustomStringConvertible {
 
 /// A device's implementation of the op table, plus moving tensors on and off it.
 ///
+/// `run` enqueues work and returns tensors on this device without waiting for it (a GPU backend returns before its
+/// kernels finish; the CPU backend simply computes). Nothing waits except `synchronize()` and `download`, which is the
+/// one way back to host memory, so every host read is visible at its call site.
+///
 /// Backends are shared across tasks; one that owns a driver context confines it internally.
 public protocol Backend: AnyObject, Sendable {
     var device: Device { get }
     var memoryStats: MemoryStats { get }
-    /// Whether `run` implements `op` for inputs of these types; the caller falls back to the CPU otherwise.
+    /// Whether `run` implements `op` for inputs of these types.
     func supports(_ op: Op, inputTypes: [DType]) -> Bool
     func run(_ op: Op, _ inputs: [Tensor]) throws(EngineError) -> [Tensor]
-    /// A copy of a CPU tensor on this device.
+    /// A copy of a tensor (from any device) on this device, in the same dtype; views are made contiguous.
     func upload(_ tensor: Tensor) throws(EngineError) -> Tensor
-    /// A CPU copy of a tensor on this device.
+    /// A contiguous CPU copy of a tensor on this device. Waits for the work that produces it: a host read.
     func download(_ tensor: Tensor) throws(EngineError) -> Tensor
+    /// Waits until every operation enqueued so far has finished (and reports a failure of any of them).
+    func synchronize() throws(EngineError)
 }

@@ -1,0 +1,246 @@
+import EngineCore
+
+/// Matrix products (cuBLASLt), convolutions as products over NVRTC-built columns, and fused attention.
+extension CUDABackend {
+    /// One column-major operand of a cuBLASLt product: its stored rows, columns, leading dimension and batch stride.
+    struct MatrixOperand {
+        var address: UInt64
+        var rows: Int
+        var columns: Int
+        var leading: Int
+        var batchStride: Int
+        var transposed = false
+    }
+
+    /// `C = op(A) · op(B)` (+ bias per row of C), column-major, `batch` times; A, B and C of one dtype, float32
+    /// accumulation, enqueued on the stream.
+    func gemm(_ a: MatrixOperand, _ b: MatrixOperand, _ c: MatrixOperand, batch: Int, dtype: DType, bias: Tensor? = nil) throws(EngineError) {
+        guard let type = CuBLASLt.dataType(dtype) else { throw EngineError(.unsupportedOp, "matrix products in \(dtype) are not supported on \(device)") }
+        guard batch > 0, c.rows > 0, c.columns > 0 else { return }
+        let needsWorkspace = try withContext { confined throws(EngineError) -> Bool in
+            if confined.blas == nil {
+                let blas = try CuBLASLt()
+                var handle: OpaquePointer?
+                guard blas.cublasLtCreate(&handle) == 0 else { throw EngineError(.device, "cublasLtCreate failed") }
+                confined.blas = blas
+                confined.blasHandle = handle
+            }
+            return confined.workspace == nil
+        }
+        if needsWorkspace {
+            let block = try allocator.allocate(32 << 20)
+            try withContext { confined throws(EngineError) in
+                if confined.workspace == nil { confined.workspace = block } else { allocator.release(block) }
+            }
+        }
+        try withContext { confined throws(EngineError) in
+            let blas = confined.blas!
+            var desc: OpaquePointer?
+            guard blas.cublasLtMatmulDescCreate(&desc, CuBLASLt.compute32F, CuBLASLt.dataFloat32) == 0 else {
+                throw EngineError(.device, "cublasLtMatmulDescCreate failed")
+            }
+            defer { _ = blas.cublasLtMatmulDescDestroy(desc) }
+            var transA: Int32 = a.transposed ? CuBLASLt.opTranspose : 0, transB: Int32 = b.transposed ? CuBLASLt.opTranspose : 0
+            _ = blas.cublasLtMatmulDescSetAttribute(desc, CuBLASLt.transposeA, &transA, 4)
+            _ = blas.cublasLtMatmulDescSetAttribute(desc, CuBLASLt.transposeB, &transB, 4)
+            if let bias {
+                var epilogue: UInt32 = UInt32(CuBLASLt.epilogueBias)
+                var pointer = Self.address(bias)
+                _ = blas.cublasLtMatmulDescSetAttribute(desc, CuBLASLt.epilogue, &epilogue, 4)
+                _ = blas.cublasLtMatmulDescSetAttribute(desc, CuBLASLt.biasPointer, &pointer, 8)
+            }
+            var layouts: [OpaquePointer?] = [nil, nil, nil]
+            defer { for l in layouts { _ = blas.cublasLtMatrixLayoutDestroy(l) } }
+            for (i, operand) in [a, b, c].enumerated() {
+                guard blas.cublasLtMatrixLayoutCreate(&layouts[i], type, UInt64(operand.rows), UInt64(operand.columns), Int64(operand.leading)) == 0
+                else { throw EngineError(.device, "cublasLtMatrixLayoutCreate failed") }
+                if batch > 1 {
+                    var count = Int32(batch), stride = Int64(operand.batchStride)
+                    _ = blas.cublasLtMatrixLayoutSetAttribute(layouts[i], CuBLASLt.batchCount, &count, 4)
+                    _ = blas.cublasLtMatrixLayoutSetAttribute(layouts[i], CuBLASLt.stridedBatchOffset, &stride, 8)
+                }
+            }
+            var alpha: Float = 1, beta: Float = 0
+            let space = confined.workspace!
+            let status = blas.cublasLtMatmul(
+                confined.blasHandle, desc, &alpha, a.address, layouts[0], b.address, layouts[1], &beta, c.address, layouts[2], c.address,
+                layouts[2], nil, UInt64(space.address), space.size, confined.stream)
+            guard status == 0 else {
+                throw EngineError(
+                    .device, "cublasLtMatmul failed with status \(status) for \(dtype) \(c.rows)x\(c.columns)x\(a.transposed ? a.rows : a.columns) (batch \(batch))")
+            }
+        }
+    }
+
+    /// `x[..., k] · wᵀ + b` in x's dtype (a weight of another type is converted first).
+    func linear(_ inputs: [Tensor]) throws(EngineError) -> Tensor {
+        try expectInputs(.linear, inputs, 2...3)
+        let x = try contiguous(inputs[0])
+        guard inputs[1].rank == 2, let k = x.shape.last, k == inputs[1].shape[1] else {
+            throw EngineError(.shapeMismatch, "linear: input \(x.shape) does not match weight \(inputs[1].shape)")
+        }
+        let dtype = resultType(x)
+        let input = x.dtype == dtype ? x : try cast(x, to: dtype)
+        let weight = try contiguous(inputs[1].dtype == dtype ? inputs[1] : try cast(inputs[1], to: dtype))
+        let n = weight.shape[0], m = x.count / max(k, 1)
+        var bias: Tensor?
+        if inputs.count == 3 {
+            guard inputs[2].count == n else { throw EngineError(.shapeMismatch, "linear: bias \(inputs[2].shape) does not match \(n) outputs") }
+            bias = try contiguous(inputs[2].dtype == dtype ? inputs[2] : try cast(inputs[2], to: dtype))
+        }
+        let out = try empty(Array(x.shape.dropLast()) + [n], dtype: dtype)
+        guard m > 0, n > 0 else { return out }
+        if k == 0 {
+            let zeros = try full(shape: out.shape, value: 0, dtype: dtype)
+            guard let bias else { return zeros }
+            return try binary(.add, [zeros, bias], code: 0)
+        }
+        try gemm(
+            MatrixOperand(address: Self.address(weight), rows: k, columns: n, leading: k, batchStride: 0, transposed: true),
+            MatrixOperand(address: Self.address(input), rows: k, columns: m, leading: k, batchStride: 0),
+            MatrixOperand(address: Self.address(out), rows: n, columns: m, leading: n, batchStride: 0), batch: 1, dtype: dtype, bias: bias)
+        return out
+    }
+
+    /// Batched `a · b` over broadcast leading axes.
+    func matmul(_ inputs: [Tensor]) throws(EngineError) -> Tensor {
+        try expectInputs(.matmul, inputs, 2...2)
+        var (a, b) = (inputs[0], inputs[1])
+        guard a.rank >= 2, b.rank >= 2, a.shape[a.rank - 1] == b.shape[b.rank - 2] else {
+            throw EngineError(.shapeMismatch, "matmul: \(a.shape) and \(b.shape) do not chain")
+        }
+        let dtype = resultType(a)
+        if a.dtype != dtype { a = try cast(a, to: dtype) }
+        if b.dtype != dtype { b = try cast(b, to: dtype) }
+        let (m, k, n) = (a.shape[a.rank - 2], a.shape[a.rank - 1], b.shape[b.rank - 1])
+        let lead = try broadcastShape(Array(a.shape.dropLast(2)), Array(b.shape.dropLast(2)), op: .matmul)
+        let batch = lead.reduce(1, *)
+        a = try contiguous(broadcast(a, to: lead + [m, k]))
+        b = try contiguous(broadcast(b, to: lead + [k, n]))
+        let out = try empty(lead + [m, n], dtype: dtype)
+        guard m > 0, n > 0, batch > 0 else { return out }
+        if k == 0 { return try full(shape: out.shape, value: 0, dtype: dtype) }
+        try gemm(
+            MatrixOperand(address: Self.address(b), rows: n, columns: k, leading: n, batchStride: k * n),
+            MatrixOperand(address: Self.address(a), rows: k, columns: m, leading: k, batchStride: m * k),
+            MatrixOperand(address: Self.address(out), rows: n, columns: m, leading: n, batchStride: m * n), batch: batch, dtype: dtype)
+        return out
+    }
+
+    /// NCHW convolution as products of the weight with im2col columns, in chunks of images that bound the columns'
+    /// memory; a 1x1 stride-1 convolution uses the input itself.
+    func conv2d(_ inputs: [Tensor], stride: [Int], padding: [Int]) throws(EngineError) -> Tensor {
+        try expectInputs(.conv2d(stride: stride, padding: padding), inputs, 2...3)
+        let x = try contiguous(inputs[0])
+        let dtype = resultType(x)
+        let input = x.dtype == dtype ? x : try cast(x, to: dtype)
+        let w = try contiguous(inputs[1].dtype == dtype ? inputs[1] : try cast(inputs[1], to: dtype))
+        guard x.rank == 4, w.rank == 4, w.shape[1] == x.shape[1], !stride.isEmpty, !padding.isEmpty else {
+            throw EngineError(.shapeMismatch, "conv2d: input \(x.shape) and weight \(w.shape) must be [n, c, h, w] and [o, c, kh, kw]")
+        }
+        let (batch, channels, height, width) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let (outChannels, kh, kw) = (w.shape[0], w.shape[2], w.shape[3])
+        let (sh, sw) = (stride[0], stride.count > 1 ? stride[1] : stride[0])
+        let (ph, pw) = (padding[0], padding.count > 1 ? padding[1] : padding[0])
+        guard sh > 0, sw > 0, ph >= 0, pw >= 0 else { throw EngineError(.invalidArgument, "conv2d: stride \(stride) and padding \(padding) are invalid") }
+        let oh = (height + 2 * ph - kh) / sh + 1, ow = (width + 2 * pw - kw) / sw + 1
+        guard oh > 0, ow > 0 else { throw EngineError(.shapeMismatch, "conv2d: kernel \(kh)x\(kw) does not fit input \(x.shape) with padding \(padding)") }
+        let out = try empty([batch, outChannels, oh, ow], dtype: dtype)
+        let kSize = channels * kh * kw, pixels = oh * ow
+        let direct = kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0
+        let perImage = kSize * pixels * dtype.byteSize
+        let chunk = direct ? batch : max(1, min(batch, (1 << 30) / max(perImage, 1)))
+        let columns = direct ? nil : try empty([chunk, kSize, pixels], dtype: dtype)
+        var start = 0
+        while start < batch {
+            let count = min(chunk, batch - start)
+            let source = try input.narrowed(0, start: start, length: count)
+            var columnAddress = Self.address(source)
+            if let columns {
+                var a = KernelArguments()
+                a.pointer(source)
+                a.pointer(columns)
+                a.append(Int32(dtype.byteSize))
+                for v in [count, channels, height, width] { a.append(Int64(v)) }
+                for v in [kh, kw, sh, sw, ph, pw] { a.append(Int32(v)) }
+                a.append(Int64(oh))
+                a.append(Int64(ow))
+                try launchElementwise("im2col", count: count * kSize * pixels, a)
+                columnAddress = Self.address(columns)
+            }
+            let target = try out.narrowed(0, start: start, length: count)
+            try gemm(
+                MatrixOperand(address: columnAddress, rows: pixels, columns: kSize, leading: pixels, batchStride: kSize * pixels),
+                MatrixOperand(address: Self.address(w), rows: kSize, columns: outChannels, leading: kSize, batchStride: 0),
+                MatrixOperand(address: Self.address(target), rows: pixels, columns: outChannels, leading: pixels, batchStride: outChannels * pixels),
+                batch: count, dtype: dtype)
+            start += count
+        }
+        guard inputs.count == 3 else { return out }
+        guard inputs[2].count == outChannels else { throw EngineError(.shapeMismatch, "conv2d: bias \(inputs[2].shape) does not match \(outChannels) outputs") }
+        return try binary(.add, [out, try inputs[2].reshaped([1, outChannels, 1, 1])], code: 0)
+    }
+
+    /// A Conv3d whose kernel equals its stride: patches gathered by one strided copy, then one product.
+    func patchEmbed3D(_ inputs: [Tensor], patch: [Int]) throws(EngineError) -> Tensor {
+        try expectInputs(.patchEmbed3D(patch: patch), inputs, 2...3)
+        let (x, w) = (inputs[0], inputs[1])
+        guard x.rank == 5, w.rank == 5, patch.count == 3, Array(w.shape[2...]) == patch, w.shape[1] == x.shape[1] else {
+            throw EngineError(.shapeMismatch, "patch_embed_3d: input \(x.shape), weight \(w.shape) and patch \(patch) do not fit")
+        }
+        let (n, c) = (x.shape[0], x.shape[1])
+        let (t, h, wd) = (x.shape[2] / patch[0], x.shape[3] / patch[1], x.shape[4] / patch[2])
+        let d = w.shape[0], k = c * patch.reduce(1, *)
+        // Whole patches only (Conv3d floors).
+        let cropped = try x.narrowed(2, start: 0, length: t * patch[0]).narrowed(3, start: 0, length: h * patch[1]).narrowed(4, start: 0, length: wd * patch[2])
+        let dense = try contiguous(cropped)
+        let grid = try dense.reshaped([n, c, t, patch[0], h, patch[1], wd, patch[2]]).permuted([0, 2, 4, 6, 1, 3, 5, 7])
+        let patches = try copy(grid).reshaped([n * t * h * wd, k])
+        let tokens = try linear([patches, try contiguous(w).reshaped([d, k])] + inputs.dropFirst(2))
+        return try copy(try tokens.reshaped([n, t * h * wd, d]).permuted([0, 2, 1])).reshaped([n, d, t, h, wd])
+    }
+
+    /// Scaled dot-product attention on strided q, k, v (and an optional additive bias broadcast to [b, h, l, s]).
+    func attention(_ inputs: [Tensor], scale: Float?) throws(EngineError) -> Tensor {
+        try expectInputs(.attention(scale: scale), inputs, 3...4)
+        let (q, k, v) = (inputs[0], inputs[1], inputs[2])
+        guard q.rank == 4, k.rank == 4, v.rank == 4, k.shape[0] == q.shape[0], v.shape[0] == q.shape[0], k.shape[1] == q.shape[1],
+            v.shape[1] == q.shape[1], k.shape[3] == q.shape[3], v.shape[2] == k.shape[2]
+        else {
+            throw EngineError(.shapeMismatch, "sdpa: q \(q.shape), k \(k.shape), v \(v.shape) must be [b, h, l, d], [b, h, s, d], [b, h, s, dv]")
+        }
+        let (batch, heads, length, dim) = (q.shape[0], q.shape[1], q.shape[2], q.shape[3])
+        let (keys, valueDim) = (k.shape[2], v.shape[3])
+        let widest = max(dim, valueDim)
+        guard let chunks = [2, 4, 8, 16, 32].first(where: { 32 * $0 >= widest }) else {
+            throw EngineError(.unsupportedOp, "sdpa: head dimensions above 1024 (\(dim), \(valueDim)) are not supported on \(device)")
+        }
+        guard batch * heads <= 65535 else { throw EngineError(.unsupportedOp, "sdpa: \(batch * heads) batch x heads exceed a grid of 65535") }
+        let full = [batch, heads, length, keys]
+        var bias: Tensor?
+        if inputs.count == 4 {
+            guard inputs[3].rank <= 4 else { throw EngineError(.shapeMismatch, "sdpa: bias \(inputs[3].shape) has more than 4 axes") }
+            _ = try broadcastShape(inputs[3].shape, full, op: .attention(scale: scale))
+            bias = broadcast(inputs[3], to: full)
+        }
+        let out = try empty([batch, heads, length, valueDim], dtype: resultType(q))
+        guard length > 0, keys > 0 else { return try self.full(shape: out.shape, value: 0, dtype: out.dtype) }
+        let budget = maxSharedMemory > 48 << 10 ? min(maxSharedMemory, 96 << 10) : 48 << 10
+        let tile = max(1, min(64, budget / ((dim + valueDim) * 4)))
+        var a = KernelArguments()
+        a.operand(q)
+        a.operand(k)
+        a.operand(v)
+        a.operand(bias ?? q)
+        a.append(Int32(bias == nil ? 0 : 1))
+        a.pointer(out)
+        a.append(out.dtype.kernelCode)
+        a.append(scale ?? 1 / Float(dim).squareRoot())
+        a.append(Int32(tile))
+        let warps = 8
+        try launch(
+            "attention_rows_\(chunks)", grid: ((length + warps - 1) / warps, batch * heads, 1), block: 32 * warps,
+            sharedBytes: tile * (dim + valueDim) * 4, a)
+        return out
+    }
+}
