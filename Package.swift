@@ -77,12 +77,12 @@ let package = Package(
         .testTarget(name: "EngineTests", dependencies: ["EngineCore", "EngineCPU", "EngineCUDA", "EngineCheck"], exclude: ["Fixtures"]),
         .testTarget(
             name: "ModelTests",
-            dependencies: ["Models", "FlashWorld", "EngineCore", "EngineCPU", "Checkpoints", "ModelLoading", "Cameras", "SplatCore"],
+            dependencies: ["Models", "FlashWorld", "EngineCore", "EngineCPU", "EngineCheck", "Checkpoints", "ModelLoading", "Cameras", "SplatCore"],
             exclude: ["Fixtures"]),
         .testTarget(
             name: "ServiceTests",
             dependencies: [
-                "Service", "FlashWorld", "SplatCore", "SplatIO", "Cameras",
+                "Service", "FlashWorld", "EngineCPU", "SplatCore", "SplatIO", "Cameras",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoints", "ModelLoading", "EngineCore"], exclude: ["Fixtures"]),

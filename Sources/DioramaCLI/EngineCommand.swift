@@ -4,6 +4,7 @@ import EngineCUDA
 import EngineCheck
 import EngineCore
 import Foundation
+import Models
 
 extension EngineError: CommandLineReportable {
     var exitCode: Int32 { kind == .device ? 69 : 70 }  // EX_UNAVAILABLE, EX_SOFTWARE
@@ -37,7 +38,7 @@ struct EngineInfo: ParsableCommand {
             let gpu = try CUDABackend.open()
             let gib = Double(gpu.totalMemory) / Double(1 << 30)
             print("GPU 0: \(gpu.name), sm_\(gpu.architecture), \(gpu.multiprocessors) multiprocessors, \(String(format: "%.1f", gib)) GiB")
-        } catch let error as EngineError {
+        } catch {
             print("GPU: none usable (\(error.message))")
             throw ExitCode(69)
         }
@@ -61,6 +62,9 @@ struct EngineSelfTest: ParsableCommand {
 
     @Option(help: "The op-table fixture folder (holding manifest.json).")
     var fixtures = "Tests/EngineTests/Fixtures/ops"
+
+    @Option(help: "FlashWorld's reference run on a tiny model folder, replayed on the device ('' skips it).")
+    var pipeline = "Tests/ModelTests/Fixtures/pipeline-tiny"
 
     @Flag(help: "Skip the larger random cases against the CPU.")
     var fixturesOnly = false
@@ -118,6 +122,40 @@ struct EngineSelfTest: ParsableCommand {
                         "\(check.name): \(String(format: "%.2e", error)) (allowed \(check.tolerance): \(check.why)), \(String(format: "%.2f", milliseconds)) ms")
                 } catch {
                     report(false, "\(check.name): \(error)")
+                }
+            }
+        }
+        if !pipeline.isEmpty {
+            let fixture = try PipelineFixture(folder: pipeline)
+            for precision in backend.device == cpu.device ? [ModelPrecision.float32] : ModelPrecision.all {
+                print("FlashWorld's own loop on \(pipeline), \(precision) on \(backend.device) (relative to each tensor's largest value):")
+                do {
+                    let (seen, seconds) = try fixture.replay(on: backend, precision: precision)
+                    var worst = 0.0
+                    for name in PipelineFixture.names {
+                        guard let mine = seen[name], let theirs = fixture.expected[name], mine.shape == theirs.shape else {
+                            report(false, "\(name): missing or mis-shaped")
+                            continue
+                        }
+                        let error = relativeError(mine, theirs)
+                        worst = max(worst, error)
+                        if precision == .float32 {
+                            // The same bound the CPU's parity test holds: the run's own float32-vs-float64 floor.
+                            let bound = max(1e-4, 4 * (fixture.floors[name] ?? 0))
+                            report(error <= bound, "\(name): \(String(format: "%.2e", error)) (allowed \(String(format: "%.1e", bound)))")
+                        } else if !error.isFinite {
+                            report(false, "\(name): not finite")
+                        }
+                    }
+                    if precision != .float32 {
+                        let scene = relativeError(seen["scene"]!, fixture.expected["scene"]!)
+                        report(
+                            worst.isFinite,
+                            "\(precision): final Gaussians \(String(format: "%.2e", scene)), worst intermediate \(String(format: "%.2e", worst)) (reported: reduced precision has no float32 bound)")
+                    }
+                    print("  \(precision) generation: \(String(format: "%.2f", seconds)) s")
+                } catch {
+                    report(false, "\(precision) pipeline: \(error)")
                 }
             }
         }

@@ -80,6 +80,8 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "Also render the scene along the path to this MP4.")
     var video: String?
 
+    @OptionGroup var device: DeviceOptions
+
     @Flag(name: .shortAndLong, help: "No progress or timings.")
     var quiet = false
 
@@ -173,14 +175,20 @@ struct GenerateCommand: ParsableCommand {
         try reportingErrors { () throws(ModelError) in try generation.validate() }
 
         let start = monotonicSeconds()
+        let backend = try device.backend(quiet: quiet)
+        let precision = device.modelPrecision(for: backend)
         let flashWorld: FlashWorldModel
         do {
-            flashWorld = model == "tiny" ? try FlashWorldModel.tiny() : try ModelFolder.load(model, checkpoint: checkpoint)
+            flashWorld = try DeviceOptions.loadModel(model, checkpoint: checkpoint, on: backend, precision: precision)
+        } catch let error as EngineError {
+            try reportingErrors { () throws(EngineError) in throw error }
+            return
         } catch {
             printError("error: \(error)\n")
             throw ExitCode(65)
         }
-        let pipeline = FlashWorldPipeline(model: flashWorld, backend: CPUBackend.shared)
+        if !quiet { printError("running on \(backend.device) in \(precision)\n") }
+        let pipeline = FlashWorldPipeline(model: flashWorld, backend: backend)
         var noise = SeededNoise(seed: seed)
         let result = try pipeline.generate(generation, noise: &noise) { stage, step, steps in
             if !quiet { printError(stage == "step" ? "step \(step)/\(steps)\n" : "\(stage)…\n") }

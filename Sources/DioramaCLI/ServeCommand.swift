@@ -46,6 +46,12 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "FlashWorld checkpoint, when it is not in the model folder.")
     var checkpoint: String?
 
+    @Option(help: "auto (the GPU when one works), cuda or cpu (default auto).")
+    var device: String?
+
+    @Option(help: "fp32, bf16 or fp8 (default: fp8 on GPUs from sm_89, bf16 on older GPUs, fp32 on the CPU).")
+    var precision: String?
+
     @Option(help: "Bearer token API calls must carry (prefer DIORAMA_TOKEN: flags show in process lists).")
     var token: String?
 
@@ -75,6 +81,7 @@ struct ServeCommand: ParsableCommand {
             try configuration.apply(environment: ProcessInfo.processInfo.environment)
             let flags: [(String, String?)] = [
                 ("host", host), ("port", port.map(String.init)), ("data_dir", dataDir), ("model", model), ("checkpoint", checkpoint),
+                ("device", device), ("precision", precision),
                 ("token", token), ("cors_origins", corsOrigins), ("max_queued", maxQueued.map(String.init)),
                 ("max_concurrent", maxConcurrent.map(String.init)), ("artifact_lifetime", artifactLifetime.map { String($0) }),
             ]
@@ -121,10 +128,15 @@ struct ServeCommand: ParsableCommand {
         // Listen first, so /health can say what is happening while the model loads and warms up.
         Task.detached {
             do {
-                let flashWorld =
-                    configuration.model == "tiny" ? try FlashWorldModel.tiny() : try ModelFolder.load(configuration.model, checkpoint: configuration.checkpoint)
+                var options = DeviceOptions()
+                options.device = configuration.device
+                options.precision = configuration.precision
+                let backend = try options.backend()
+                let precision = options.modelPrecision(for: backend)
+                let flashWorld = try DeviceOptions.loadModel(configuration.model, checkpoint: configuration.checkpoint, on: backend, precision: precision)
+                log("model \(flashWorld.name) on \(backend.device) in \(precision)")
                 let warmUp = configuration.warmUp ? FlashWorldSceneGenerator.warmUpRequest() : nil
-                await service.install(FlashWorldSceneGenerator(model: flashWorld), name: flashWorld.name, warmUp: warmUp)
+                await service.install(FlashWorldSceneGenerator(model: flashWorld, backend: backend), name: flashWorld.name, warmUp: warmUp)
                 let readiness = await service.readiness
                 if readiness == .ready {
                     log("ready: the \(flashWorld.name) model")

@@ -100,6 +100,9 @@ public final class CUDABackend: Backend {
 
     public var memoryStats: MemoryStats { allocator.stats }
 
+    /// Starts a new memory peak from what is live now.
+    public func resetPeakMemory() { allocator.resetPeak() }
+
     /// Gives cached blocks back to the driver (between jobs, or before a phase that needs the room).
     public func releaseCachedMemory() { allocator.clearCache() }
 

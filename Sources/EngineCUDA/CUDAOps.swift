@@ -6,6 +6,7 @@ extension CUDABackend {
     func dispatch(_ op: Op, _ inputs: [Tensor]) throws(EngineError) -> [Tensor] {
         switch op {
         case .linear: return [try linear(inputs)]
+        case .linearFP8: return [try linearFP8(inputs)]
         case .matmul: return [try matmul(inputs)]
         case .conv2d(let stride, let padding): return [try conv2d(inputs, stride: stride, padding: padding)]
         case .patchEmbed3D(let patch): return [try patchEmbed3D(inputs, patch: patch)]
@@ -62,8 +63,18 @@ extension CUDABackend {
         }
     }
 
-    /// Float outputs keep a float input's type; integer inputs give float32 (the CPU oracle's rule).
+    /// Float outputs keep a float input's type; integer inputs give float32 (the CPU oracle's rule for arithmetic
+    /// and reductions; unary ops and norms keep the input's type, as there).
     func resultType(_ t: Tensor) -> DType { t.dtype.isFloatingPoint ? t.dtype : .float32 }
+
+    /// The type a product of these operands is computed in: the widest float type among them (FP8 operands are
+    /// widened to float32: cuBLASLt multiplies FP8 only in the scaled `linearFP8` form).
+    func productType(_ types: [DType]) -> DType {
+        let floats = types.filter(\.isFloatingPoint)
+        if floats.contains(.float32) || floats.contains(.float8E4M3) || floats.contains(.float8E5M2) || floats.isEmpty { return .float32 }
+        if floats.contains(.float16) && floats.contains(.bfloat16) { return .float32 }
+        return floats[0]
+    }
 
     /// A view of more than 8 axes cannot be described to a kernel: merge what is contiguous first.
     func checkRank(_ t: Tensor, _ what: String) throws(EngineError) {
@@ -146,9 +157,10 @@ extension CUDABackend {
         return out
     }
 
-    func cast(_ x: Tensor, to dtype: DType) throws(EngineError) -> Tensor {
+    func cast(_ input: Tensor, to dtype: DType) throws(EngineError) -> Tensor {
+        let out = try empty(input.shape, dtype: dtype)
+        let x = Self.mergedAxes(input, out).0
         try checkRank(x, "cast")
-        let out = try empty(x.shape, dtype: dtype)
         var a = KernelArguments()
         a.operand(x)
         a.pointer(out)
@@ -163,7 +175,7 @@ extension CUDABackend {
     func unary(_ op: Op, _ inputs: [Tensor], code: Int32, _ first: Float = 0, _ second: Float = 0) throws(EngineError) -> Tensor {
         let x = try single(op, inputs)
         try checkRank(x, op.name)
-        let out = try empty(x.shape, dtype: resultType(x))
+        let out = try empty(x.shape, dtype: x.dtype)
         var a = KernelArguments()
         a.operand(x)
         a.pointer(out)
@@ -224,7 +236,7 @@ extension CUDABackend {
             throw EngineError(.shapeMismatch, "layer_norm: parameter \(p.shape) does not match the last axis of \(x.shape)")
         }
         let weight = inputs.count > 1 ? try contiguous(inputs[1]) : x, bias = inputs.count > 2 ? try contiguous(inputs[2]) : x
-        let out = try empty(x.shape, dtype: resultType(x))
+        let out = try empty(x.shape, dtype: x.dtype)
         let rows = x.count / max(width, 1)
         var a = KernelArguments()
         a.pointer(x)
@@ -251,7 +263,7 @@ extension CUDABackend {
             throw EngineError(.shapeMismatch, "t5_rms_norm: weight \(inputs[1].shape) does not match the last axis of \(x.shape)")
         }
         let weight = try contiguous(inputs[1])
-        let out = try empty(x.shape, dtype: resultType(x))
+        let out = try empty(x.shape, dtype: x.dtype)
         let rows = x.count / max(width, 1)
         var a = KernelArguments()
         a.pointer(x)
@@ -277,7 +289,7 @@ extension CUDABackend {
         }
         let gamma = try contiguous(inputs[1]), beta = inputs.count == 3 ? try contiguous(inputs[2]) : gamma
         let spatial = x.shape.dropFirst(2).reduce(1, *)
-        let out = try empty(x.shape, dtype: resultType(x))
+        let out = try empty(x.shape, dtype: x.dtype)
         var a = KernelArguments()
         a.pointer(x)
         a.append(x.dtype.kernelCode)
@@ -304,7 +316,7 @@ extension CUDABackend {
         order.append(d)
         let moved = try contiguous(try x.permuted(order))
         let width = x.rank == 0 ? 1 : x.shape[d]
-        let out = try empty(moved.shape, dtype: resultType(x))
+        let out = try empty(moved.shape, dtype: x.dtype)
         let rows = moved.count / max(width, 1)
         var a = KernelArguments()
         a.pointer(moved)
@@ -351,10 +363,10 @@ extension CUDABackend {
             throw EngineError(
                 .shapeMismatch, "rope_apply: x \(x.shape) must be [b, l, h, d] with cos and sin [l, d/2], not \(inputs[1].shape), \(inputs[2].shape)")
         }
-        var cos = try contiguous(inputs[1]), sin = try contiguous(inputs[2])
+        let cos = try contiguous(inputs[1])
+        var sin = try contiguous(inputs[2])
         if sin.dtype != cos.dtype { sin = try cast(sin, to: cos.dtype) }
-        if cos.dtype != sin.dtype { cos = try cast(cos, to: sin.dtype) }
-        let out = try empty(x.shape, dtype: resultType(x))
+        let out = try empty(x.shape, dtype: x.dtype)
         var a = KernelArguments()
         a.operand(x)
         a.pointer(cos)
@@ -386,6 +398,7 @@ extension CUDABackend {
 
     // MARK: Layout
 
+    /// Ids outside the vocabulary give zero rows (a GPU cannot throw without waiting; the CPU oracle refuses them).
     func embedding(_ inputs: [Tensor]) throws(EngineError) -> Tensor {
         try expectInputs(.embedding, inputs, 2...2)
         let weight = try contiguous(inputs[0]), ids = try contiguous(inputs[1])
@@ -424,7 +437,7 @@ extension CUDABackend {
         let x = try contiguous(input)
         let (h, w) = (x.shape[x.rank - 2], x.shape[x.rank - 1])
         let outer = x.count / max(h * w, 1)
-        let out = try empty(Array(x.shape.dropLast(2)) + [h / 2, w / 2], dtype: resultType(x))
+        let out = try empty(Array(x.shape.dropLast(2)) + [h / 2, w / 2], dtype: x.dtype)
         var a = KernelArguments()
         a.pointer(x)
         a.append(x.dtype.kernelCode)

@@ -12,10 +12,17 @@ extension CUDABackend {
         var transposed = false
     }
 
-    /// `C = op(A) · op(B)` (+ bias per row of C), column-major, `batch` times; A, B and C of one dtype, float32
-    /// accumulation, enqueued on the stream.
-    func gemm(_ a: MatrixOperand, _ b: MatrixOperand, _ c: MatrixOperand, batch: Int, dtype: DType, bias: Tensor? = nil) throws(EngineError) {
-        guard let type = CuBLASLt.dataType(dtype) else { throw EngineError(.unsupportedOp, "matrix products in \(dtype) are not supported on \(device)") }
+    /// `C = op(A) · op(B)` (+ bias per row of C, + C itself with `accumulate`), column-major, `batch` times; A, B
+    /// and C of one dtype, float32 accumulation, enqueued on the stream.
+    /// With `scales` (device pointers to one float each), A and B are FP8 and dequantised by them in the epilogue;
+    /// C has `outputType` (A's and B's type otherwise).
+    func gemm(
+        _ a: MatrixOperand, _ b: MatrixOperand, _ c: MatrixOperand, batch: Int, dtype: DType, outputType: DType? = nil, bias: Tensor? = nil,
+        scales: (a: UInt64, b: UInt64)? = nil, accumulate: Bool = false
+    ) throws(EngineError) {
+        guard let type = CuBLASLt.dataType(dtype), let outType = CuBLASLt.dataType(outputType ?? dtype) else {
+            throw EngineError(.unsupportedOp, "matrix products in \(dtype) are not supported on \(device)")
+        }
         guard batch > 0, c.rows > 0, c.columns > 0 else { return }
         let needsWorkspace = try withContext { confined throws(EngineError) -> Bool in
             if confined.blas == nil {
@@ -48,11 +55,18 @@ extension CUDABackend {
                 var pointer = Self.address(bias)
                 _ = blas.cublasLtMatmulDescSetAttribute(desc, CuBLASLt.epilogue, &epilogue, 4)
                 _ = blas.cublasLtMatmulDescSetAttribute(desc, CuBLASLt.biasPointer, &pointer, 8)
+                if var biasType = CuBLASLt.dataType(bias.dtype) {
+                    _ = blas.cublasLtMatmulDescSetAttribute(desc, CuBLASLt.biasDataType, &biasType, 4)
+                }
+            }
+            if var (scaleA, scaleB) = scales {
+                _ = blas.cublasLtMatmulDescSetAttribute(desc, CuBLASLt.aScalePointer, &scaleA, 8)
+                _ = blas.cublasLtMatmulDescSetAttribute(desc, CuBLASLt.bScalePointer, &scaleB, 8)
             }
             var layouts: [OpaquePointer?] = [nil, nil, nil]
             defer { for l in layouts { _ = blas.cublasLtMatrixLayoutDestroy(l) } }
             for (i, operand) in [a, b, c].enumerated() {
-                guard blas.cublasLtMatrixLayoutCreate(&layouts[i], type, UInt64(operand.rows), UInt64(operand.columns), Int64(operand.leading)) == 0
+                guard blas.cublasLtMatrixLayoutCreate(&layouts[i], i == 2 ? outType : type, UInt64(operand.rows), UInt64(operand.columns), Int64(operand.leading)) == 0
                 else { throw EngineError(.device, "cublasLtMatrixLayoutCreate failed") }
                 if batch > 1 {
                     var count = Int32(batch), stride = Int64(operand.batchStride)
@@ -60,7 +74,7 @@ extension CUDABackend {
                     _ = blas.cublasLtMatrixLayoutSetAttribute(layouts[i], CuBLASLt.stridedBatchOffset, &stride, 8)
                 }
             }
-            var alpha: Float = 1, beta: Float = 0
+            var alpha: Float = 1, beta: Float = accumulate ? 1 : 0
             let space = confined.workspace!
             let status = blas.cublasLtMatmul(
                 confined.blasHandle, desc, &alpha, a.address, layouts[0], b.address, layouts[1], &beta, c.address, layouts[2], c.address,
@@ -72,85 +86,155 @@ extension CUDABackend {
         }
     }
 
-    /// `x[..., k] · wᵀ + b` in x's dtype (a weight of another type is converted first).
+    /// `x[..., k] · wᵀ + b`, computed in the widest of the operands' types and returned in x's (the CPU oracle's
+    /// single rounding); models keep weights in their activations' type, so the fast path converts nothing.
     func linear(_ inputs: [Tensor]) throws(EngineError) -> Tensor {
         try expectInputs(.linear, inputs, 2...3)
         let x = try contiguous(inputs[0])
         guard inputs[1].rank == 2, let k = x.shape.last, k == inputs[1].shape[1] else {
             throw EngineError(.shapeMismatch, "linear: input \(x.shape) does not match weight \(inputs[1].shape)")
         }
-        let dtype = resultType(x)
-        let input = x.dtype == dtype ? x : try cast(x, to: dtype)
-        let weight = try contiguous(inputs[1].dtype == dtype ? inputs[1] : try cast(inputs[1], to: dtype))
-        let n = weight.shape[0], m = x.count / max(k, 1)
+        let n = inputs[1].shape[0], m = x.count / max(k, 1)
+        guard inputs.count < 3 || inputs[2].shape == [n] else {
+            throw EngineError(.shapeMismatch, "linear: bias \(inputs[2].shape) does not match \(n) outputs")
+        }
+        let outType = resultType(x)
+        let compute = productType(inputs.map(\.dtype))
+        func operand(_ t: Tensor) throws(EngineError) -> Tensor { try contiguous(t.dtype == compute ? t : try cast(t, to: compute)) }
+        let input = try operand(x), weight = try operand(inputs[1])
+        let bias = inputs.count == 3 ? try operand(inputs[2]) : nil
+        var out = try empty(Array(x.shape.dropLast()) + [n], dtype: compute)
+        if m > 0, n > 0 {
+            if k == 0 {
+                out = try full(shape: out.shape, value: 0, dtype: compute)
+                if let bias { out = try binary(.add, [out, bias], code: 0) }
+            } else {
+                try gemm(
+                    MatrixOperand(address: Self.address(weight), rows: k, columns: n, leading: k, batchStride: 0, transposed: true),
+                    MatrixOperand(address: Self.address(input), rows: k, columns: m, leading: k, batchStride: 0),
+                    MatrixOperand(address: Self.address(out), rows: n, columns: m, leading: n, batchStride: 0), batch: 1, dtype: compute, bias: bias)
+            }
+        }
+        return out.dtype == outType ? out : try cast(out, to: outType)
+    }
+
+    /// FlashWorld's FP8 linear fused: one amax kernel, one quantisation kernel, one e4m3 x e4m3 cuBLASLt product whose
+    /// epilogue dequantises by both scales and adds the bias. Shapes cuBLASLt's FP8 path cannot take (dimensions not
+    /// multiples of 16) and GPUs before sm_89 run the composed reference instead.
+    func linearFP8(_ inputs: [Tensor]) throws(EngineError) -> Tensor {
+        guard (3...4).contains(inputs.count), inputs[1].dtype == .float8E4M3, inputs[1].rank == 2, inputs[2].count == 1,
+            let k = inputs[0].shape.last, k == inputs[1].shape[1]
+        else {
+            throw EngineError(.invalidArgument, "linear_fp8 takes x [..., k], an e4m3 weight [n, k], its scale [1] and an optional bias [n]")
+        }
+        let outType = resultType(inputs[0])
+        let n = inputs[1].shape[0], m = inputs[0].count / max(k, 1)
+        guard architecture >= 89, k % 16 == 0, n % 16 == 0, m > 0, outType == .bfloat16 || outType == .float32 else {
+            return try linearFP8Composed(inputs)
+        }
+        let x = try contiguous(inputs[0]), weight = try contiguous(inputs[1])
+        let weightScale = try contiguous(inputs[2].dtype == .float32 ? inputs[2] : try cast(inputs[2], to: .float32))
+        let amax = try full(shape: [2], value: 0, dtype: .float32)
+        let quantized = try empty(x.shape, dtype: .float8E4M3)
+        var a = KernelArguments()
+        a.pointer(x)
+        a.append(x.dtype.kernelCode)
+        a.append(Int64(x.count))
+        a.pointer(amax)
+        try launchElementwise("amax_bf16", count: x.count, a)
+        let inverse = try amax.narrowed(0, start: 1, length: 1)
+        a = KernelArguments()
+        a.pointer(x)
+        a.append(x.dtype.kernelCode)
+        a.append(Int64(x.count))
+        a.pointer(amax)
+        a.pointer(quantized)
+        a.pointer(inverse)
+        try launchElementwise("quantize_fp8", count: x.count, a)
         var bias: Tensor?
-        if inputs.count == 3 {
-            guard inputs[2].count == n else { throw EngineError(.shapeMismatch, "linear: bias \(inputs[2].shape) does not match \(n) outputs") }
-            bias = try contiguous(inputs[2].dtype == dtype ? inputs[2] : try cast(inputs[2], to: dtype))
+        if inputs.count == 4 {
+            guard inputs[3].count == n else { throw EngineError(.shapeMismatch, "linear_fp8: bias \(inputs[3].shape) does not match \(n) outputs") }
+            bias = try contiguous(inputs[3].dtype == .bfloat16 ? inputs[3] : try cast(inputs[3], to: .bfloat16))
         }
-        let out = try empty(Array(x.shape.dropLast()) + [n], dtype: dtype)
-        guard m > 0, n > 0 else { return out }
-        if k == 0 {
-            let zeros = try full(shape: out.shape, value: 0, dtype: dtype)
-            guard let bias else { return zeros }
-            return try binary(.add, [zeros, bias], code: 0)
-        }
+        let out = try empty(Array(x.shape.dropLast()) + [n], dtype: outType)
         try gemm(
             MatrixOperand(address: Self.address(weight), rows: k, columns: n, leading: k, batchStride: 0, transposed: true),
-            MatrixOperand(address: Self.address(input), rows: k, columns: m, leading: k, batchStride: 0),
-            MatrixOperand(address: Self.address(out), rows: n, columns: m, leading: n, batchStride: 0), batch: 1, dtype: dtype, bias: bias)
+            MatrixOperand(address: Self.address(quantized), rows: k, columns: m, leading: k, batchStride: 0),
+            MatrixOperand(address: Self.address(out), rows: n, columns: m, leading: n, batchStride: 0), batch: 1, dtype: .float8E4M3,
+            outputType: outType, bias: bias, scales: (Self.address(weightScale), Self.address(inverse)))
         return out
     }
 
-    /// Batched `a · b` over broadcast leading axes.
+    /// Batched `a · b` over broadcast leading axes (an operand broadcast along the batch is read with stride 0).
     func matmul(_ inputs: [Tensor]) throws(EngineError) -> Tensor {
         try expectInputs(.matmul, inputs, 2...2)
         var (a, b) = (inputs[0], inputs[1])
         guard a.rank >= 2, b.rank >= 2, a.shape[a.rank - 1] == b.shape[b.rank - 2] else {
             throw EngineError(.shapeMismatch, "matmul: \(a.shape) and \(b.shape) do not chain")
         }
-        let dtype = resultType(a)
-        if a.dtype != dtype { a = try cast(a, to: dtype) }
-        if b.dtype != dtype { b = try cast(b, to: dtype) }
+        let outType = resultType(a)
+        let compute = productType([a.dtype, b.dtype])
+        if a.dtype != compute { a = try cast(a, to: compute) }
+        if b.dtype != compute { b = try cast(b, to: compute) }
         let (m, k, n) = (a.shape[a.rank - 2], a.shape[a.rank - 1], b.shape[b.rank - 1])
         let lead = try broadcastShape(Array(a.shape.dropLast(2)), Array(b.shape.dropLast(2)), op: .matmul)
         let batch = lead.reduce(1, *)
-        a = try contiguous(broadcast(a, to: lead + [m, k]))
-        b = try contiguous(broadcast(b, to: lead + [k, n]))
-        let out = try empty(lead + [m, n], dtype: dtype)
-        guard m > 0, n > 0, batch > 0 else { return out }
-        if k == 0 { return try full(shape: out.shape, value: 0, dtype: dtype) }
-        try gemm(
-            MatrixOperand(address: Self.address(b), rows: n, columns: k, leading: n, batchStride: k * n),
-            MatrixOperand(address: Self.address(a), rows: k, columns: m, leading: k, batchStride: m * k),
-            MatrixOperand(address: Self.address(out), rows: n, columns: m, leading: n, batchStride: m * n), batch: batch, dtype: dtype)
-        return out
+        /// One matrix repeated (stride 0) when the operand has no batch of its own, else every batch laid out.
+        func batched(_ t: Tensor, _ rows: Int, _ columns: Int) throws(EngineError) -> (Tensor, Int) {
+            if t.count == rows * columns { return (try contiguous(t), 0) }
+            return (try contiguous(broadcast(t, to: lead + [rows, columns])), rows * columns)
+        }
+        let (left, leftStride) = try batched(a, m, k), (right, rightStride) = try batched(b, k, n)
+        var out = try empty(lead + [m, n], dtype: compute)
+        if m > 0, n > 0, batch > 0 {
+            if k == 0 {
+                out = try full(shape: out.shape, value: 0, dtype: compute)
+            } else {
+                try gemm(
+                    MatrixOperand(address: Self.address(right), rows: n, columns: k, leading: n, batchStride: rightStride),
+                    MatrixOperand(address: Self.address(left), rows: k, columns: m, leading: k, batchStride: leftStride),
+                    MatrixOperand(address: Self.address(out), rows: n, columns: m, leading: n, batchStride: m * n), batch: batch, dtype: compute)
+            }
+        }
+        return out.dtype == outType ? out : try cast(out, to: outType)
     }
 
     /// NCHW convolution as products of the weight with im2col columns, in chunks of images that bound the columns'
-    /// memory; a 1x1 stride-1 convolution uses the input itself.
+    /// memory; a 1x1 stride-1 convolution uses the input itself. The bias is laid into the output first and the
+    /// product accumulated onto it, so the sum is rounded once.
     func conv2d(_ inputs: [Tensor], stride: [Int], padding: [Int]) throws(EngineError) -> Tensor {
         try expectInputs(.conv2d(stride: stride, padding: padding), inputs, 2...3)
-        let x = try contiguous(inputs[0])
-        let dtype = resultType(x)
-        let input = x.dtype == dtype ? x : try cast(x, to: dtype)
-        let w = try contiguous(inputs[1].dtype == dtype ? inputs[1] : try cast(inputs[1], to: dtype))
-        guard x.rank == 4, w.rank == 4, w.shape[1] == x.shape[1], !stride.isEmpty, !padding.isEmpty else {
-            throw EngineError(.shapeMismatch, "conv2d: input \(x.shape) and weight \(w.shape) must be [n, c, h, w] and [o, c, kh, kw]")
+        guard inputs[0].rank == 4, inputs[1].rank == 4, inputs[1].shape[1] == inputs[0].shape[1] else {
+            throw EngineError(.shapeMismatch, "conv2d: input \(inputs[0].shape) and weight \(inputs[1].shape) must be [n, c, h, w] and [o, c, kh, kw]")
         }
-        let (batch, channels, height, width) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let outType = resultType(inputs[0])
+        let compute = productType(inputs.map(\.dtype))
+        func operand(_ t: Tensor) throws(EngineError) -> Tensor { try contiguous(t.dtype == compute ? t : try cast(t, to: compute)) }
+        let input = try operand(inputs[0]), w = try operand(inputs[1])
+        let (batch, channels, height, width) = (input.shape[0], input.shape[1], input.shape[2], input.shape[3])
         let (outChannels, kh, kw) = (w.shape[0], w.shape[2], w.shape[3])
-        let (sh, sw) = (stride[0], stride.count > 1 ? stride[1] : stride[0])
-        let (ph, pw) = (padding[0], padding.count > 1 ? padding[1] : padding[0])
+        let sh = stride.first ?? 1, sw = stride.count > 1 ? stride[1] : sh
+        let ph = padding.first ?? 0, pw = padding.count > 1 ? padding[1] : ph
         guard sh > 0, sw > 0, ph >= 0, pw >= 0 else { throw EngineError(.invalidArgument, "conv2d: stride \(stride) and padding \(padding) are invalid") }
+        guard height + 2 * ph >= kh, width + 2 * pw >= kw, kh > 0, kw > 0 else {
+            throw EngineError(.shapeMismatch, "conv2d: kernel \(kh)x\(kw) does not fit input \(input.shape) with padding \(padding)")
+        }
         let oh = (height + 2 * ph - kh) / sh + 1, ow = (width + 2 * pw - kw) / sw + 1
-        guard oh > 0, ow > 0 else { throw EngineError(.shapeMismatch, "conv2d: kernel \(kh)x\(kw) does not fit input \(x.shape) with padding \(padding)") }
-        let out = try empty([batch, outChannels, oh, ow], dtype: dtype)
+        let out: Tensor
+        if inputs.count == 3 {
+            guard inputs[2].count == outChannels else { throw EngineError(.shapeMismatch, "conv2d: bias \(inputs[2].shape) does not match \(outChannels) outputs") }
+            out = try empty([batch, outChannels, oh, ow], dtype: compute)
+            let bias = try operand(inputs[2]).reshaped([1, outChannels, 1, 1])
+            try copy(broadcast(bias, to: out.shape), into: out)
+        } else {
+            out = try full(shape: [batch, outChannels, oh, ow], value: 0, dtype: compute)
+        }
         let kSize = channels * kh * kw, pixels = oh * ow
+        guard batch > 0, outChannels > 0, pixels > 0, kSize > 0 else { return out.dtype == outType ? out : try cast(out, to: outType) }
         let direct = kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0
-        let perImage = kSize * pixels * dtype.byteSize
+        let perImage = kSize * pixels * compute.byteSize
         let chunk = direct ? batch : max(1, min(batch, (1 << 30) / max(perImage, 1)))
-        let columns = direct ? nil : try empty([chunk, kSize, pixels], dtype: dtype)
+        let columns = direct ? nil : try empty([chunk, kSize, pixels], dtype: compute)
         var start = 0
         while start < batch {
             let count = min(chunk, batch - start)
@@ -160,7 +244,7 @@ extension CUDABackend {
                 var a = KernelArguments()
                 a.pointer(source)
                 a.pointer(columns)
-                a.append(Int32(dtype.byteSize))
+                a.append(Int32(compute.byteSize))
                 for v in [count, channels, height, width] { a.append(Int64(v)) }
                 for v in [kh, kw, sh, sw, ph, pw] { a.append(Int32(v)) }
                 a.append(Int64(oh))
@@ -173,12 +257,10 @@ extension CUDABackend {
                 MatrixOperand(address: columnAddress, rows: pixels, columns: kSize, leading: pixels, batchStride: kSize * pixels),
                 MatrixOperand(address: Self.address(w), rows: kSize, columns: outChannels, leading: kSize, batchStride: 0),
                 MatrixOperand(address: Self.address(target), rows: pixels, columns: outChannels, leading: pixels, batchStride: outChannels * pixels),
-                batch: count, dtype: dtype)
+                batch: count, dtype: compute, accumulate: true)
             start += count
         }
-        guard inputs.count == 3 else { return out }
-        guard inputs[2].count == outChannels else { throw EngineError(.shapeMismatch, "conv2d: bias \(inputs[2].shape) does not match \(outChannels) outputs") }
-        return try binary(.add, [out, try inputs[2].reshaped([1, outChannels, 1, 1])], code: 0)
+        return out.dtype == outType ? out : try cast(out, to: outType)
     }
 
     /// A Conv3d whose kernel equals its stride: patches gathered by one strided copy, then one product.
@@ -187,6 +269,9 @@ extension CUDABackend {
         let (x, w) = (inputs[0], inputs[1])
         guard x.rank == 5, w.rank == 5, patch.count == 3, Array(w.shape[2...]) == patch, w.shape[1] == x.shape[1] else {
             throw EngineError(.shapeMismatch, "patch_embed_3d: input \(x.shape), weight \(w.shape) and patch \(patch) do not fit")
+        }
+        guard patch.allSatisfy({ $0 > 0 }), (0..<3).allSatisfy({ x.shape[2 + $0] >= patch[$0] }) else {
+            throw EngineError(.shapeMismatch, "patch_embed_3d: patch \(patch) must be positive and fit input \(x.shape)")
         }
         let (n, c) = (x.shape[0], x.shape[1])
         let (t, h, wd) = (x.shape[2] / patch[0], x.shape[3] / patch[1], x.shape[4] / patch[2])
@@ -220,11 +305,13 @@ extension CUDABackend {
         var bias: Tensor?
         if inputs.count == 4 {
             guard inputs[3].rank <= 4 else { throw EngineError(.shapeMismatch, "sdpa: bias \(inputs[3].shape) has more than 4 axes") }
-            _ = try broadcastShape(inputs[3].shape, full, op: .attention(scale: scale))
+            guard try broadcastShape(inputs[3].shape, full, op: .attention(scale: scale)) == full else {
+                throw EngineError(.shapeMismatch, "sdpa: bias \(inputs[3].shape) does not broadcast to [b, h, l, s] = \(full)")
+            }
             bias = broadcast(inputs[3], to: full)
         }
-        let out = try empty([batch, heads, length, valueDim], dtype: resultType(q))
-        guard length > 0, keys > 0 else { return try self.full(shape: out.shape, value: 0, dtype: out.dtype) }
+        let out = try empty([batch, heads, length, valueDim], dtype: q.dtype)
+        guard length > 0, keys > 0, dim + valueDim > 0 else { return try self.full(shape: out.shape, value: 0, dtype: out.dtype) }
         let budget = maxSharedMemory > 48 << 10 ? min(maxSharedMemory, 96 << 10) : 48 << 10
         let tile = max(1, min(64, budget / ((dim + valueDim) * 4)))
         var a = KernelArguments()

@@ -188,3 +188,16 @@ public func compare(_ actual: Tensor, _ expected: Tensor, _ tolerance: OpFixture
     return (worst <= tolerance.value, "\(tolerance.metric) \(worst) (allowed \(tolerance.value))")
 }
 
+
+/// Largest |a − b| over the largest |b| (host tensors of one size): the relative error model parity is held to.
+public func relativeError(_ a: Tensor, _ b: Tensor) -> Double {
+    let (x, y) = (a.floats(), b.floats())
+    precondition(x.count == y.count, "\(a.shape) vs \(b.shape)")
+    let scale = y.map { abs(Double($0)) }.max() ?? 1
+    var worst = 0.0
+    for (p, q) in zip(x, y) {
+        if p.isNaN != q.isNaN { return .infinity }
+        worst = max(worst, abs(Double(p) - Double(q)))
+    }
+    return worst / max(scale, 1e-30)
+}

@@ -3,6 +3,22 @@ extension Backend {
     public func linear(_ x: Tensor, _ weight: Tensor, _ bias: Tensor? = nil) throws(EngineError) -> Tensor {
         try run(.linear, [x, weight] + (bias.map { [$0] } ?? []))[0]
     }
+    /// `Op.linearFP8` from the table's plain ops: the reference every backend's fused version is checked against.
+    public func linearFP8Composed(_ inputs: [Tensor]) throws(EngineError) -> Tensor {
+        guard (3...4).contains(inputs.count), inputs[1].dtype == .float8E4M3, inputs[2].count == 1 else {
+            throw EngineError(.invalidArgument, "linear_fp8 takes x, an e4m3 weight, its scale [1] and an optional bias")
+        }
+        let (x, weight, weightScale) = (inputs[0], inputs[1], inputs[2])
+        let activation = try cast(x, to: .bfloat16)
+        let amax = try cast(try run(.max(axes: [], keepDims: false), [try run(.abs, [activation])[0]])[0].reshaped([1]), to: .float32)
+        let scale = try divide(try full([1], value: 448), try clamped(amax, min: .leastNormalMagnitude))
+        let quantized = try cast(try clamped(try multiply(activation, scale), min: -448, max: 448), to: .float8E4M3)
+        let product = try linear(try cast(quantized, to: .float32), try cast(weight, to: .float32))
+        var out = try multiply(product, try divide(try cast(weightScale, to: .float32).reshaped([1]), scale))
+        if inputs.count == 4 { out = try add(out, inputs[3]) }
+        return try cast(out, to: x.dtype.isFloatingPoint ? x.dtype : .float32)
+    }
+
     public func add(_ a: Tensor, _ b: Tensor) throws(EngineError) -> Tensor { try run(.add, [a, b])[0] }
     public func multiply(_ a: Tensor, _ b: Tensor) throws(EngineError) -> Tensor { try run(.multiply, [a, b])[0] }
     public func scaled(_ x: Tensor, by factor: Float) throws(EngineError) -> Tensor { try run(.scaled(by: factor), [x])[0] }

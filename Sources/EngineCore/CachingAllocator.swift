@@ -115,6 +115,9 @@ public final class CachingAllocator: Sendable {
 
     public var stats: MemoryStats { state.withLock { $0.stats } }
 
+    /// Starts a new peak from what is live now (to measure one phase).
+    public func resetPeak() { state.withLock { $0.stats.peak = $0.stats.active } }
+
     /// The host allocator every CPU tensor uses: limited to 90% of physical memory, caching at most 1 GiB.
     public static let host: CachingAllocator = {
         let pages = sysconf(Int32(_SC_PHYS_PAGES)), pageSize = sysconf(Int32(_SC_PAGESIZE))

@@ -4,6 +4,12 @@
 public enum Op: Sendable, Equatable, CustomStringConvertible {
     /// `x[..., in] · wᵀ + b`; inputs x, weight `[out, in]`, optional bias `[out]`.
     case linear
+    /// FlashWorld's FP8 linear (`flashworld-model.md` §12.1); inputs x, weight `[out, in]` in e4m3, the weight's
+    /// dequantisation scale `[1]` (float32), optional bias. x is rounded to bf16 and quantised to e4m3 with the
+    /// per-tensor scale `448 / amax|x|` (the product rounded to bf16 first), multiplied with the weight accumulating in
+    /// float32, dequantised by both scales, biased; the output has x's dtype. The CPU reference composes it from the
+    /// table's plain ops (`linearFP8Composed`); a GPU fuses it into two kernels and one FP8 product.
+    case linearFP8
     /// Batched `a · b` over leading axes (broadcast); inputs a `[..., m, k]`, b `[..., k, n]`.
     case matmul
     /// NCHW convolution; inputs x, weight `[o, c, kh, kw]`, optional bias.
@@ -75,6 +81,7 @@ public enum Op: Sendable, Equatable, CustomStringConvertible {
     public var name: String {
         switch self {
         case .linear: "linear"
+        case .linearFP8: "linear_fp8"
         case .matmul: "matmul"
         case .conv2d: "conv2d"
         case .patchEmbed3D: "patch_embed_3d"

@@ -1,4 +1,3 @@
-import EngineCPU
 import EngineCore
 import ModelLoading
 import Models
@@ -7,10 +6,10 @@ import Models
 /// encoder with its latent statistics, and the reconstruction decoder (`flashworld-model.md` §2).
 public struct FlashWorldModel: Sendable {
     public let tokenizer: any PromptTokenizer
-    public let textEncoder: UMT5Encoder
-    public let transformer: WanTransformer
-    public let vaeEncoder: WanVAEEncoder
-    public let reconstruction: ReconstructionDecoder
+    public var textEncoder: UMT5Encoder
+    public var transformer: WanTransformer
+    public var vaeEncoder: WanVAEEncoder
+    public var reconstruction: ReconstructionDecoder
     /// Latent channels (48 for Wan2.2) and transformer feature channels (1024).
     public let latentChannels: Int
     public let featureChannels: Int
@@ -41,9 +40,10 @@ public struct FlashWorldModel: Sendable {
         self.textLength = textLength
     }
 
-    /// The built-in `tiny` model: FlashWorld's architecture at toy widths with seeded random weights, so every path
-    /// (text, image, feedback loop, export) runs on any machine. Its output is noise shaped like a scene.
-    public static func tiny(seed: UInt64 = 7, vocabularySize: Int = 260) throws -> FlashWorldModel {
+    /// The built-in `tiny` model: FlashWorld's architecture at toy widths with seeded random weights, made on
+    /// `backend`, so every path (text, image, feedback loop, export) runs on any machine. Its output is noise shaped
+    /// like a scene.
+    public static func tiny(seed: UInt64 = 7, vocabularySize: Int = 260, on backend: any Backend) throws -> FlashWorldModel {
         let z = 4, feat = 8
         let text = UMT5Configuration(vocabSize: vocabularySize, dModel: 32, dKv: 8, dFf: 64, numLayers: 2, numHeads: 4)
         let transformer = WanTransformerConfiguration(
@@ -59,21 +59,20 @@ public struct FlashWorldModel: Sendable {
             for spec in specs {
                 let n = spec.shape.reduce(1, *)
                 let fanIn = spec.shape.count > 1 ? spec.shape.dropFirst().reduce(1, *) : 1
-                let values: [Float]
+                let values: Tensor
                 switch spec.name {
-                case let name where name.hasSuffix("lrs_mul"): values = GaussianHead.learningRateMultipliers
+                case let name where name.hasSuffix("lrs_mul"): values = try backend.constant(GaussianHead.learningRateMultipliers, shape: [n])
                 case let name where name.hasSuffix("gamma") || name.hasSuffix("norm_q.weight") || name.hasSuffix("norm_k.weight")
                     || name.contains("layer_norm") || name.hasSuffix("norm2.weight"):
-                    values = try random.normal([n]).floats().map { 1 + 0.1 * $0 }
+                    values = try backend.add(try backend.full([1], value: 1), try backend.scaled(try random.normal([n], on: backend), by: 0.1))
                 case let name where name.hasSuffix("gs_proj.bias"):
                     // The reference's initialisation: depth 1, opacity 0.1, pixel-sized, identity rotation.
                     let point: [Float] = [Float](repeating: 0, count: 27) + [0, 0, 0, -2.1972246] + [Float](repeating: -2.7080502, count: 3) + [1, 0, 0, 0]
-                    values = zip(point + point, GaussianHead.learningRateMultipliers).map { $0 / $1 }
+                    values = try backend.constant(zip(point + point, GaussianHead.learningRateMultipliers).map { $0 / $1 }, shape: [n])
                 default:
-                    let scale = 1 / Float(fanIn).squareRoot()
-                    values = try random.normal([n]).floats().map { $0 * scale }
+                    values = try backend.scaled(try random.normal([n], on: backend), by: 1 / Float(fanIn).squareRoot())
                 }
-                tensors[spec.name] = try Tensor(values, shape: spec.shape)
+                tensors[spec.name] = try values.reshaped(spec.shape)
             }
             return ModelWeights(tensors, source: source)
         }
@@ -87,5 +86,24 @@ public struct FlashWorldModel: Sendable {
                 vae: vae, featureChannels: feat,
                 weights: try weights(ReconstructionDecoder.parameterSpecs(vae: vae, featureChannels: feat), source: "tiny reconstruction decoder")),
             textLength: 64)
+    }
+
+    /// The model ready to run on `backend`: every weight on that device in the type `precision` gives it (FP8 block
+    /// linears with their per-tensor scales), causal convolution kernels cut to their last tap and the Gaussian
+    /// head's rescaling done, once, here rather than in every call.
+    public func prepared(for backend: any Backend, precision: ModelPrecision) throws -> FlashWorldModel {
+        var copy = self
+        copy.textEncoder.weights = try precision.converted(textEncoder.weights, to: precision.textEncoder, on: backend)
+        copy.textEncoder.activationType = precision.textEncoder
+        copy.transformer.weights = try precision.transformerWeights(transformer.weights, on: backend)
+        copy.transformer.activationType = precision.transformer
+        copy.vaeEncoder.weights = try ModelWeights.lastTapConvolutions(
+            try precision.converted(vaeEncoder.weights, to: precision.vaeEncoder, on: backend), on: backend)
+        copy.vaeEncoder.activationType = precision.vaeEncoder
+        let decoderWeights = try ModelWeights.lastTapConvolutions(
+            try precision.converted(reconstruction.weights, to: precision.decoder, on: backend), on: backend)
+        copy.reconstruction.weights = try GaussianHead.prepared(decoderWeights, on: backend)
+        copy.reconstruction.activationType = precision.decoder
+        return copy
     }
 }

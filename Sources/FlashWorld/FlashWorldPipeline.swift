@@ -105,49 +105,47 @@ public struct FlashWorldPipeline: Sendable {
         progress("text", 0, 1)
         let (ids, mask) = model.tokenizer.encode("[Static] " + request.prompt, maxLength: model.textLength)
         var context = try model.textEncoder(
-            try Tensor(int64s: ids, shape: [1, ids.count]), mask: try Tensor(int64s: mask, shape: [1, mask.count]), on: b)
-        let length = Int(mask.reduce(0, +))
-        var values = context.floats()
-        let width = context.shape[2]
-        for i in (length * width)..<values.count { values[i] = 0 }
-        context = try Tensor(values, shape: context.shape)
+            try b.upload(try Tensor(int64s: ids, shape: [1, ids.count])), mask: try b.upload(try Tensor(int64s: mask, shape: [1, mask.count])), on: b)
+        context = try b.multiply(try b.cast(context, to: .float32), try b.constant(mask.map { Float($0) }, shape: [1, mask.count, 1]))
         inspect?("context", context)
         try lap("text encoder")
 
-        // 3. Image condition into frame `imageIndex`, as scaled latents.
+        // 3. Image condition into frame `imageIndex`, as scaled latents (zeros elsewhere).
         let statistics = try latentStatistics()
-        var condition = [Float](repeating: 0, count: z * n * h * w)
+        var conditionLatents = try b.zeros([1, z, n, h, w])
         if let image = request.image {
             progress("image", 0, 1)
-            let latent = try encodeAndScale(try image.reshaped([1, 3, request.height, request.width]), noise: &noise, statistics: statistics)
-            let v = latent.floats()
-            for c in 0..<z {
-                for p in 0..<(h * w) { condition[(c * n + request.imageIndex) * h * w + p] = v[c * h * w + p] }
-            }
+            let pixels = try b.upload(image).reshaped([1, 3, request.height, request.width])
+            let latent = try encodeAndScale(pixels, noise: &noise, statistics: statistics).reshaped([1, z, 1, h, w])
+            var parts: [Tensor] = []
+            if request.imageIndex > 0 { parts.append(try b.zeros([1, z, request.imageIndex, h, w])) }
+            parts.append(latent)
+            if request.imageIndex < n - 1 { parts.append(try b.zeros([1, z, n - 1 - request.imageIndex, h, w])) }
+            conditionLatents = try b.concat(parts, axis: 2)
             try lap("image encoder")
         }
-        let conditionLatents = try Tensor(condition, shape: [1, z, n, h, w])
         inspect?("condition_latents", conditionLatents)
 
-        // 4. Raymaps [1, 6, n, h, w].
+        // 4. Raymaps [1, 6, n, h, w]: the cameras' rays, computed on the host and copied over once.
         var rays = [Float](repeating: 0, count: 6 * n * h * w)
         for (f, camera) in cameras.enumerated() {
             let map = RayGrid(camera: camera, width: w, height: h).raymap
             for p in 0..<(h * w) { for c in 0..<6 { rays[(c * n + f) * h * w + p] = map[p * 6 + c] } }
         }
-        let raymaps = try Tensor(rays, shape: [1, 6, n, h, w])
+        let raymaps = try b.constant(rays, shape: [1, 6, n, h, w])
         inspect?("raymaps", raymaps)
 
         // 5.-6. The four steps.
-        var noisy = try noise.normal([1, z, n, h, w])
-        var previousFeatures = try Tensor.zeros([1, feat, n, h, w])
-        var previousLatents = try Tensor.zeros([1, z, n, h, w])
+        var noisy = try noise.normal([1, z, n, h, w], on: b)
+        var previousFeatures = try b.zeros([1, feat, n, h, w])
+        var previousLatents = try b.zeros([1, z, n, h, w])
         let sigmas = FlowMatchSchedule.sigmas
         var scene: Tensor?
         for (step, sigma) in sigmas.enumerated() {
             progress("step", step + 1, sigmas.count)
             let input = try b.concat([noisy, raymaps, conditionLatents, previousFeatures, previousLatents], axis: 1)
-            let output = try model.transformer(input, timestep: try Tensor([Float(1000 * sigma)], shape: [1]), text: context, on: b)
+            let output = try b.cast(
+                try model.transformer(input, timestep: try b.constant([Float(1000 * sigma)], shape: [1]), text: context, on: b), to: .float32)
             let parts = try b.split(output, sizes: [z, feat], axis: 1)
             let x0 = try b.add(noisy, try b.scaled(parts[0], by: Float(-sigma)))
             for (name, value) in [("noisy", noisy), ("velocity", parts[0]), ("feats", parts[1]), ("x0", x0)] { inspect?("\(name)_step\(step)", value) }
@@ -169,7 +167,8 @@ public struct FlashWorldPipeline: Sendable {
             inspect?("x0_3d_step\(step)", previousLatents)
             previousFeatures = parts[1]
             let next = sigmas[step + 1]
-            noisy = try b.add(try b.scaled(try noise.normal([1, z, n, h, w]), by: Float(next)), try b.scaled(previousLatents, by: 1 - Float(next)))
+            noisy = try b.add(
+                try b.scaled(try noise.normal([1, z, n, h, w], on: b), by: Float(next)), try b.scaled(previousLatents, by: 1 - Float(next)))
             try lap("step \(step + 1): re-encode")
         }
         let cloud = try exported(scene!, scale: Float(normalization.translationScale))
@@ -183,35 +182,36 @@ public struct FlashWorldPipeline: Sendable {
         return try backend.permuted(t, [0, 2, 1, 3, 4]).reshaped([n, c, h, w])
     }
 
-    /// Per-channel mean and std as `[1, z, 1, 1, 1]` tensors (and their 4D forms for per-frame latents).
-    func latentStatistics() throws(EngineError) -> (mean: [Float], std: [Float]) {
+    /// The VAE's per-channel latent mean and std as `[1, z, 1, 1]` tensors on the backend.
+    func latentStatistics() throws(EngineError) -> (mean: Tensor, std: Tensor) {
         let c = model.vaeEncoder.configuration
-        return (c.latentsMean.map { Float($0) }, c.latentsStd.map { Float($0) })
+        let z = c.latentsMean.count
+        return (
+            try backend.constant(c.latentsMean.map { Float($0) }, shape: [1, z, 1, 1]),
+            try backend.constant(c.latentsStd.map { Float($0) }, shape: [1, z, 1, 1])
+        )
     }
 
-    func unscaled(_ latent: Tensor, _ s: (mean: [Float], std: [Float])) throws(EngineError) -> Tensor {
+    /// `latent · std + mean` for `[1, z, n, h, w]` latents.
+    func unscaled(_ latent: Tensor, _ s: (mean: Tensor, std: Tensor)) throws(EngineError) -> Tensor {
         let z = s.mean.count
-        let std = try Tensor(s.std, shape: [1, z, 1, 1, 1]), mean = try Tensor(s.mean, shape: [1, z, 1, 1, 1])
-        return try backend.add(try backend.multiply(latent, std), mean)
+        return try backend.add(try backend.multiply(latent, try s.std.reshaped([1, z, 1, 1, 1])), try s.mean.reshaped([1, z, 1, 1, 1]))
     }
 
     /// Encodes images `[f, 3, H, W]` with a posterior sample, then scales: `(sample − mean) / std`, `[f, z, h, w]`.
-    func encodeAndScale(_ images: Tensor, noise: inout some NoiseSource, statistics s: (mean: [Float], std: [Float])) throws -> Tensor {
-        let (mean, logvar) = try model.vaeEncoder(images, on: backend)
-        let epsilon = try noise.normal(mean.shape)
-        let (m, l, e) = (mean.floats(), logvar.floats(), epsilon.floats())
-        let z = s.mean.count, plane = mean.count / (mean.shape[0] * z)
-        var out = [Float](repeating: 0, count: m.count)
-        for i in 0..<m.count {
-            let c = (i / plane) % z
-            out[i] = (m[i] + expf(0.5 * l[i]) * e[i] - s.mean[c]) / s.std[c]
-        }
-        return try Tensor(out, shape: mean.shape)
+    func encodeAndScale(_ images: Tensor, noise: inout some NoiseSource, statistics s: (mean: Tensor, std: Tensor)) throws -> Tensor {
+        let b = backend
+        let (mean, logvar) = try model.vaeEncoder(images, on: b)
+        let (m, l) = (try b.cast(mean, to: .float32), try b.cast(logvar, to: .float32))
+        let epsilon = try noise.normal(m.shape, on: b)
+        let sample = try b.add(m, try b.multiply(try b.exp(try b.scaled(l, by: 0.5)), epsilon))
+        return try b.divide(try b.subtract(sample, s.mean), s.std)
     }
 
-    /// The Gaussians rendered from every camera on white, as images `[n, 3, H, W]` in [−1, 1].
+    /// The Gaussians rendered from every camera on white, as images `[n, 3, H, W]` in [−1, 1] on the backend. Until
+    /// the GPU rasterizer exists this reads the Gaussians back and renders on the CPU (an explicit host round trip).
     func render(_ gaussians: Tensor, cameras: [Camera], width: Int, height: Int) throws -> Tensor {
-        let cloud = try Self.cloud(gaussians, scale: 1, logEpsilon: 0)
+        let cloud = try Self.cloud(try backend.download(gaussians), scale: 1, logEpsilon: 0)
         let renderer = SplatRenderer(options: RenderOptions(background: SIMD3(1, 1, 1), shDegree: 2))
         var pixels = [Float](repeating: 0, count: cameras.count * 3 * width * height)
         let plane = width * height
@@ -221,7 +221,7 @@ public struct FlashWorldPipeline: Sendable {
                 for c in 0..<3 { pixels[(f * 3 + c) * plane + p] = min(max(image.rgb[3 * p + c] * 2 - 1, -1), 1) }
             }
         }
-        return try Tensor(pixels, shape: [cameras.count, 3, height, width])
+        return try backend.constant(pixels, shape: [cameras.count, 3, height, width])
     }
 
     /// Gaussians `[m, 38]` as a cloud in the cameras' OpenGL world (RUB), positions and scales times `scale`.
@@ -246,8 +246,9 @@ public struct FlashWorldPipeline: Sendable {
             positions: positions, logScales: logScales, rotations: rotations, logitOpacities: opacities, sh: sh, shDegree: 2, frame: .rub)
     }
 
-    /// The reference's export: positions and scales times `T_norm` (not `T_norm + 0.01`), camera 0's frame kept.
-    func exported(_ gaussians: Tensor, scale: Float) throws -> GaussianCloud { try Self.cloud(gaussians, scale: scale) }
+    /// The reference's export: positions and scales times `T_norm` (not `T_norm + 0.01`), camera 0's frame kept; the
+    /// one read-back of the final scene.
+    func exported(_ gaussians: Tensor, scale: Float) throws -> GaussianCloud { try Self.cloud(try backend.download(gaussians), scale: scale) }
 }
 
 func monotonic() -> Double {

@@ -15,8 +15,12 @@ import Models
 public enum ModelFolder {
     public static let textLength = 512
 
-    /// Loads the folder; `checkpoint` overrides where FlashWorld's weights are.
-    public static func load(_ folder: String, checkpoint: String? = nil) throws -> FlashWorldModel {
+    /// Loads the folder onto `backend` in `precision`: every weight is read from the mapped file in its stored type,
+    /// copied to the device and converted there, one tensor at a time; then the model is prepared (FP8 block
+    /// linears, trimmed causal kernels, the head's rescaling). `checkpoint` overrides where FlashWorld's weights are.
+    public static func load(
+        _ folder: String, checkpoint: String? = nil, on backend: any Backend, precision: ModelPrecision
+    ) throws -> FlashWorldModel {
         let root = folder.hasSuffix("/") ? String(folder.dropLast()) : folder
         func path(_ relative: String) -> String { "\(root)/\(relative)" }
         func exists(_ p: String) -> Bool { access(p, F_OK) == 0 }
@@ -37,12 +41,23 @@ public enum ModelFolder {
         if textCheckpoint.tensor(named: "encoder.embed_tokens.weight") != nil {
             textSpecs.append(ParameterSpec("encoder.embed_tokens.weight", shape: [textConfiguration.vocabSize, textConfiguration.dModel]))
         }
-        let textEncoder = try UMT5Encoder(configuration: textConfiguration, weights: try weights(textSpecs, textCheckpoint, prefix: "", strict: true, source: path("text_encoder")))
+        func weights(_ specs: [ParameterSpec], _ checkpoint: Checkpoint, prefix: String, strict: Bool, source: String, as dtype: DType) throws -> ModelWeights {
+            ModelWeights(
+                try WeightLoader.load(specs, from: checkpoint, prefix: prefix, strict: strict, source: source) { _, host throws(EngineError) in
+                    let here = try backend.upload(host)
+                    return here.dtype.isFloatingPoint ? try backend.cast(here, to: dtype) : here
+                }, source: source)
+        }
+        let textEncoder = try UMT5Encoder(
+            configuration: textConfiguration,
+            weights: try weights(textSpecs, textCheckpoint, prefix: "", strict: true, source: path("text_encoder"), as: precision.textEncoder))
 
         let vae = try readConfiguration(WanVAEConfiguration.self, at: path("vae/config.json"))
         let vaeCheckpoint = try CheckpointReader.open(path: path("vae"))
         // The decoder is FlashWorld's own (in model.ckpt); only the encoder is read here.
-        let vaeEncoder = try WanVAEEncoder(configuration: vae, weights: try weights(WanVAEEncoder.parameterSpecs(vae), vaeCheckpoint, prefix: "", strict: false, source: path("vae")))
+        let vaeEncoder = try WanVAEEncoder(
+            configuration: vae,
+            weights: try weights(WanVAEEncoder.parameterSpecs(vae), vaeCheckpoint, prefix: "", strict: false, source: path("vae"), as: precision.vaeEncoder))
 
         let combined = try CheckpointReader.open(path: flashWorld)
         // The feature width (1024 for FlashWorld) is what the reconstruction decoder's extra input takes.
@@ -56,23 +71,17 @@ public enum ModelFolder {
         transformerConfiguration.outChannels = vae.zDim + featureChannels
         let transformer = try WanTransformer(
             configuration: transformerConfiguration,
-            weights: try weights(WanTransformer.parameterSpecs(transformerConfiguration), combined, prefix: "transformer.", strict: true, source: flashWorld))
+            weights: try weights(
+                WanTransformer.parameterSpecs(transformerConfiguration), combined, prefix: "transformer.", strict: true, source: flashWorld,
+                as: precision.transformer))
         let reconstruction = try ReconstructionDecoder(
             vae: vae, featureChannels: featureChannels,
             weights: try weights(
                 ReconstructionDecoder.parameterSpecs(vae: vae, featureChannels: featureChannels), combined, prefix: "recon_decoder.", strict: true,
-                source: flashWorld))
+                source: flashWorld, as: precision.decoder))
         return try FlashWorldModel(
             name: root, tokenizer: tokenizer, textEncoder: textEncoder, transformer: transformer, vaeEncoder: vaeEncoder,
-            reconstruction: reconstruction, textLength: textLength)
-    }
-
-    static func weights(_ specs: [ParameterSpec], _ checkpoint: Checkpoint, prefix: String, strict: Bool, source: String) throws -> ModelWeights {
-        let float32 = specs.map { spec in
-            var wide = spec
-            wide.dtype = .float32
-            return wide
-        }
-        return ModelWeights(try WeightLoader.load(float32, from: checkpoint, prefix: prefix, strict: strict, source: source), source: source)
+            reconstruction: reconstruction, textLength: textLength
+        ).prepared(for: backend, precision: precision)
     }
 }

@@ -46,9 +46,12 @@ public struct WeightLoadError: Error, Equatable, Sendable, CustomStringConvertib
 /// Loads module parameters from a checkpoint, strictly by default: every expected key present with its shape, and
 /// (strict) no key left over under the prefix.
 public enum WeightLoader {
-    /// The tensors for `specs`, named as in `specs`, read from `checkpoint` entries `prefix + name`.
+    /// The tensors for `specs`, named as in `specs`, read from `checkpoint` entries `prefix + name`. `transform` sees
+    /// each host tensor as soon as it is read (to put it on a device in the type it will be used in), so only one
+    /// tensor at a time needs host memory beyond the mapped file.
     public static func load(
-        _ specs: [ParameterSpec], from checkpoint: Checkpoint, prefix: String = "", strict: Bool = true, source: String
+        _ specs: [ParameterSpec], from checkpoint: Checkpoint, prefix: String = "", strict: Bool = true, source: String,
+        transform: (ParameterSpec, Tensor) throws(EngineError) -> Tensor = { $1 }
     ) throws(WeightLoadError) -> [String: Tensor] {
         var report = WeightLoadError(source: source)
         let available = Dictionary(
@@ -65,7 +68,7 @@ public enum WeightLoader {
                 continue
             }
             do throws(EngineError) {
-                loaded[spec.name] = try tensor(from: stored, as: spec.dtype)
+                loaded[spec.name] = try transform(spec, try tensor(from: stored, as: spec.dtype))
             } catch {
                 report.unreadable.append((spec.name, error.message))
             }

@@ -1,24 +1,28 @@
 import Cameras
-import EngineCPU
 import EngineCore
 import FlashWorld
 import SplatCore
 
-/// Runs jobs through the FlashWorld pipeline on the CPU backend, each with its own seeded noise.
+/// Runs jobs through the FlashWorld pipeline on one backend (the service owns one GPU context), each with its own
+/// seeded noise. A job that runs out of device memory fails with that message; the next job starts afresh.
 public struct FlashWorldSceneGenerator: SceneGenerator {
     public let model: FlashWorldModel
+    public let backend: any Backend
 
-    public init(model: FlashWorldModel) { self.model = model }
+    public init(model: FlashWorldModel, backend: any Backend) {
+        self.model = model
+        self.backend = backend
+    }
 
     public func generate(_ request: SceneRequest, seed: UInt64, progress: @escaping @Sendable (JobProgress) -> Void) async throws -> GeneratedScene {
         let image = try request.image.map { try GenerationRequest.conditioningImage($0, name: "image_prompt", width: request.width, height: request.height) }
         let generation = GenerationRequest(
             prompt: request.prompt, image: image, imageIndex: request.imageIndex, cameras: request.cameras, frames: request.frames,
             width: request.width, height: request.height)
-        let model = self.model
+        let (model, backend) = (self.model, self.backend)
         let result = try await BlockingWork.cancellable { isCancelled in
             var noise = SeededNoise(seed: seed)
-            return try FlashWorldPipeline(model: model, backend: CPUBackend.shared).generate(
+            return try FlashWorldPipeline(model: model, backend: backend).generate(
                 generation, noise: &noise,
                 progress: { stage, step, steps in
                     // Text and image take a few percent; the four steps share the rest.

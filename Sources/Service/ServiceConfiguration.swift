@@ -10,6 +10,10 @@ public struct ServiceConfiguration: Sendable {
     /// `tiny` or a model folder.
     public var model = "tiny"
     public var checkpoint: String?
+    /// `auto`, `cuda` or `cpu`.
+    public var device = "auto"
+    /// `fp32`, `bf16` or `fp8`; unset, the device's natural precision.
+    public var precision: String?
     /// When set, API calls need `Authorization: Bearer <token>`.
     public var token: String?
     /// Origins allowed to call the API from a browser; `*` for any, empty for none.
@@ -87,6 +91,14 @@ public struct ServiceConfiguration: Sendable {
         Setting(key: "data_dir", help: "folder for jobs.sqlite and the artifacts") { c, v throws(ServiceError) in c.dataDirectory = v },
         Setting(key: "model", help: "tiny, or a model folder") { c, v throws(ServiceError) in c.model = v },
         Setting(key: "checkpoint", help: "FlashWorld checkpoint, if not in the folder") { c, v throws(ServiceError) in c.checkpoint = v.isEmpty ? nil : v },
+        Setting(key: "device", help: "auto, cuda or cpu") { c, v throws(ServiceError) in
+            guard ["auto", "cuda", "cpu"].contains(v) else { throw ServiceError(400, "device must be auto, cuda or cpu, not \(v)") }
+            c.device = v
+        },
+        Setting(key: "precision", help: "fp32, bf16 or fp8 (default: the device's own)") { c, v throws(ServiceError) in
+            guard v.isEmpty || ["fp32", "bf16", "fp8"].contains(v) else { throw ServiceError(400, "precision must be fp32, bf16 or fp8, not \(v)") }
+            c.precision = v.isEmpty ? nil : v
+        },
         Setting(key: "token", help: "bearer token API calls must carry") { c, v throws(ServiceError) in c.token = v.isEmpty ? nil : v },
         Setting(key: "cors_origins", help: "comma-separated origins, * for any, empty for none") { c, v throws(ServiceError) in
             c.corsOrigins = v.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }

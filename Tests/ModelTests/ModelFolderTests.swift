@@ -42,9 +42,9 @@ struct ModelFolderTests {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("diorama-model-\(getpid())")
         defer { try? FileManager.default.removeItem(at: folder) }
         // The fixture tokenizer has 2003 pieces; the text encoder's vocabulary must cover them.
-        let original = try FlashWorldModel.tiny(seed: 11, vocabularySize: 2003)
+        let original = try FlashWorldModel.tiny(seed: 11, vocabularySize: 2003, on: CPUBackend.shared)
         try Self.writeFolder(original, to: folder)
-        let loaded = try ModelFolder.load(folder.path)
+        let loaded = try ModelFolder.load(folder.path, on: CPUBackend.shared, precision: .float32)
         #expect(loaded.featureChannels == original.featureChannels && loaded.latentChannels == original.latentChannels)
         #expect(loaded.transformer.weights["blocks.1.ffn.net.2.weight"].floats() == original.transformer.weights["blocks.1.ffn.net.2.weight"].floats())
         #expect(loaded.reconstruction.weights["gs_head.gs_proj.bias"].floats() == original.reconstruction.weights["gs_head.gs_proj.bias"].floats())
@@ -58,19 +58,19 @@ struct ModelFolderTests {
     @Test func brokenFoldersAreNamedBeforeAnyWork() throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("diorama-broken-\(getpid())")
         defer { try? FileManager.default.removeItem(at: folder) }
-        try Self.writeFolder(try FlashWorldModel.tiny(seed: 12, vocabularySize: 2003), to: folder)
+        try Self.writeFolder(try FlashWorldModel.tiny(seed: 12, vocabularySize: 2003, on: CPUBackend.shared), to: folder)
         // No FlashWorld checkpoint.
         try FileManager.default.moveItem(at: folder.appendingPathComponent("model.safetensors"), to: folder.appendingPathComponent("other.safetensors"))
-        #expect { _ = try ModelFolder.load(folder.path) } throws: { "\($0)".contains("model.ckpt") }
+        #expect { _ = try ModelFolder.load(folder.path, on: CPUBackend.shared, precision: .float32) } throws: { "\($0)".contains("model.ckpt") }
         // A checkpoint with a weight of the wrong shape: the report names it.
-        var broken = try FlashWorldModel.tiny(seed: 12, vocabularySize: 2003).transformer.weights.tensors
+        var broken = try FlashWorldModel.tiny(seed: 12, vocabularySize: 2003, on: CPUBackend.shared).transformer.weights.tensors
         broken["proj_out.bias"] = try Tensor([1, 2, 3], shape: [3])
         var combined: [String: Tensor] = [:]
         for (k, v) in broken { combined["transformer." + k] = v }
-        for (k, v) in try FlashWorldModel.tiny(seed: 12, vocabularySize: 2003).reconstruction.weights.tensors { combined["recon_decoder." + k] = v }
+        for (k, v) in try FlashWorldModel.tiny(seed: 12, vocabularySize: 2003, on: CPUBackend.shared).reconstruction.weights.tensors { combined["recon_decoder." + k] = v }
         try Data(Self.safetensors(combined)).write(to: folder.appendingPathComponent("model.safetensors"))
-        #expect { _ = try ModelFolder.load(folder.path) } throws: { "\($0)".contains("wrong shape proj_out.bias") }
+        #expect { _ = try ModelFolder.load(folder.path, on: CPUBackend.shared, precision: .float32) } throws: { "\($0)".contains("wrong shape proj_out.bias") }
         // Not a model folder at all.
-        #expect { _ = try ModelFolder.load(folder.appendingPathComponent("vae").path) } throws: { "\($0)".contains("tokenizer/tokenizer.json is missing") }
+        #expect { _ = try ModelFolder.load(folder.appendingPathComponent("vae").path, on: CPUBackend.shared, precision: .float32) } throws: { "\($0)".contains("tokenizer/tokenizer.json is missing") }
     }
 }

@@ -1,5 +1,6 @@
 import Checkpoints
 import EngineCPU
+import EngineCheck
 import EngineCore
 import Foundation
 import ModelLoading
@@ -20,14 +21,6 @@ enum ModelFixtures {
         for t in checkpoint.tensors { out[t.name] = try WeightLoader.tensor(from: t) }
         return out
     }
-}
-
-/// Largest |a − b| over the largest |b|: the relative error the issue bounds at 1e-4 per module.
-func relativeError(_ a: Tensor, _ b: Tensor) -> Double {
-    let (x, y) = (a.floats(), b.floats())
-    precondition(x.count == y.count, "\(a.shape) vs \(b.shape)")
-    let scale = y.map { abs(Double($0)) }.max() ?? 1
-    return (zip(x, y).map { abs(Double($0) - Double($1)) }.max() ?? 0) / max(scale, 1e-30)
 }
 
 struct WanTransformerParityTests {

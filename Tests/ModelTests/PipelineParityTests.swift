@@ -1,5 +1,6 @@
 import Cameras
 import EngineCPU
+import EngineCheck
 import EngineCore
 import Foundation
 import SplatCore
@@ -23,7 +24,7 @@ struct PipelineParityTests {
     }
 
     static let run: Result<Run, any Error> = Result {
-        let model = try ModelFolder.load(folder)
+        let model = try ModelFolder.load(folder, on: CPUBackend.shared, precision: .float32)
         let request = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: folder + "/request.json"))) as! [String: Any]
         let resolution = request["resolution"] as! [Int]  // [frames, height, width]
         let cameras = try CameraPathDocument(json: Array(try Data(contentsOf: URL(fileURLWithPath: folder + "/request.json"))))

@@ -8,7 +8,7 @@ import Testing
 @testable import Models
 
 struct PipelineTests {
-    static let model = try! FlashWorldModel.tiny()
+    static let model = try! FlashWorldModel.tiny(on: CPUBackend.shared)
     let intrinsics = NormalizedIntrinsics(verticalFieldOfView: 60, width: 64, height: 64)
 
     func request(prompt: String = "a quiet harbour at dawn", image: Tensor? = nil, frames: Int = 2) -> GenerationRequest {

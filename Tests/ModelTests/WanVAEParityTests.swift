@@ -1,4 +1,5 @@
 import EngineCPU
+import EngineCheck
 import EngineCore
 import Testing
 

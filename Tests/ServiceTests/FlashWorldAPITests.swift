@@ -5,6 +5,7 @@ import SplatCore
 import SplatIO
 import Testing
 
+import EngineCPU
 import FlashWorld
 
 @testable import Service
@@ -206,7 +207,7 @@ struct TinyModelServiceTests {
     @Test func theTinyModelServesARealScene() async throws {
         let folder = temporaryFolder("tiny")
         let service = GenerationService(
-            store: try SQLiteJobStore(path: "\(folder)/jobs.sqlite"), generator: FlashWorldSceneGenerator(model: try FlashWorldModel.tiny()),
+            store: try SQLiteJobStore(path: "\(folder)/jobs.sqlite"), generator: FlashWorldSceneGenerator(model: try FlashWorldModel.tiny(on: CPUBackend.shared), backend: CPUBackend.shared),
             dataDirectory: folder)
         try await service.start()
         let (job, _) = try await service.submit(Array(buffer: requestBody()))

@@ -271,8 +271,8 @@ enum KernelSource {
                 m = block_max(m, scratch);
                 float s = 0.0f;
                 for (int i = threadIdx.x; i < width; i += blockDim.x) s += expf(load_f(x, base + i, dt) - m);
-                float inv = 1.0f / block_sum(s, scratch);
-                for (int i = threadIdx.x; i < width; i += blockDim.x) store_f(out, base + i, dt_out, expf(load_f(x, base + i, dt) - m) * inv);
+                float total = block_sum(s, scratch);
+                for (int i = threadIdx.x; i < width; i += blockDim.x) store_f(out, base + i, dt_out, expf(load_f(x, base + i, dt) - m) / total);
             }
         }
 
@@ -416,6 +416,25 @@ enum KernelSource {
             }
         }
 
+        // FP8 activation quantisation (FlashWorld's FP8DynamicLinear): amax of the bf16-rounded input, then
+        // e4m3(clamp(bf16(bf16(x) * 448/amax))) and the dequantisation factor amax/448 for the product's epilogue.
+        extern "C" __global__ void amax_bf16(const void* x, int dt, i64 n, unsigned* out) {
+            float m = 0.0f;
+            GRID_STRIDE(i, n) m = fmaxf(m, fabsf(bf16_to_f(f_to_bf16(load_f(x, i, dt)))));
+            for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
+            // Non-negative floats order as their bit patterns.
+            if ((threadIdx.x & 31) == 0) atomicMax(out, __float_as_uint(m));
+        }
+        extern "C" __global__ void quantize_fp8(const void* x, int dt, i64 n, const float* amax, unsigned char* q, float* inverse) {
+            float s = 448.0f / fmaxf(*amax, 1.17549435e-38f);
+            if (blockIdx.x == 0 && threadIdx.x == 0) *inverse = 1.0f / s;
+            GRID_STRIDE(i, n) {
+                float v = bf16_to_f(f_to_bf16(load_f(x, i, dt)));
+                float p = fminf(fmaxf(bf16_to_f(f_to_bf16(v * s)), -448.0f), 448.0f);
+                q[i] = f_to_fp8(p, 3, 7, 448.0f, 0x7Eu, 0x7F);
+            }
+        }
+
         // Columns for a convolution as a matrix product: col[n][c*kh*kw + i*kw + j][oy*ow + ox] = x[n][c][oy*sh - ph + i][ox*sw - pw + j].
         extern "C" __global__ void im2col(const void* x, void* col, int bytes, i64 batch, i64 C, i64 H, i64 W, int kh, int kw, int sh, int sw,
                                           int ph, int pw, i64 OH, i64 OW) {
@@ -429,6 +448,7 @@ enum KernelSource {
                 bool inside = y >= 0 && y < H && xx >= 0 && xx < W;
                 i64 s = ((n * C + c) * H + y) * W + xx;
                 switch (bytes) {
+                case 1: ((unsigned char*)col)[i] = inside ? ((const unsigned char*)x)[s] : 0; break;
                 case 2: ((unsigned short*)col)[i] = inside ? ((const unsigned short*)x)[s] : 0; break;
                 default: ((unsigned*)col)[i] = inside ? ((const unsigned*)x)[s] : 0; break;
                 }

@@ -8,7 +8,9 @@ import ModelLoading
 public struct ReconstructionDecoder: Sendable {
     public let vae: WanVAEConfiguration
     public let featureChannels: Int
-    public let weights: ModelWeights
+    public var weights: ModelWeights
+    /// The element type activations flow in (weights may be stored narrower); float32 on the CPU oracle.
+    public var activationType: DType = .float32
 
     public init(vae: WanVAEConfiguration, featureChannels: Int, weights: ModelWeights) throws(ModelError) {
         try vae.validate()
@@ -38,9 +40,9 @@ public struct ReconstructionDecoder: Sendable {
     public func callAsFunction(features: Tensor, latents: Tensor, cameras: [Camera], on backend: any Backend) throws(EngineError) -> Tensor {
         let decoder = try WanVAEDecoder(unchecked: vae, weights: weights)
         let layers = WanVAELayers(weights: weights)
-        var x = try layers.convolution("post_quant_conv", latents, padding: 0, on: backend)
+        var x = try layers.convolution("post_quant_conv", try backend.cast(latents, to: activationType), padding: 0, on: backend)
         x = try layers.convolution("decoder.conv_in", x, padding: 1, on: backend)
-        x = try backend.add(x, try layers.convolution("extra_conv_in", features, padding: 1, on: backend))
+        x = try backend.add(x, try layers.convolution("extra_conv_in", try backend.cast(features, to: activationType), padding: 1, on: backend))
         x = try decoder.trunk(x, prefix: "decoder.", on: backend)
         x = try backend.silu(try backend.run(.channelRMSNorm(eps: 1e-12), [x, weights["decoder.norm_out.gamma"]])[0])
         return try GaussianHead(weights: weights)(x, cameras: cameras, on: backend)

@@ -6,7 +6,9 @@ import ModelLoading
 /// RMS norm.
 public struct UMT5Encoder: Sendable {
     public let configuration: UMT5Configuration
-    public let weights: ModelWeights
+    public var weights: ModelWeights
+    /// The element type activations flow in (weights may be stored narrower); float32 on the CPU oracle.
+    public var activationType: DType = .float32
 
     public init(configuration: UMT5Configuration, weights: ModelWeights) throws(ModelError) {
         try configuration.validate()
@@ -45,7 +47,7 @@ public struct UMT5Encoder: Sendable {
         let (batch, length) = (ids.shape[0], ids.shape[1])
         let eps = Float(c.layerNormEpsilon)
         let w = weights
-        var h = try backend.embedding(w["shared.weight"], ids: ids)
+        var h = try backend.cast(try backend.embedding(w["shared.weight"], ids: ids), to: activationType)
         let buckets = try backend.run(
             .t5RelativeBuckets(
                 queryLength: length, keyLength: length, bidirectional: true, buckets: c.relativeAttentionNumBuckets,
@@ -54,8 +56,8 @@ public struct UMT5Encoder: Sendable {
         if let mask {
             guard mask.shape == [batch, length] else { throw EngineError(.shapeMismatch, "UMT5: mask \(mask.shape) must match ids \(ids.shape)") }
             // (1 − mask) · float32.min, as transformers extends it.
-            let values = try backend.run(.cast(.float32), [mask])[0].floats().map { (1 - $0) * -Float.greatestFiniteMagnitude }
-            additiveMask = try Tensor(values, shape: [batch, 1, 1, length])
+            let keep = try backend.cast(try mask.reshaped([batch, 1, 1, length]), to: .float32)
+            additiveMask = try backend.scaled(try backend.subtract(try backend.full([1], value: 1), keep), by: -Float.greatestFiniteMagnitude)
         }
         func heads(_ t: Tensor) throws(EngineError) -> Tensor {
             try backend.permuted(try t.reshaped([batch, length, c.numHeads, c.dKv]), [0, 2, 1, 3])

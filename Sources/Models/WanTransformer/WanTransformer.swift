@@ -7,7 +7,9 @@ import ModelLoading
 /// and an adaptive output norm before un-patchifying.
 public struct WanTransformer: Sendable {
     public let configuration: WanTransformerConfiguration
-    public let weights: ModelWeights
+    public var weights: ModelWeights
+    /// The element type activations flow in (weights may be stored narrower); float32 on the CPU oracle.
+    public var activationType: DType = .float32
 
     public init(configuration: WanTransformerConfiguration, weights: ModelWeights) throws(ModelError) {
         try configuration.validate()
@@ -97,7 +99,8 @@ public struct WanTransformer: Sendable {
         let (cos, sin) = (rope[0], rope[1])
 
         // Patches become tokens in (frame, row, column) order.
-        var x = try backend.run(.patchEmbed3D(patch: c.patchSize), [hiddenStates, w["patch_embedding.weight"], w["patch_embedding.bias"]])[0]
+        let input = try backend.cast(hiddenStates, to: activationType)
+        var x = try backend.run(.patchEmbed3D(patch: c.patchSize), [input, w["patch_embedding.weight"], w["patch_embedding.bias"]])[0]
         x = try backend.permuted(try x.reshaped([batch, d, tokens]), [0, 2, 1])
         trace?.pointee.tokens = x
 
@@ -111,19 +114,27 @@ public struct WanTransformer: Sendable {
         trace?.pointee.timestepEmbedding = temb
         trace?.pointee.timestepProjection = timestepProjection
 
-        var context = try backend.linear(text, w["condition_embedder.text_embedder.linear_1.weight"], w["condition_embedder.text_embedder.linear_1.bias"])
+        var context = try backend.linear(try backend.cast(text, to: activationType), w["condition_embedder.text_embedder.linear_1.weight"], w["condition_embedder.text_embedder.linear_1.bias"])
         context = try backend.linear(try backend.geluTanh(context), w["condition_embedder.text_embedder.linear_2.weight"], w["condition_embedder.text_embedder.linear_2.bias"])
 
-        let one = try Tensor([1], shape: [1])
+        let one = try backend.full([1], value: 1)
         /// `norm · (1 + scale) + shift`.
         func modulated(_ normed: Tensor, shift: Tensor, scale: Tensor) throws(EngineError) -> Tensor {
             try backend.add(try backend.multiply(normed, try backend.add(scale, one)), shift)
         }
+        /// A block linear: FP8 (with its weight's scale) when the weights were quantised at load.
+        func project(_ x: Tensor, _ name: String) throws(EngineError) -> Tensor {
+            let weight = w["\(name).weight"]
+            if weight.dtype == .float8E4M3, let scale = w.optional("\(name).weight_scale") {
+                return try backend.run(.linearFP8, [x, weight, scale, w["\(name).bias"]])[0]
+            }
+            return try backend.linear(x, weight, w["\(name).bias"])
+        }
         func attention(_ prefix: String, _ query: Tensor, _ keyValue: Tensor, rotary: Bool) throws(EngineError) -> Tensor {
             let keyLength = keyValue.shape[1]
-            var q = try backend.linear(query, w["\(prefix).to_q.weight"], w["\(prefix).to_q.bias"])
-            var k = try backend.linear(keyValue, w["\(prefix).to_k.weight"], w["\(prefix).to_k.bias"])
-            let v = try backend.linear(keyValue, w["\(prefix).to_v.weight"], w["\(prefix).to_v.bias"])
+            var q = try project(query, "\(prefix).to_q")
+            var k = try project(keyValue, "\(prefix).to_k")
+            let v = try project(keyValue, "\(prefix).to_v")
             if c.qkNorm != nil {
                 q = try backend.rmsNorm(q, weight: w["\(prefix).norm_q.weight"], eps: eps)
                 k = try backend.rmsNorm(k, weight: w["\(prefix).norm_k.weight"], eps: eps)
@@ -138,7 +149,7 @@ public struct WanTransformer: Sendable {
                 try backend.permuted(q, [0, 2, 1, 3]), try backend.permuted(k, [0, 2, 1, 3]),
                 try backend.permuted(try v.reshaped([batch, keyLength, heads, headDim]), [0, 2, 1, 3]))
             let merged = try backend.permuted(out, [0, 2, 1, 3]).reshaped([batch, tokens, d])
-            return try backend.linear(merged, w["\(prefix).to_out.0.weight"], w["\(prefix).to_out.0.bias"])
+            return try project(merged, "\(prefix).to_out.0")
         }
 
         for i in 0..<c.numLayers {
@@ -150,8 +161,8 @@ public struct WanTransformer: Sendable {
             let crossInput = c.crossAttnNorm ? try backend.layerNorm(x, eps: eps, weight: w["\(b)norm2.weight"], bias: w["\(b)norm2.bias"]) : x
             x = try backend.add(x, try attention("\(b)attn2", crossInput, context, rotary: false))
             var ff = try modulated(try backend.layerNorm(x, eps: eps), shift: ffShift, scale: ffScale)
-            ff = try backend.geluTanh(try backend.linear(ff, w["\(b)ffn.net.0.proj.weight"], w["\(b)ffn.net.0.proj.bias"]))
-            ff = try backend.linear(ff, w["\(b)ffn.net.2.weight"], w["\(b)ffn.net.2.bias"])
+            ff = try backend.geluTanh(try project(ff, "\(b)ffn.net.0.proj"))
+            ff = try project(ff, "\(b)ffn.net.2")
             x = try backend.add(x, try backend.multiply(ff, ffGate))
             trace?.pointee.afterBlocks.append(x)
         }

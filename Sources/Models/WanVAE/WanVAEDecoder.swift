@@ -6,7 +6,9 @@ import ModelLoading
 /// (`flashworld-model.md` §8.1), which `trunk` serves.
 public struct WanVAEDecoder: Sendable {
     public let configuration: WanVAEConfiguration
-    public let weights: ModelWeights
+    public var weights: ModelWeights
+    /// The element type activations flow in (weights may be stored narrower); float32 on the CPU oracle.
+    public var activationType: DType = .float32
 
     public init(configuration: WanVAEConfiguration, weights: ModelWeights) throws(ModelError) {
         try configuration.validate()
@@ -56,7 +58,7 @@ public struct WanVAEDecoder: Sendable {
         let (b, ch, h, w) = (x.shape[0], x.shape[1] / 4, x.shape[2], x.shape[3])
         let image = try backend.permuted(try x.reshaped([b, ch, 2, 2, h, w]), [0, 1, 4, 3, 5, 2]).reshaped([b, ch, 2 * h, 2 * w])
         guard c.clipOutput ?? true else { return image }
-        return try Tensor(image.floats().map { min(max($0, -1), 1) }, shape: image.shape)
+        return try backend.clamped(image, min: -1, max: 1)
     }
 
     /// The mid block and every up block, from the output of `conv_in`.

@@ -6,7 +6,9 @@ import ModelLoading
 /// Produces the posterior mean and log-variance (clamped to [−30, 20]).
 public struct WanVAEEncoder: Sendable {
     public let configuration: WanVAEConfiguration
-    public let weights: ModelWeights
+    public var weights: ModelWeights
+    /// The element type activations flow in (weights may be stored narrower); float32 on the CPU oracle.
+    public var activationType: DType = .float32
 
     public init(configuration: WanVAEConfiguration, weights: ModelWeights) throws(ModelError) {
         try configuration.validate()
@@ -53,7 +55,7 @@ public struct WanVAEEncoder: Sendable {
         }
         let w = weights
         let dims = c.encoderDims
-        var x = try patchified(image, on: backend)
+        var x = try patchified(try backend.cast(image, to: activationType), on: backend)
         x = try layers.convolution("encoder.conv_in", x, padding: 1, on: backend)
         for b in 0..<c.dimMult.count {
             let shortcut = x
@@ -76,8 +78,7 @@ public struct WanVAEEncoder: Sendable {
         x = try layers.convolution("encoder.conv_out", x, padding: 1, on: backend)
         x = try layers.convolution("quant_conv", x, padding: 0, on: backend)
         let halves = try backend.split(x, sizes: [c.zDim, c.zDim], axis: 1)
-        let logvar = try Tensor(halves[1].floats().map { min(max($0, -30), 20) }, shape: halves[1].shape)
-        return (halves[0], logvar)
+        return (halves[0], try backend.clamped(halves[1], min: -30, max: 20))
     }
 
     /// `b c (h q) (w r) → b (c r q) h w`: channel `4c + 2·(column offset) + (row offset)`.

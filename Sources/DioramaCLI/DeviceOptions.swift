@@ -1,0 +1,62 @@
+import ArgumentParser
+import EngineCPU
+import EngineCUDA
+import EngineCore
+import FlashWorld
+import Models
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// `--device` and `--precision`, shared by the commands that run models.
+struct DeviceOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("auto (the GPU when one works, else the CPU), cuda or cpu; DIORAMA_DEVICE sets the default.", valueName: "device"))
+    var device: String?
+
+    @Option(help: "fp32, bf16 or fp8 (FP8 transformer block linears, the rest bf16). Default: fp8 on GPUs from sm_89, bf16 on older GPUs, fp32 on the CPU.")
+    var precision: String?
+
+    /// The device named by the flag, else `DIORAMA_DEVICE`, else auto.
+    var requestedDevice: String {
+        device ?? getenv("DIORAMA_DEVICE").map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 } ?? "auto"
+    }
+
+    func validate() throws {
+        guard ["auto", "cuda", "cpu"].contains(requestedDevice) else {
+            throw ValidationError("--device (or DIORAMA_DEVICE) must be auto, cuda or cpu, not \(requestedDevice)")
+        }
+        if let precision, ModelPrecision(name: precision) == nil {
+            throw ValidationError("--precision must be fp32, bf16 or fp8, not \(precision)")
+        }
+    }
+
+    /// The backend to run on. `auto` falls back to the CPU (saying why, unless quiet); `cuda` without a usable GPU
+    /// is an error (exit 69) that says what is missing.
+    func backend(quiet: Bool = false) throws -> any Backend {
+        switch requestedDevice {
+        case "cpu": return CPUBackend.shared
+        case "cuda": return try reportingErrors { () throws(EngineError) in try CUDABackend.open() }
+        default:
+            do {
+                return try CUDABackend.open()
+            } catch {
+                if !quiet { printError("note: running on the CPU (\(error.message))\n") }
+                return CPUBackend.shared
+            }
+        }
+    }
+
+    /// The precision for `backend`: the flag, else the device's natural one.
+    func modelPrecision(for backend: any Backend) -> ModelPrecision {
+        if let precision, let chosen = ModelPrecision(name: precision) { return chosen }
+        guard let gpu = backend as? CUDABackend else { return .float32 }
+        return gpu.architecture >= 89 ? .fp8 : .bfloat16
+    }
+
+    /// The tiny model or a model folder, loaded onto `backend` in `precision`.
+    static func loadModel(_ model: String, checkpoint: String?, on backend: any Backend, precision: ModelPrecision) throws -> FlashWorldModel {
+        if model == "tiny" { return try FlashWorldModel.tiny(on: backend).prepared(for: backend, precision: precision) }
+        return try ModelFolder.load(model, checkpoint: checkpoint, on: backend, precision: precision)
+    }
+}

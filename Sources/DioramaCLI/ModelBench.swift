@@ -1,0 +1,188 @@
+import ArgumentParser
+import Cameras
+import EngineCUDA
+import EngineCore
+import FlashWorld
+import Foundation
+import ModelLoading
+import Models
+
+/// Every FlashWorld module at full size with random weights built from the published configurations, timed per call.
+struct ModelBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "models",
+        abstract: "Time each FlashWorld module at full size (random weights) and its peak memory, beside the reference.",
+        discussion: """
+            Builds the transformer (Wan2.2-TI2V-5B widened to 1174/1072 channels), UMT5-XXL, the Wan2.2 VAE encoder
+            and the reconstruction decoder with random weights on the device, in --precision (fp8 by default on
+            Hopper: FP8 block linears, bf16 elsewhere), all resident at once. Then times one transformer pass on
+            7,920 tokens with 512 text tokens, UMT5-XXL on 512 tokens, the VAE encoder on --frames images and the
+            reconstruction decoder on --frames frames (GPU time from CUDA events; the median of --repeat runs after
+            a warm-up), with the peak device memory while each runs. The reference's per-call times on the same GPU
+            model (FlashWorld's PyTorch code, reference-speed.md) are printed beside them.
+            """)
+
+    @OptionGroup var device: DeviceOptions
+
+    @Option(help: "Timed runs per module after one warm-up; the median is reported.")
+    var `repeat` = 3
+
+    @Option(help: "Modules to run, comma-separated: text, transformer, vae, decoder.")
+    var modules = "text,transformer,vae,decoder"
+
+    @Option(help: "Frames (views).")
+    var frames = 24
+
+    @Option(help: "Image size, WIDTHxHEIGHT.")
+    var size = ImageSize.flashWorld
+
+    @Flag(help: "Print JSON lines.")
+    var json = false
+
+    func validate() throws {
+        let known: Set = ["text", "transformer", "vae", "decoder"]
+        guard Set(selected).isSubset(of: known), !selected.isEmpty else { throw ValidationError("--modules takes text, transformer, vae, decoder") }
+        guard `repeat` > 0, frames > 0, size.width % 32 == 0, size.height % 32 == 0 else {
+            throw ValidationError("--repeat and --frames must be positive and --size multiples of 32")
+        }
+    }
+
+    var selected: [String] { modules.split(separator: ",").map { String($0) } }
+
+    /// The reference's milliseconds per call (reference-speed.md), keyed by GPU.
+    static let reference: [String: [String: Double]] = [
+        "H100": ["text": 74, "transformer": 305.4, "vae": 105.2, "decoder": 322.2],
+        "H200": ["text": 40, "transformer": 278.6, "vae": 95.6, "decoder": 290.3],
+    ]
+
+    func run() throws {
+        let backend = try device.backend()
+        let precision = device.modelPrecision(for: backend)
+        let gpu = backend as? CUDABackend
+        let deviceName = gpu?.name ?? "CPU"
+        let peer = Self.reference.first { deviceName.contains($0.key) }
+        if !json { print("\(deviceName), \(precision), \(frames) frames at \(size.width)x\(size.height)") }
+        var seed: UInt64 = 1
+        /// Random weights for `specs`, each made on the device and converted at once (FP8 block linears quantised
+        /// tensor by tensor), so building never holds more than one float32 tensor.
+        func randomWeights(_ specs: [ParameterSpec], as dtype: DType, blockLinears: DType? = nil) throws -> ModelWeights {
+            var tensors: [String: Tensor] = [:]
+            for spec in specs {
+                seed += 1
+                let n = spec.shape.reduce(1, *)
+                let fanIn = spec.shape.count > 1 ? spec.shape.dropFirst().reduce(1, *) : 1
+                var values = try backend.randomNormal([n], seed: seed)
+                if spec.name.hasSuffix("lrs_mul") {
+                    values = try backend.constant(GaussianHead.learningRateMultipliers, shape: [n])
+                } else if spec.shape.count == 1 || spec.name.contains("gamma") || spec.name.contains("scale_shift_table") {
+                    values = try backend.add(try backend.full([1], value: 1), try backend.scaled(values, by: 0.05))
+                } else {
+                    values = try backend.scaled(values, by: 1 / Float(fanIn).squareRoot())
+                }
+                values = try values.reshaped(spec.shape)
+                if let blockLinears, ModelPrecision.isBlockLinearWeight(spec.name), blockLinears == .float8E4M3 {
+                    let (quantized, scale) = try ModelPrecision.quantizedFP8(values, on: backend)
+                    tensors[spec.name] = quantized
+                    tensors[String(spec.name.dropLast("weight".count)) + "weight_scale"] = scale
+                } else {
+                    tensors[spec.name] = try backend.cast(values, to: blockLinears != nil && ModelPrecision.isBlockLinearWeight(spec.name) ? blockLinears! : dtype)
+                }
+            }
+            return ModelWeights(tensors, source: "random")
+        }
+        func milliseconds(_ body: () throws -> Void) throws -> Double {
+            if let gpu { return try gpu.measure(body) }
+            let start = monotonicSeconds()
+            try body()
+            try backend.synchronize()
+            return (monotonicSeconds() - start) * 1000
+        }
+
+        let (h, w) = (size.height / 16, size.width / 16)
+        let vae = WanVAEConfiguration.wan22
+        let build = monotonicSeconds()
+        var text: UMT5Encoder?, transformer: WanTransformer?, encoder: WanVAEEncoder?, decoder: ReconstructionDecoder?
+        if selected.contains("text") {
+            let c = UMT5Configuration.umt5XXL
+            var specs = UMT5Encoder.parameterSpecs(c)
+            if !specs.contains(where: { $0.name == "shared.weight" }) { specs.append(ParameterSpec("shared.weight", shape: [c.vocabSize, c.dModel])) }
+            text = try UMT5Encoder(configuration: c, weights: try randomWeights(specs, as: precision.textEncoder))
+            text!.activationType = precision.textEncoder
+        }
+        if selected.contains("transformer") {
+            let c = WanTransformerConfiguration.flashWorld
+            transformer = try WanTransformer(
+                configuration: c,
+                weights: try randomWeights(WanTransformer.parameterSpecs(c), as: precision.transformer, blockLinears: precision.transformerBlockLinears))
+            transformer!.activationType = precision.transformer
+        }
+        if selected.contains("vae") {
+            encoder = try WanVAEEncoder(
+                configuration: vae,
+                weights: try ModelWeights.lastTapConvolutions(try randomWeights(WanVAEEncoder.parameterSpecs(vae), as: precision.vaeEncoder), on: backend))
+            encoder!.activationType = precision.vaeEncoder
+        }
+        if selected.contains("decoder") {
+            let weights = try ModelWeights.lastTapConvolutions(
+                try randomWeights(ReconstructionDecoder.parameterSpecs(vae: vae, featureChannels: 1024), as: precision.decoder), on: backend)
+            decoder = try ReconstructionDecoder(vae: vae, featureChannels: 1024, weights: try GaussianHead.prepared(weights, on: backend))
+            decoder!.activationType = precision.decoder
+        }
+        try backend.synchronize()
+        let resident = backend.memoryStats.active
+        if !json {
+            print("weights built on \(backend.device) in \(String(format: "%.1f", monotonicSeconds() - build)) s: \(gib(resident)) GiB resident")
+        }
+
+        let intrinsics = NormalizedIntrinsics(verticalFieldOfView: 60, width: size.width, height: size.height)
+        let cameras = normalizedCameras(
+            CameraPath.keyframes([.forward, .orbitLeft, .orbitLeft], intrinsics: intrinsics).resampled(count: frames).cameras).cameras
+        var rows: [(name: String, milliseconds: Double, peak: Int)] = []
+        func measure(_ name: String, _ body: () throws -> Void) throws {
+            try body()  // warm-up: kernel loading, cuBLASLt heuristics, the allocator's first blocks
+            gpu?.resetPeakMemory()
+            var times: [Double] = []
+            for _ in 0..<`repeat` { times.append(try milliseconds(body)) }
+            rows.append((name, times.sorted()[times.count / 2], backend.memoryStats.peak))
+        }
+        if let text {
+            let ids = try backend.upload(try Tensor(int64s: (0..<512).map { Int64(($0 * 7919) % 256_000 + 5) }, shape: [1, 512]))
+            let mask = try backend.upload(try Tensor(int64s: (0..<512).map { $0 < 40 ? 1 : 0 }, shape: [1, 512]))
+            try measure("text") { _ = try text(ids, mask: mask, on: backend) }
+        }
+        if let transformer {
+            let c = transformer.configuration
+            let hidden = try backend.randomNormal([1, c.inChannels, frames, h, w], seed: 101)
+            let context = try backend.scaled(try backend.randomNormal([1, 512, c.textDim], seed: 102), by: 0.1)
+            let timestep = try backend.constant([500], shape: [1])
+            try measure("transformer") { _ = try transformer(hidden, timestep: timestep, text: context, on: backend) }
+        }
+        if let encoder {
+            let images = try backend.clamped(try backend.randomNormal([frames, 3, size.height, size.width], seed: 103), min: -1, max: 1)
+            try measure("vae") { _ = try encoder(images, on: backend) }
+        }
+        if let decoder {
+            let features = try backend.randomNormal([frames, 1024, h, w], seed: 104)
+            let latents = try backend.randomNormal([frames, vae.zDim, h, w], seed: 105)
+            try measure("decoder") { _ = try decoder(features: features, latents: latents, cameras: cameras, on: backend) }
+        }
+
+        let labels = [
+            "text": "UMT5-XXL, 512 tokens", "transformer": "transformer pass, \(frames * h * w / 4) tokens + 512 text",
+            "vae": "VAE encoder, \(frames) images", "decoder": "reconstruction decoder, \(frames) frames",
+        ]
+        for row in rows {
+            let reference = peer?.value[row.name]
+            if json {
+                let ratio = reference.map { String(format: "%.3f", $0 / row.milliseconds) } ?? "null"
+                print(#"{"module":"\#(row.name)","ms":\#(String(format: "%.2f", row.milliseconds)),"peak_gib":\#(gib(row.peak)),"reference_ms":\#(reference.map { "\($0)" } ?? "null"),"speedup":\#(ratio)}"#)
+            } else {
+                let versus = reference.map { String(format: "   reference %.1f ms (%.2fx)", $0, $0 / row.milliseconds) } ?? ""
+                print("\(labels[row.name]!): \(String(format: "%.1f", row.milliseconds)) ms, peak \(gib(row.peak)) GiB\(versus)")
+            }
+        }
+        if !json { print("peak device memory over all modules: \(gib(backend.memoryStats.peak)) GiB (reference: about 42 GiB with its fp32 UMT5)") }
+    }
+
+    func gib(_ bytes: Int) -> String { String(format: "%.2f", Double(bytes) / Double(1 << 30)) }
+}

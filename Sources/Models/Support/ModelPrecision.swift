@@ -1,0 +1,103 @@
+import EngineCore
+
+/// The element types a FlashWorld model runs in, decided once at load time: weights are converted (on the device)
+/// to these types and activations flow in them. The CPU oracle runs everything in float32; a GPU runs bfloat16 with
+/// the transformer's 300 block linears in FP8 e4m3 as the reference quantises them (`flashworld-model.md` §12).
+public struct ModelPrecision: Sendable, Equatable, CustomStringConvertible {
+    public var textEncoder: DType
+    public var transformer: DType
+    /// `.float8E4M3`: the block linears (q, k, v, out of both attentions and the two FFN linears) stored in e4m3 with
+    /// a per-tensor scale, their activations quantised per call (`Op.linearFP8`).
+    public var transformerBlockLinears: DType
+    public var vaeEncoder: DType
+    public var decoder: DType
+    public var name: String
+
+    public static let float32 = ModelPrecision(
+        textEncoder: .float32, transformer: .float32, transformerBlockLinears: .float32, vaeEncoder: .float32, decoder: .float32, name: "fp32")
+    public static let bfloat16 = ModelPrecision(
+        textEncoder: .bfloat16, transformer: .bfloat16, transformerBlockLinears: .bfloat16, vaeEncoder: .bfloat16, decoder: .bfloat16,
+        name: "bf16")
+    /// The reference's fast path: bf16 everywhere, FP8 block linears.
+    public static let fp8 = ModelPrecision(
+        textEncoder: .bfloat16, transformer: .bfloat16, transformerBlockLinears: .float8E4M3, vaeEncoder: .bfloat16, decoder: .bfloat16,
+        name: "fp8")
+
+    public static let all = [float32, bfloat16, fp8]
+
+    public init(textEncoder: DType, transformer: DType, transformerBlockLinears: DType, vaeEncoder: DType, decoder: DType, name: String) {
+        self.textEncoder = textEncoder
+        self.transformer = transformer
+        self.transformerBlockLinears = transformerBlockLinears
+        self.vaeEncoder = vaeEncoder
+        self.decoder = decoder
+        self.name = name
+    }
+
+    /// `fp32`, `bf16` or `fp8`.
+    public init?(name: String) {
+        guard let found = Self.all.first(where: { $0.name == name }) else { return nil }
+        self = found
+    }
+
+    public var description: String { name }
+
+    /// Every weight on `backend`, floating-point ones converted to `dtype` there (integers as stored).
+    public func converted(_ weights: ModelWeights, to dtype: DType, on backend: any Backend) throws -> ModelWeights {
+        var tensors: [String: Tensor] = [:]
+        for (name, tensor) in weights.tensors {
+            let here = tensor.device == backend.device ? tensor : try backend.upload(tensor)
+            tensors[name] = here.dtype.isFloatingPoint ? try backend.cast(here, to: dtype) : here
+        }
+        return ModelWeights(tensors, source: weights.source)
+    }
+
+    /// Whether `name` is one of the transformer's block linears FlashWorld quantises (every `nn.Linear` under
+    /// `blocks.`).
+    public static func isBlockLinearWeight(_ name: String) -> Bool {
+        guard name.hasPrefix("blocks."), name.hasSuffix(".weight") else { return false }
+        return [".to_q.weight", ".to_k.weight", ".to_v.weight", ".to_out.0.weight", ".ffn.net.0.proj.weight", ".ffn.net.2.weight"]
+            .contains { name.hasSuffix($0) }
+    }
+
+    /// The transformer's weights on `backend`: block linears in `transformerBlockLinears` (FP8 with a
+    /// `….weight_scale` entry beside each), the rest in `transformer`.
+    public func transformerWeights(_ weights: ModelWeights, on backend: any Backend) throws -> ModelWeights {
+        var converted = try self.converted(weights, to: transformer, on: backend).tensors
+        for (name, tensor) in weights.tensors where Self.isBlockLinearWeight(name) {
+            let here = tensor.device == backend.device ? tensor : try backend.upload(tensor)
+            if transformerBlockLinears == .float8E4M3 {
+                let (quantized, scale) = try Self.quantizedFP8(here, on: backend)
+                converted[name] = quantized
+                converted[String(name.dropLast("weight".count)) + "weight_scale"] = scale
+            } else {
+                converted[name] = try backend.cast(here, to: transformerBlockLinears)
+            }
+        }
+        return ModelWeights(converted, source: weights.source)
+    }
+
+    /// FlashWorld's weight quantisation (§12.1): `s = 448 / amax|W|`, `Wq = e4m3(clamp(W·s))`, stored scale `1/s`;
+    /// all on the device.
+    public static func quantizedFP8(_ weight: Tensor, on backend: any Backend) throws(EngineError) -> (weight: Tensor, scale: Tensor) {
+        let wide = try backend.cast(weight, to: .float32)
+        let amax = try backend.run(.max(axes: [], keepDims: false), [try backend.run(.abs, [wide])[0]])[0].reshaped([1])
+        let scale = try backend.divide(try backend.full([1], value: 448), try backend.clamped(amax, min: .leastNormalMagnitude))
+        let quantized = try backend.cast(try backend.clamped(try backend.multiply(wide, scale), min: -448, max: 448), to: .float8E4M3)
+        return (quantized, try backend.divide(try backend.full([1], value: 1), scale))
+    }
+}
+
+extension ModelWeights {
+    /// Causal 3D convolution kernels `[o, i, t, kh, kw]` cut to their last temporal tap `[o, i, kh, kw]` (exact for
+    /// single frames, `flashworld-model.md` §3.1), once at load rather than per call.
+    public static func lastTapConvolutions(_ weights: ModelWeights, on backend: any Backend) throws(EngineError) -> ModelWeights {
+        var tensors = weights.tensors
+        for (name, weight) in weights.tensors where weight.rank == 5 && name.hasSuffix(".weight") {
+            let taps = weight.shape[2]
+            let last = try backend.contiguous(try weight.narrowed(2, start: taps - 1, length: 1))
+            tensors[name] = try last.reshaped([weight.shape[0], weight.shape[1], weight.shape[3], weight.shape[4]])
+        }
+        return ModelWeights(tensors, source: weights.source)
+    }
+}
