@@ -112,7 +112,7 @@ struct EngineSelfTest: ParsableCommand {
                 report(false, "\(c.name): \(error)")
             }
         }
-        if !fixturesOnly && backend.device != cpu.device {
+        if !fixturesOnly && (backend.device != cpu.device || getenv("DIORAMA_SELFTEST_CPU_RANDOM") != nil) {
             print("random cases at larger sizes, \(backend.device) against the CPU oracle (error relative to the largest value):")
             for check in RandomChecks.all {
                 do {
@@ -237,6 +237,25 @@ enum RandomChecks {
                     return try backend.attention(views[0], views[1], views[2])
                 },
                 inputs: { try (11..<14).map { try random([1, 990, 24, 128], seed: $0, dtype: .bfloat16) } }),
+            RandomCheck(
+                name: "attention bf16 cross [1, 24, 700, 128] x 512 keys", tolerance: 1e-2, why: bf16,
+                body: { backend, x in try backend.attention(x[0], x[1], x[2]) },
+                inputs: {
+                    [try random([1, 24, 700, 128], seed: 48, dtype: .bfloat16), try random([1, 24, 512, 128], seed: 49, dtype: .bfloat16),
+                     try random([1, 24, 512, 128], seed: 50, dtype: .bfloat16)]
+                }),
+            op(.attention(scale: 0.3), "attention bf16 d=64 [2, 8, 300, 64] (no tensor-core kernel)", tolerance: 1e-2, why: bf16) {
+                try (51..<54).map { try random([2, 8, 300, 64], seed: UInt64($0), dtype: .bfloat16) }
+            },
+            RandomCheck(
+                name: "linear_fp8 [990, 3072]·[3072, 3072]ᵀ + bias (fused vs composed)", tolerance: 2e-2,
+                why: "same e4m3 operands; float32 sums in another order and the scales applied in the epilogue, bf16 out",
+                body: { backend, x in try backend.run(.linearFP8, x)[0] },
+                inputs: {
+                    let weight = try random([3072, 3072], seed: 55, scale: 0.02)
+                    let (quantized, scale) = try ModelPrecision.quantizedFP8(weight, on: CPUBackend.shared)
+                    return [try random([990, 3072], seed: 54, dtype: .bfloat16, scale: 3), quantized, scale, try random([3072], seed: 56, dtype: .bfloat16)]
+                }),
             op(.attention(scale: nil), "attention f32 d=640, additive mask [1, 1, 300, 300]", tolerance: 1e-5, why: f32Sum) {
                 let mask = try random([1, 1, 300, 300], seed: 17).floats().map { $0 > 1.5 ? -Float.greatestFiniteMagnitude : 0 }
                 return [try random([2, 1, 300, 640], seed: 14, scale: 0.2), try random([2, 1, 300, 640], seed: 15, scale: 0.2),

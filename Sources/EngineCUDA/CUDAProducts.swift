@@ -312,6 +312,7 @@ extension CUDABackend {
         }
         let out = try empty([batch, heads, length, valueDim], dtype: q.dtype)
         guard length > 0, keys > 0, dim + valueDim > 0 else { return try self.full(shape: out.shape, value: 0, dtype: out.dtype) }
+        if bias == nil, try flashAttention(q, k, v, into: out, scale: scale ?? 1 / Float(dim).squareRoot()) { return out }
         let budget = maxSharedMemory > 48 << 10 ? min(maxSharedMemory, 96 << 10) : 48 << 10
         let tile = max(1, min(64, budget / ((dim + valueDim) * 4)))
         var a = KernelArguments()
@@ -329,5 +330,25 @@ extension CUDABackend {
             "attention_rows_\(chunks)", grid: ((length + warps - 1) / warps, batch * heads, 1), block: 32 * warps,
             sharedBytes: tile * (dim + valueDim) * 4, a)
         return out
+    }
+
+    /// The tensor-core kernel for what the transformer's attention is: bf16, head dimension 128, no bias, the last axis
+    /// contiguous and rows 16-byte aligned, on sm_80 or newer. Returns false (nothing enqueued) for anything else.
+    func flashAttention(_ q: Tensor, _ k: Tensor, _ v: Tensor, into out: Tensor, scale: Float) throws(EngineError) -> Bool {
+        let operands = [q, k, v]
+        guard architecture >= 80, operands.allSatisfy({ $0.dtype == .bfloat16 && $0.shape[3] == 128 && $0.strides[3] == 1 }),
+            v.shape[3] == 128, out.dtype == .bfloat16 || out.dtype == .float32,
+            operands.allSatisfy({ t in t.strides.dropLast().allSatisfy { $0 % 8 == 0 } && Self.address(t) % 16 == 0 })
+        else { return false }
+        let (batch, heads, length) = (q.shape[0], q.shape[1], q.shape[2])
+        var a = KernelArguments()
+        a.operand(q)
+        a.operand(k)
+        a.operand(v)
+        a.pointer(out)
+        a.append(out.dtype.kernelCode)
+        a.append(scale * 1.442_695_040_888_963_4)  // log2(e): the kernel exponentiates in base 2
+        try launch("flash_attention_bf16_d128", grid: ((length + 63) / 64, batch * heads, 1), block: 128, a)
+        return true
     }
 }
