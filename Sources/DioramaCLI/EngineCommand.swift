@@ -60,8 +60,8 @@ struct EngineSelfTest: ParsableCommand {
     @Option(help: "cpu or cuda.")
     var device = "cuda"
 
-    @Option(help: "The op-table fixture folder (holding manifest.json).")
-    var fixtures = "Tests/EngineTests/Fixtures/ops"
+    @Option(help: "Op-table fixture folders (each holding a manifest.json), comma-separated.")
+    var fixtures = "Tests/EngineTests/Fixtures/ops,Tests/EngineTests/Fixtures/fused"
 
     @Option(help: "FlashWorld's reference run on a tiny model folder, replayed on the device ('' skips it).")
     var pipeline = "Tests/ModelTests/Fixtures/pipeline-tiny"
@@ -89,27 +89,30 @@ struct EngineSelfTest: ParsableCommand {
             print("\(ok ? "ok  " : "FAIL") \(line)")
         }
 
-        guard FileManager.default.fileExists(atPath: fixtures + "/manifest.json") else {
+        let folders = fixtures.split(separator: ",").map(String.init).filter { FileManager.default.fileExists(atPath: $0 + "/manifest.json") }
+        guard !folders.isEmpty else {
             throw CommandFailure("no op fixtures at \(fixtures) (run from the repository root or pass --fixtures)", exitCode: 66)
         }
-        let table = try OpFixtures(folder: URL(fileURLWithPath: fixtures))
-        print("op table: \(table.manifest.cases.count) PyTorch fixture cases on \(backend.device)")
-        for c in table.manifest.cases {
-            do {
-                let inputs = try c.inputs.map(table.load)
-                let outputs = try runCase(c, inputs: inputs, on: backend)
-                let expected = try c.outputs.map(table.load)
-                let compared = c.op == "max" ? 1 : expected.count
-                var details: [String] = []
-                var ok = outputs.count >= compared
-                for (mine, theirs) in zip(outputs, expected).prefix(compared) {
-                    let (good, detail) = compare(mine, theirs, c.tolerance)
-                    ok = ok && good
-                    details.append(detail)
+        for folder in folders {
+            let table = try OpFixtures(folder: URL(fileURLWithPath: folder))
+            print("\(folder): \(table.manifest.cases.count) PyTorch fixture cases on \(backend.device)")
+            for c in table.manifest.cases {
+                do {
+                    let inputs = try c.inputs.map(table.load)
+                    let outputs = try runCase(c, inputs: inputs, on: backend)
+                    let expected = try c.outputs.map(table.load)
+                    let compared = c.op == "max" ? 1 : expected.count
+                    var details: [String] = []
+                    var ok = outputs.count >= compared
+                    for (mine, theirs) in zip(outputs, expected).prefix(compared) {
+                        let (good, detail) = compare(mine, theirs, c.tolerance)
+                        ok = ok && good
+                        details.append(detail)
+                    }
+                    report(ok, "\(c.name): \(details.joined(separator: "; "))")
+                } catch {
+                    report(false, "\(c.name): \(error)")
                 }
-                report(ok, "\(c.name): \(details.joined(separator: "; "))")
-            } catch {
-                report(false, "\(c.name): \(error)")
             }
         }
         if !fixturesOnly && (backend.device != cpu.device || getenv("DIORAMA_SELFTEST_CPU_RANDOM") != nil) {

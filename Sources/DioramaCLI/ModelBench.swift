@@ -83,7 +83,7 @@ struct ModelBench: ParsableCommand {
                 if let blockLinears, ModelPrecision.isBlockLinearWeight(spec.name), blockLinears == .float8E4M3 {
                     let (quantized, scale) = try ModelPrecision.quantizedFP8(values, on: backend)
                     tensors[spec.name] = quantized
-                    tensors[String(spec.name.dropLast("weight".count)) + "weight_scale"] = scale
+                    tensors[ModelPrecision.scaleName(spec.name)] = scale
                 } else {
                     tensors[spec.name] = try backend.cast(values, to: blockLinears != nil && ModelPrecision.isBlockLinearWeight(spec.name) ? blockLinears! : dtype)
                 }

@@ -38,7 +38,7 @@ public final class CPUBackend: Backend {
         }
         switch op {
         case .linear: return [try linear(inputs)]
-        case .linearFP8: return [try linearFP8Composed(inputs)]
+        case .linearFP8, .modulatedLayerNorm, .rmsNormRope, .gatedResidual, .quantizeFP8: return try composed(op, inputs)
         case .matmul: return [try matmul(inputs)]
         case .conv2d(let stride, let padding): return [try conv2d(inputs, stride: stride, padding: padding)]
         case .patchEmbed3D(let patch): return [try patchEmbed3D(inputs, patch: patch)]

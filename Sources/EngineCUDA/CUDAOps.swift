@@ -7,6 +7,12 @@ extension CUDABackend {
         switch op {
         case .linear: return [try linear(inputs)]
         case .linearFP8: return [try linearFP8(inputs)]
+        case .quantizeFP8:
+            let (quantized, inverse) = try quantizedFP8(try contiguous(try single(op, inputs)))
+            return [quantized, inverse]
+        case .modulatedLayerNorm(let eps): return [try modulatedLayerNorm(inputs, eps: eps)]
+        case .rmsNormRope(let eps, let heads): return [try rmsNormRope(inputs, eps: eps, heads: heads)]
+        case .gatedResidual: return [try gatedResidual(inputs)]
         case .matmul: return [try matmul(inputs)]
         case .conv2d(let stride, let padding): return [try conv2d(inputs, stride: stride, padding: padding)]
         case .patchEmbed3D(let patch): return [try patchEmbed3D(inputs, patch: patch)]
@@ -351,6 +357,82 @@ extension CUDABackend {
         a.append(Int64(width))
         a.append(kind)
         try launchRows("reduce_rows", rows: rows, a)
+        return out
+    }
+
+    // MARK: Fused
+
+    func modulatedLayerNorm(_ inputs: [Tensor], eps: Float) throws(EngineError) -> Tensor {
+        try expectInputs(.modulatedLayerNorm(eps: eps), inputs, 3...3)
+        let x = try contiguous(inputs[0]), width = x.shape.last ?? 0
+        let rows = x.count / max(width, 1)
+        var shift = try contiguous(inputs[1]), scale = try contiguous(inputs[2])
+        let groups = shift.count / max(width, 1)
+        guard width > 0, shift.count == scale.count, shift.count == groups * width, groups > 0, rows % groups == 0 else {
+            throw EngineError(
+                .shapeMismatch, "modulated_layer_norm: shift \(inputs[1].shape) and scale \(inputs[2].shape) must hold [groups, \(width)] for x \(x.shape)")
+        }
+        if shift.dtype != scale.dtype { (shift, scale) = (try cast(shift, to: .float32), try cast(scale, to: .float32)) }
+        let out = try empty(x.shape, dtype: x.dtype)
+        var a = KernelArguments()
+        a.pointer(x)
+        a.append(x.dtype.kernelCode)
+        a.pointer(shift)
+        a.pointer(scale)
+        a.append(shift.dtype.kernelCode)
+        a.pointer(out)
+        a.append(Int64(rows))
+        a.append(Int32(width))
+        a.append(Int64(rows / groups))
+        a.append(eps)
+        try launchRows("modulated_layer_norm", rows: rows, a)
+        return out
+    }
+
+    func rmsNormRope(_ inputs: [Tensor], eps: Float, heads: Int) throws(EngineError) -> Tensor {
+        try expectInputs(.rmsNormRope(eps: eps, heads: heads), inputs, 4...4)
+        let x = try contiguous(inputs[0])
+        guard x.rank == 3, heads > 0, x.shape[2] % heads == 0, (x.shape[2] / heads) % 2 == 0, inputs[1].count == x.shape[2],
+            inputs[2].shape == [x.shape[1], x.shape[2] / heads / 2], inputs[3].shape == inputs[2].shape
+        else {
+            throw EngineError(
+                .shapeMismatch, "rms_norm_rope: x \(x.shape) must be [b, l, \(heads)·hd] with a weight [d] and cos, sin [l, hd/2], not \(inputs[2].shape)")
+        }
+        let weight = try contiguous(inputs[1]), cos = try contiguous(inputs[2])
+        var sin = try contiguous(inputs[3])
+        if sin.dtype != cos.dtype { sin = try cast(sin, to: cos.dtype) }
+        let (batch, tokens, width) = (x.shape[0], x.shape[1], x.shape[2])
+        let out = try empty([batch, tokens, heads, width / heads], dtype: x.dtype)
+        var a = KernelArguments()
+        a.pointer(x)
+        a.append(x.dtype.kernelCode)
+        a.pointer(weight)
+        a.append(weight.dtype.kernelCode)
+        a.pointer(cos)
+        a.pointer(sin)
+        a.append(cos.dtype.kernelCode)
+        a.pointer(out)
+        a.append(Int64(batch * tokens))
+        a.append(Int32(width))
+        a.append(Int32(width / heads))
+        a.append(Int64(tokens))
+        a.append(eps)
+        try launchRows("rms_norm_rope", rows: batch * tokens, a)
+        return out
+    }
+
+    func gatedResidual(_ inputs: [Tensor]) throws(EngineError) -> Tensor {
+        try expectInputs(.gatedResidual, inputs, 3...3)
+        let shape = try broadcastShape(try broadcastShape(inputs[0].shape, inputs[1].shape, op: .gatedResidual), inputs[2].shape, op: .gatedResidual)
+        guard shape.count <= KernelArguments.maxRank else { throw EngineError(.invalidArgument, "gated_residual: more than 8 axes (\(shape))") }
+        let out = try empty(shape, dtype: resultType(inputs[0]))
+        var a = KernelArguments()
+        for t in inputs { a.operand(broadcast(t, to: shape)) }
+        a.pointer(out)
+        a.append(Int64(out.count))
+        // The kernel stores in x's type: give it the output's.
+        if inputs[0].dtype != out.dtype { return try composed(.gatedResidual, inputs)[0] }
+        try launchElementwise("gated_residual", count: out.count, a)
         return out
     }
 

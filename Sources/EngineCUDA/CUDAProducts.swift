@@ -130,27 +130,11 @@ extension CUDABackend {
         let outType = resultType(inputs[0])
         let n = inputs[1].shape[0], m = inputs[0].count / max(k, 1)
         guard architecture >= 89, k % 16 == 0, n % 16 == 0, m > 0, outType == .bfloat16 || outType == .float32 else {
-            return try linearFP8Composed(inputs)
+            return try composed(.linearFP8, inputs)[0]
         }
         let x = try contiguous(inputs[0]), weight = try contiguous(inputs[1])
         let weightScale = try contiguous(inputs[2].dtype == .float32 ? inputs[2] : try cast(inputs[2], to: .float32))
-        let amax = try full(shape: [2], value: 0, dtype: .float32)
-        let quantized = try empty(x.shape, dtype: .float8E4M3)
-        var a = KernelArguments()
-        a.pointer(x)
-        a.append(x.dtype.kernelCode)
-        a.append(Int64(x.count))
-        a.pointer(amax)
-        try launchElementwise("amax_bf16", count: x.count, a)
-        let inverse = try amax.narrowed(0, start: 1, length: 1)
-        a = KernelArguments()
-        a.pointer(x)
-        a.append(x.dtype.kernelCode)
-        a.append(Int64(x.count))
-        a.pointer(amax)
-        a.pointer(quantized)
-        a.pointer(inverse)
-        try launchElementwise("quantize_fp8", count: x.count, a)
+        let (quantized, inverse) = try quantizedFP8(x)
         var bias: Tensor?
         if inputs.count == 4 {
             guard inputs[3].count == n else { throw EngineError(.shapeMismatch, "linear_fp8: bias \(inputs[3].shape) does not match \(n) outputs") }
@@ -163,6 +147,29 @@ extension CUDABackend {
             MatrixOperand(address: Self.address(out), rows: n, columns: m, leading: n, batchStride: 0), batch: 1, dtype: .float8E4M3,
             outputType: outType, bias: bias, scales: (Self.address(weightScale), Self.address(inverse)))
         return out
+    }
+
+    /// FlashWorld's activation quantisation in two kernels: the amax of the bf16-rounded input (one atomic per
+    /// warp), then the e4m3 values and the dequantisation factor. Returns the e4m3 tensor and `[1]` float32.
+    func quantizedFP8(_ x: Tensor) throws(EngineError) -> (Tensor, Tensor) {
+        let scalars = try full(shape: [2], value: 0, dtype: .float32)
+        let quantized = try empty(x.shape, dtype: .float8E4M3)
+        var a = KernelArguments()
+        a.pointer(x)
+        a.append(x.dtype.kernelCode)
+        a.append(Int64(x.count))
+        a.pointer(scalars)
+        try launchElementwise("amax_bf16", count: x.count, a)
+        let inverse = try scalars.narrowed(0, start: 1, length: 1)
+        a = KernelArguments()
+        a.pointer(x)
+        a.append(x.dtype.kernelCode)
+        a.append(Int64(x.count))
+        a.pointer(scalars)
+        a.pointer(quantized)
+        a.pointer(inverse)
+        try launchElementwise("quantize_fp8", count: x.count, a)
+        return (quantized, inverse)
     }
 
     /// Batched `a · b` over broadcast leading axes (an operand broadcast along the batch is read with stride 0).

@@ -94,6 +94,11 @@ func runMapped(_ c: OpFixtures.Case, inputs: [Tensor], on backend: any Backend) 
     let keep = a["keepdim"]?.bool ?? false
     switch c.op {
     case "linear": return try backend.run(.linear, inputs)
+    case "linear_fp8": return try backend.run(.linearFP8, inputs)
+    case "quantize_fp8": return try backend.run(.quantizeFP8, inputs)
+    case "gated_residual": return try backend.run(.gatedResidual, inputs)
+    case "modulated_layer_norm": return try backend.run(.modulatedLayerNorm(eps: Float(a["eps"]!.double!)), inputs)
+    case "rms_norm_rope": return try backend.run(.rmsNormRope(eps: Float(a["eps"]!.double!), heads: a["heads"]!.int!), inputs)
     case "matmul": return try backend.run(.matmul, inputs)
     case "conv2d":
         var x = inputs[0]

@@ -3,20 +3,45 @@ extension Backend {
     public func linear(_ x: Tensor, _ weight: Tensor, _ bias: Tensor? = nil) throws(EngineError) -> Tensor {
         try run(.linear, [x, weight] + (bias.map { [$0] } ?? []))[0]
     }
-    /// `Op.linearFP8` from the table's plain ops: the reference every backend's fused version is checked against.
-    public func linearFP8Composed(_ inputs: [Tensor]) throws(EngineError) -> Tensor {
-        guard (3...4).contains(inputs.count), inputs[1].dtype == .float8E4M3, inputs[2].count == 1 else {
-            throw EngineError(.invalidArgument, "linear_fp8 takes x, an e4m3 weight, its scale [1] and an optional bias")
+    /// A fused op from the table's plain ops: the reference each backend's fused kernel is checked against (the CPU
+    /// backend runs exactly this).
+    public func composed(_ op: Op, _ inputs: [Tensor]) throws(EngineError) -> [Tensor] {
+        switch op {
+        case .modulatedLayerNorm(let eps):
+            guard inputs.count == 3 else { throw EngineError(.invalidArgument, "modulated_layer_norm takes x, shift and scale") }
+            let normed = try layerNorm(inputs[0], eps: eps)
+            return [try add(try multiply(normed, try add(inputs[2], try full([1], value: 1))), inputs[1])]
+        case .rmsNormRope(let eps, let heads):
+            guard inputs.count == 4, inputs[0].rank == 3, heads > 0, inputs[0].shape[2] % heads == 0 else {
+                throw EngineError(.invalidArgument, "rms_norm_rope takes x [b, l, heads·hd], a weight, cos and sin")
+            }
+            let x = inputs[0]
+            let normed = try rmsNorm(x, weight: inputs[1], eps: eps).reshaped([x.shape[0], x.shape[1], heads, x.shape[2] / heads])
+            return try run(.ropeInterleaved, [normed, inputs[2], inputs[3]])
+        case .gatedResidual:
+            guard inputs.count == 3 else { throw EngineError(.invalidArgument, "gated_residual takes x, y and gate") }
+            return [try add(inputs[0], try multiply(inputs[1], inputs[2]))]
+        case .quantizeFP8:
+            guard inputs.count == 1 else { throw EngineError(.invalidArgument, "quantize_fp8 takes one input") }
+            // As quant.py on a bf16 activation: the scale is itself bf16, and so is the scaled product.
+            let activation = try cast(inputs[0], to: .bfloat16)
+            let amax = try cast(try run(.max(axes: [], keepDims: false), [try run(.abs, [activation])[0]])[0].reshaped([1]), to: .float32)
+            let scale = try cast(try cast(try divide(try full([1], value: 448), try clamped(amax, min: 1e-12)), to: .bfloat16), to: .float32)
+            let quantized = try cast(try clamped(try multiply(activation, scale), min: -448, max: 448), to: .float8E4M3)
+            return [quantized, try divide(try full([1], value: 1), scale)]
+        case .linearFP8:
+            guard (3...4).contains(inputs.count), inputs[1].dtype == .float8E4M3, inputs[2].count == 1 else {
+                throw EngineError(.invalidArgument, "linear_fp8 takes x, an e4m3 weight, its scale [1] and an optional bias")
+            }
+            let (x, weight, weightScale) = (inputs[0], inputs[1], inputs[2])
+            let quantized = try run(.quantizeFP8, [x])
+            let product = try linear(try cast(quantized[0], to: .float32), try cast(weight, to: .float32))
+            var out = try multiply(product, try multiply(try cast(weightScale, to: .float32).reshaped([1]), quantized[1]))
+            if inputs.count == 4 { out = try add(out, inputs[3]) }
+            return [try cast(out, to: x.dtype.isFloatingPoint ? x.dtype : .float32)]
+        default:
+            throw EngineError(.unsupportedOp, "\(op) is not a fused op")
         }
-        let (x, weight, weightScale) = (inputs[0], inputs[1], inputs[2])
-        let activation = try cast(x, to: .bfloat16)
-        let amax = try cast(try run(.max(axes: [], keepDims: false), [try run(.abs, [activation])[0]])[0].reshaped([1]), to: .float32)
-        let scale = try divide(try full([1], value: 448), try clamped(amax, min: .leastNormalMagnitude))
-        let quantized = try cast(try clamped(try multiply(activation, scale), min: -448, max: 448), to: .float8E4M3)
-        let product = try linear(try cast(quantized, to: .float32), try cast(weight, to: .float32))
-        var out = try multiply(product, try divide(try cast(weightScale, to: .float32).reshaped([1]), scale))
-        if inputs.count == 4 { out = try add(out, inputs[3]) }
-        return try cast(out, to: x.dtype.isFloatingPoint ? x.dtype : .float32)
     }
 
     public func add(_ a: Tensor, _ b: Tensor) throws(EngineError) -> Tensor { try run(.add, [a, b])[0] }

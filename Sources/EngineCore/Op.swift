@@ -5,11 +5,22 @@ public enum Op: Sendable, Equatable, CustomStringConvertible {
     /// `x[..., in] · wᵀ + b`; inputs x, weight `[out, in]`, optional bias `[out]`.
     case linear
     /// FlashWorld's FP8 linear (`flashworld-model.md` §12.1); inputs x, weight `[out, in]` in e4m3, the weight's
-    /// dequantisation scale `[1]` (float32), optional bias. x is rounded to bf16 and quantised to e4m3 with the
-    /// per-tensor scale `448 / amax|x|` (the product rounded to bf16 first), multiplied with the weight accumulating in
+    /// dequantisation scale `[1]` (float32), optional bias. x is rounded to bf16 and quantised to e4m3 as
+    /// `quantizeFP8` does, multiplied with the weight accumulating in
     /// float32, dequantised by both scales, biased; the output has x's dtype. The CPU reference composes it from the
-    /// table's plain ops (`linearFP8Composed`); a GPU fuses it into two kernels and one FP8 product.
+    /// table's plain ops (`Backend.composed`); a GPU fuses it into two kernels and one FP8 product.
     case linearFP8
+    /// Fused: `layerNorm(x) · (1 + scale) + shift` (no affine), the transformer's adaptive norm; inputs x `[..., d]`,
+    /// shift and scale `[g, 1, d]` / `[g, d]` / `[d]` with `g` dividing x's rows into equal groups (the batch).
+    case modulatedLayerNorm(eps: Float)
+    /// Fused: T5/Wan RMS norm over the last axis with its weight, then the interleaved rotary embedding per head;
+    /// inputs x `[b, l, heads·hd]`, weight `[heads·hd]`, cos and sin `[l, hd/2]`; output `[b, l, heads, hd]`.
+    case rmsNormRope(eps: Float, heads: Int)
+    /// Fused: `x + y · gate` with broadcasting (the gated residual); inputs x, y, gate.
+    case gatedResidual
+    /// Fused: FlashWorld's per-call FP8 activation quantisation (`quant.py`); input x; outputs the e4m3 tensor
+    /// `e4m3(clamp(bf16(bf16(x) · s)))` with `s = bf16(448 / max(amax|bf16(x)|, 1e-12))`, and `1/s` as float32 `[1]`.
+    case quantizeFP8
     /// Batched `a · b` over leading axes (broadcast); inputs a `[..., m, k]`, b `[..., k, n]`.
     case matmul
     /// NCHW convolution; inputs x, weight `[o, c, kh, kw]`, optional bias.
@@ -83,6 +94,10 @@ public enum Op: Sendable, Equatable, CustomStringConvertible {
         case .linear: "linear"
         case .linearFP8: "linear_fp8"
         case .matmul: "matmul"
+        case .modulatedLayerNorm: "modulated_layer_norm"
+        case .rmsNormRope: "rms_norm_rope"
+        case .gatedResidual: "gated_residual"
+        case .quantizeFP8: "quantize_fp8"
         case .conv2d: "conv2d"
         case .patchEmbed3D: "patch_embed_3d"
         case .layerNorm: "layer_norm"

@@ -41,12 +41,25 @@ public enum ModelFolder {
         if textCheckpoint.tensor(named: "encoder.embed_tokens.weight") != nil {
             textSpecs.append(ParameterSpec("encoder.embed_tokens.weight", shape: [textConfiguration.vocabSize, textConfiguration.dModel]))
         }
-        func weights(_ specs: [ParameterSpec], _ checkpoint: Checkpoint, prefix: String, strict: Bool, source: String, as dtype: DType) throws -> ModelWeights {
-            ModelWeights(
-                try WeightLoader.load(specs, from: checkpoint, prefix: prefix, strict: strict, source: source) { _, host throws(EngineError) in
-                    let here = try backend.upload(host)
-                    return here.dtype.isFloatingPoint ? try backend.cast(here, to: dtype) : here
-                }, source: source)
+        /// Each weight copied to the device as stored and converted there; with `quantizing`, the transformer's
+        /// block linears go straight from their stored type to FP8 (as the reference quantises its loaded weights),
+        /// so the full-width copy never outlives its own tensor.
+        func weights(
+            _ specs: [ParameterSpec], _ checkpoint: Checkpoint, prefix: String, strict: Bool, source: String, as dtype: DType, quantizing: Bool = false
+        ) throws -> ModelWeights {
+            var scales: [String: Tensor] = [:]
+            var tensors = try WeightLoader.load(specs, from: checkpoint, prefix: prefix, strict: strict, source: source) { spec, host throws(EngineError) in
+                let here = try backend.upload(host)
+                guard here.dtype.isFloatingPoint else { return here }
+                if quantizing && ModelPrecision.isBlockLinearWeight(spec.name) {
+                    let (quantized, scale) = try ModelPrecision.quantizedFP8(here, on: backend)
+                    scales[ModelPrecision.scaleName(spec.name)] = scale
+                    return quantized
+                }
+                return try backend.cast(here, to: dtype)
+            }
+            tensors.merge(scales) { a, _ in a }
+            return ModelWeights(tensors, source: source)
         }
         let textEncoder = try UMT5Encoder(
             configuration: textConfiguration,
@@ -73,7 +86,7 @@ public enum ModelFolder {
             configuration: transformerConfiguration,
             weights: try weights(
                 WanTransformer.parameterSpecs(transformerConfiguration), combined, prefix: "transformer.", strict: true, source: flashWorld,
-                as: precision.transformer))
+                as: precision.transformer, quantizing: precision.transformerBlockLinears == .float8E4M3))
         let reconstruction = try ReconstructionDecoder(
             vae: vae, featureChannels: featureChannels,
             weights: try weights(

@@ -40,16 +40,16 @@ struct DeviceResidentOpsTests {
         let wq = try cpu.cast(try Tensor(wValues.map { min(max($0 * ws, -448), 448) }, shape: [3, 16]), to: .float8E4M3)
         let weightScale = try Tensor([1 / ws], shape: [1])
         let out = try cpu.run(.linearFP8, [x, wq, weightScale, bias])[0].floats()
-        // Activation: bf16, s = 448/amax, q = e4m3(bf16(a·s)).
+        // Activation (quant.py on bf16): s = bf16(448/amax), q = e4m3(bf16(a·s)).
         let a = xValues.map { BFloat16($0).float }
-        let s = 448 / a.map(abs).max()!
+        let s = BFloat16(448 / a.map(abs).max()!).float
         let q = a.map { Float8Format.e4m3.decode(Float8Format.e4m3.encode(BFloat16($0 * s).float)) }
         let wDecoded = try cpu.cast(wq, to: .float32).floats()
         for row in 0..<2 {
             for column in 0..<3 {
                 var sum: Float = 0
                 for i in 0..<16 { sum += q[row * 16 + i] * wDecoded[column * 16 + i] }
-                let expected = sum * ((1 / ws) / s) + [0.5, -0.25, 0][column]
+                let expected = sum * ((1 / ws) * (1 / s)) + [0.5, -0.25, 0][column]
                 #expect(abs(out[row * 3 + column] - expected) <= 1e-5 * max(1, abs(expected)), "row \(row) column \(column)")
             }
         }

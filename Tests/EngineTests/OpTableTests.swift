@@ -11,6 +11,11 @@ extension OpFixtures {
     static let shared = try! OpFixtures(folder: folderURL)
 }
 
+enum FusedFixtures {
+    static let shared = try? OpFixtures(
+        folder: URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/fused"))
+}
+
 struct OpTableTests {
     @Test(arguments: OpFixtures.shared.manifest.cases)
     func cpuBackendMatchesPyTorch(_ c: OpFixtures.Case) throws {
@@ -21,6 +26,17 @@ struct OpTableTests {
         let compared = c.op == "max" ? 1 : expected.count
         #expect(outputs.count >= compared, "\(c.name): \(outputs.count) outputs")
         for (i, (mine, theirs)) in zip(outputs, expected).prefix(compared).enumerated() {
+            let (ok, detail) = compare(mine, theirs, c.tolerance)
+            #expect(ok, "\(c.name) output \(i): \(detail)")
+        }
+    }
+
+    /// The fused ops against PyTorch's own arithmetic (`tools/engine/make_fused_fixtures.py`).
+    @Test(arguments: FusedFixtures.shared?.manifest.cases ?? [])
+    func fusedOpsMatchPyTorch(_ c: OpFixtures.Case) throws {
+        let fixtures = try #require(FusedFixtures.shared)
+        let outputs = try runCase(c, inputs: try c.inputs.map(fixtures.load), on: CPUBackend.shared)
+        for (i, (mine, theirs)) in zip(outputs, try c.outputs.map(fixtures.load)).enumerated() {
             let (ok, detail) = compare(mine, theirs, c.tolerance)
             #expect(ok, "\(c.name) output \(i): \(detail)")
         }

@@ -416,8 +416,57 @@ enum KernelSource {
             }
         }
 
-        // FP8 activation quantisation (FlashWorld's FP8DynamicLinear): amax of the bf16-rounded input, then
-        // e4m3(clamp(bf16(bf16(x) * 448/amax))) and the dequantisation factor amax/448 for the product's epilogue.
+        // Fused adaptive norm: layer_norm(x) * (1 + scale[g]) + shift[g], one block per row, rows in `groups` equal runs.
+        extern "C" __global__ void modulated_layer_norm(const void* x, int dt, const void* shift, const void* scale, int mdt, void* out,
+                                                        i64 rows, int width, i64 rows_per_group, float eps) {
+            __shared__ float scratch[32];
+            for (i64 row = blockIdx.x; row < rows; row += gridDim.x) {
+                i64 base = row * width, mbase = (row / rows_per_group) * width;
+                float s = 0.0f;
+                for (int i = threadIdx.x; i < width; i += blockDim.x) s += load_f(x, base + i, dt);
+                float mean = block_sum(s, scratch) / (float)width;
+                float v = 0.0f;
+                for (int i = threadIdx.x; i < width; i += blockDim.x) { float d = load_f(x, base + i, dt) - mean; v += d * d; }
+                float inv = 1.0f / sqrtf(block_sum(v, scratch) / (float)width + eps);
+                for (int i = threadIdx.x; i < width; i += blockDim.x) {
+                    float y = (load_f(x, base + i, dt) - mean) * inv;
+                    y = y * (load_f(scale, mbase + i, mdt) + 1.0f) + load_f(shift, mbase + i, mdt);
+                    store_f(out, base + i, dt, y);
+                }
+            }
+        }
+
+        // Fused q/k path: RMS norm over the row (all heads) with its weight, then interleaved RoPE per head.
+        extern "C" __global__ void rms_norm_rope(const void* x, int dt, const void* w, int wdt, const void* cs, const void* sn, int cdt,
+                                                 void* out, i64 rows, int width, int head_dim, i64 tokens, float eps) {
+            __shared__ float scratch[32];
+            const int half = head_dim / 2;
+            for (i64 row = blockIdx.x; row < rows; row += gridDim.x) {
+                i64 base = row * width, t = row % tokens;
+                float s = 0.0f;
+                for (int i = threadIdx.x; i < width; i += blockDim.x) { float v = load_f(x, base + i, dt); s += v * v; }
+                float inv = 1.0f / sqrtf(block_sum(s, scratch) / (float)width + eps);
+                for (int pair = threadIdx.x; pair < width / 2; pair += blockDim.x) {
+                    int i = 2 * pair, p = pair % half;
+                    float x0 = load_f(w, i, wdt) * (load_f(x, base + i, dt) * inv);
+                    float x1 = load_f(w, i + 1, wdt) * (load_f(x, base + i + 1, dt) * inv);
+                    float c = load_f(cs, t * half + p, cdt), sv = load_f(sn, t * half + p, cdt);
+                    store_f(out, base + i, dt, x0 * c - x1 * sv);
+                    store_f(out, base + i + 1, dt, x0 * sv + x1 * c);
+                }
+            }
+        }
+
+        // Fused gated residual x + y * gate over broadcast views; output in x's type.
+        extern "C" __global__ void gated_residual(const void* x, View xv, const void* y, View yv, const void* g, View gv, void* out, i64 n) {
+            GRID_STRIDE(i, n) {
+                float r = load_f(x, view_offset(xv, i), xv.dtype) + load_f(y, view_offset(yv, i), yv.dtype) * load_f(g, view_offset(gv, i), gv.dtype);
+                store_f(out, i, xv.dtype, r);
+            }
+        }
+
+        // FP8 activation quantisation (FlashWorld's FP8DynamicLinear): amax of the bf16-rounded input, then with
+        // s = bf16(448/amax): e4m3(clamp(bf16(bf16(x) * s))) and the dequantisation factor 1/s for the epilogue.
         extern "C" __global__ void amax_bf16(const void* x, int dt, i64 n, unsigned* out) {
             float m = 0.0f;
             GRID_STRIDE(i, n) m = fmaxf(m, fabsf(bf16_to_f(f_to_bf16(load_f(x, i, dt)))));
@@ -426,7 +475,8 @@ enum KernelSource {
             if ((threadIdx.x & 31) == 0) atomicMax(out, __float_as_uint(m));
         }
         extern "C" __global__ void quantize_fp8(const void* x, int dt, i64 n, const float* amax, unsigned char* q, float* inverse) {
-            float s = 448.0f / fmaxf(*amax, 1.17549435e-38f);
+            // quant.py's scale on a bf16 activation is itself bf16.
+            float s = bf16_to_f(f_to_bf16(448.0f / fmaxf(*amax, 1e-12f)));
             if (blockIdx.x == 0 && threadIdx.x == 0) *inverse = 1.0f / s;
             GRID_STRIDE(i, n) {
                 float v = bf16_to_f(f_to_bf16(load_f(x, i, dt)));

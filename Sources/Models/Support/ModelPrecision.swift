@@ -61,30 +61,36 @@ public struct ModelPrecision: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// The transformer's weights on `backend`: block linears in `transformerBlockLinears` (FP8 with a
-    /// `….weight_scale` entry beside each), the rest in `transformer`.
+    /// `….weight_scale` entry beside each; weights already quantised stay as they are), the rest in `transformer`.
     public func transformerWeights(_ weights: ModelWeights, on backend: any Backend) throws -> ModelWeights {
-        var converted = try self.converted(weights, to: transformer, on: backend).tensors
-        for (name, tensor) in weights.tensors where Self.isBlockLinearWeight(name) {
+        var converted: [String: Tensor] = [:]
+        for (name, tensor) in weights.tensors {
             let here = tensor.device == backend.device ? tensor : try backend.upload(tensor)
-            if transformerBlockLinears == .float8E4M3 {
+            if name.hasSuffix(".weight_scale") || here.dtype == .float8E4M3 || !here.dtype.isFloatingPoint {
+                converted[name] = here
+            } else if Self.isBlockLinearWeight(name) && transformerBlockLinears == .float8E4M3 {
                 let (quantized, scale) = try Self.quantizedFP8(here, on: backend)
                 converted[name] = quantized
-                converted[String(name.dropLast("weight".count)) + "weight_scale"] = scale
+                converted[Self.scaleName(name)] = scale
             } else {
-                converted[name] = try backend.cast(here, to: transformerBlockLinears)
+                converted[name] = try backend.cast(here, to: Self.isBlockLinearWeight(name) ? transformerBlockLinears : transformer)
             }
         }
         return ModelWeights(converted, source: weights.source)
     }
 
-    /// FlashWorld's weight quantisation (§12.1): `s = 448 / amax|W|`, `Wq = e4m3(clamp(W·s))`, stored scale `1/s`;
-    /// all on the device.
+    /// Where a quantised weight's dequantisation scale is kept: `….weight` → `….weight_scale`.
+    public static func scaleName(_ weightName: String) -> String { String(weightName.dropLast("weight".count)) + "weight_scale" }
+
+    /// FlashWorld's weight quantisation (`quant.py`, `flashworld-model.md` §12.1): `s = 448 / max(amax|W|, 1e-12)` in
+    /// the weight's type, `Wq = e4m3(clamp(W·s))`, stored scale `1/s` as float32; all on the device.
     public static func quantizedFP8(_ weight: Tensor, on backend: any Backend) throws(EngineError) -> (weight: Tensor, scale: Tensor) {
-        let wide = try backend.cast(weight, to: .float32)
-        let amax = try backend.run(.max(axes: [], keepDims: false), [try backend.run(.abs, [wide])[0]])[0].reshaped([1])
-        let scale = try backend.divide(try backend.full([1], value: 448), try backend.clamped(amax, min: .leastNormalMagnitude))
-        let quantized = try backend.cast(try backend.clamped(try backend.multiply(wide, scale), min: -448, max: 448), to: .float8E4M3)
-        return (quantized, try backend.divide(try backend.full([1], value: 1), scale))
+        let amax = try backend.run(.max(axes: [], keepDims: false), [try backend.run(.abs, [weight])[0]])[0].reshaped([1])
+        let scale = try backend.cast(
+            try backend.divide(try backend.full([1], value: 448), try backend.clamped(try backend.cast(amax, to: .float32), min: 1e-12)),
+            to: weight.dtype)
+        let quantized = try backend.cast(try backend.clamped(try backend.multiply(weight, scale), min: -448, max: 448), to: .float8E4M3)
+        return (quantized, try backend.divide(try backend.full([1], value: 1), try backend.cast(scale, to: .float32)))
     }
 }
 

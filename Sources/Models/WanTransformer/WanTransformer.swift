@@ -117,10 +117,9 @@ public struct WanTransformer: Sendable {
         var context = try backend.linear(try backend.cast(text, to: activationType), w["condition_embedder.text_embedder.linear_1.weight"], w["condition_embedder.text_embedder.linear_1.bias"])
         context = try backend.linear(try backend.geluTanh(context), w["condition_embedder.text_embedder.linear_2.weight"], w["condition_embedder.text_embedder.linear_2.bias"])
 
-        let one = try backend.full([1], value: 1)
-        /// `norm · (1 + scale) + shift`.
-        func modulated(_ normed: Tensor, shift: Tensor, scale: Tensor) throws(EngineError) -> Tensor {
-            try backend.add(try backend.multiply(normed, try backend.add(scale, one)), shift)
+        /// `layerNorm(x) · (1 + scale) + shift`, fused.
+        func modulated(_ x: Tensor, shift: Tensor, scale: Tensor) throws(EngineError) -> Tensor {
+            try backend.run(.modulatedLayerNorm(eps: eps), [x, shift, scale])[0]
         }
         /// A block linear: FP8 (with its weight's scale) when the weights were quantised at load.
         func project(_ x: Tensor, _ name: String) throws(EngineError) -> Tensor {
@@ -135,40 +134,47 @@ public struct WanTransformer: Sendable {
             var q = try project(query, "\(prefix).to_q")
             var k = try project(keyValue, "\(prefix).to_k")
             let v = try project(keyValue, "\(prefix).to_v")
-            if c.qkNorm != nil {
-                q = try backend.rmsNorm(q, weight: w["\(prefix).norm_q.weight"], eps: eps)
-                k = try backend.rmsNorm(k, weight: w["\(prefix).norm_k.weight"], eps: eps)
+            if c.qkNorm != nil && rotary {
+                // RMS norm across heads and the rotary embedding in one pass each.
+                q = try backend.run(.rmsNormRope(eps: eps, heads: heads), [q, w["\(prefix).norm_q.weight"], cos, sin])[0]
+                k = try backend.run(.rmsNormRope(eps: eps, heads: heads), [k, w["\(prefix).norm_k.weight"], cos, sin])[0]
+            } else {
+                if c.qkNorm != nil {
+                    q = try backend.rmsNorm(q, weight: w["\(prefix).norm_q.weight"], eps: eps)
+                    k = try backend.rmsNorm(k, weight: w["\(prefix).norm_k.weight"], eps: eps)
+                }
+                q = try q.reshaped([batch, tokens, heads, headDim])
+                k = try k.reshaped([batch, keyLength, heads, headDim])
+                if rotary {
+                    q = try backend.run(.ropeInterleaved, [q, cos, sin])[0]
+                    k = try backend.run(.ropeInterleaved, [k, cos, sin])[0]
+                }
             }
-            q = try q.reshaped([batch, tokens, heads, headDim])
-            k = try k.reshaped([batch, keyLength, heads, headDim])
-            if rotary {
-                q = try backend.run(.ropeInterleaved, [q, cos, sin])[0]
-                k = try backend.run(.ropeInterleaved, [k, cos, sin])[0]
-            }
+            // Attention reads the heads as strided views of [b, l, heads, hd]: no copies.
             let out = try backend.attention(
-                try backend.permuted(q, [0, 2, 1, 3]), try backend.permuted(k, [0, 2, 1, 3]),
-                try backend.permuted(try v.reshaped([batch, keyLength, heads, headDim]), [0, 2, 1, 3]))
+                try q.permuted([0, 2, 1, 3]), try k.permuted([0, 2, 1, 3]), try v.reshaped([batch, keyLength, heads, headDim]).permuted([0, 2, 1, 3]))
             let merged = try backend.permuted(out, [0, 2, 1, 3]).reshaped([batch, tokens, d])
             return try project(merged, "\(prefix).to_out.0")
         }
 
         for i in 0..<c.numLayers {
             let b = "blocks.\(i)."
-            let m = try backend.split(try backend.add(w["\(b)scale_shift_table"], timestepProjection), sizes: [1, 1, 1, 1, 1, 1], axis: 1)
+            // The modulation stays float32, as diffusers adds the table to the float32 projection.
+            let m = try backend.split(try backend.add(timestepProjection, w["\(b)scale_shift_table"]), sizes: [1, 1, 1, 1, 1, 1], axis: 1)
             let (shift, scale, gate, ffShift, ffScale, ffGate) = (m[0], m[1], m[2], m[3], m[4], m[5])
-            let normed = try modulated(try backend.layerNorm(x, eps: eps), shift: shift, scale: scale)
-            x = try backend.add(x, try backend.multiply(try attention("\(b)attn1", normed, normed, rotary: true), gate))
+            let normed = try modulated(x, shift: shift, scale: scale)
+            x = try backend.run(.gatedResidual, [x, try attention("\(b)attn1", normed, normed, rotary: true), gate])[0]
             let crossInput = c.crossAttnNorm ? try backend.layerNorm(x, eps: eps, weight: w["\(b)norm2.weight"], bias: w["\(b)norm2.bias"]) : x
             x = try backend.add(x, try attention("\(b)attn2", crossInput, context, rotary: false))
-            var ff = try modulated(try backend.layerNorm(x, eps: eps), shift: ffShift, scale: ffScale)
+            var ff = try modulated(x, shift: ffShift, scale: ffScale)
             ff = try backend.geluTanh(try project(ff, "\(b)ffn.net.0.proj"))
             ff = try project(ff, "\(b)ffn.net.2")
-            x = try backend.add(x, try backend.multiply(ff, ffGate))
+            x = try backend.run(.gatedResidual, [x, ff, ffGate])[0]
             trace?.pointee.afterBlocks.append(x)
         }
 
-        let head = try backend.split(try backend.add(w["scale_shift_table"], try temb.reshaped([batch, 1, d])), sizes: [1, 1], axis: 1)
-        x = try modulated(try backend.layerNorm(x, eps: eps), shift: head[0], scale: head[1])
+        let head = try backend.split(try backend.add(try temb.reshaped([batch, 1, d]), w["scale_shift_table"]), sizes: [1, 1], axis: 1)
+        x = try modulated(x, shift: head[0], scale: head[1])
         x = try backend.linear(x, w["proj_out.weight"], w["proj_out.bias"])
         // [b, f, h, w, pt, ph, pw, c] → [b, c, f, pt, h, ph, w, pw] → [b, c, F, H, W]
         let patches = try x.reshaped([batch, frames, height, width, pt, ph, pw, c.outChannels])
