@@ -37,7 +37,14 @@ public final class CUDABackend: Backend {
         var blas: CuBLASLt?
         var blasHandle: OpaquePointer?
         var workspace: MemoryBlock?
+        var cudnnState = CuDNNState.untried
+        var cudnn: CuDNN?
+        var cudnnHandle: OpaquePointer?
+        /// Per convolution shape: cuDNN's plan, or nil where it declined (the im2col path runs).
+        var cudnnPlans: [String: CuDNN.Plan?] = [:]
     }
+
+    enum CuDNNState { case untried, unavailable, ready }
 
     private static let opened = Mutex<[Int: CUDABackend]>([:])
 

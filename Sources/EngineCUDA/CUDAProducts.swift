@@ -206,9 +206,9 @@ extension CUDABackend {
         return out.dtype == outType ? out : try cast(out, to: outType)
     }
 
-    /// NCHW convolution as products of the weight with im2col columns, in chunks of images that bound the columns'
-    /// memory; a 1x1 stride-1 convolution uses the input itself. The bias is laid into the output first and the
-    /// product accumulated onto it, so the sum is rounded once.
+    /// NCHW convolution: cuDNN's implicit GEMM where cuDNN is loaded, else products of the weight with im2col columns
+    /// in chunks of images that bound the columns' memory (a 1x1 stride-1 convolution uses the input itself). The
+    /// bias is laid into the output first and the product accumulated onto it, so the sum is rounded once.
     func conv2d(_ inputs: [Tensor], stride: [Int], padding: [Int]) throws(EngineError) -> Tensor {
         try expectInputs(.conv2d(stride: stride, padding: padding), inputs, 2...3)
         guard inputs[0].rank == 4, inputs[1].rank == 4, inputs[1].shape[1] == inputs[0].shape[1] else {
@@ -238,6 +238,9 @@ extension CUDABackend {
         }
         let kSize = channels * kh * kw, pixels = oh * ow
         guard batch > 0, outChannels > 0, pixels > 0, kSize > 0 else { return out.dtype == outType ? out : try cast(out, to: outType) }
+        if try cudnnConvolution(input, w, into: out, stride: (sh, sw), padding: (ph, pw)) {
+            return out.dtype == outType ? out : try cast(out, to: outType)
+        }
         let direct = kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0
         let perImage = kSize * pixels * compute.byteSize
         let chunk = direct ? batch : max(1, min(batch, (1 << 30) / max(perImage, 1)))
