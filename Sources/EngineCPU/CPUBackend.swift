@@ -97,16 +97,6 @@ public final class CPUBackend: Backend {
 
     // MARK: Helpers shared by the kernels
 
-    func single(_ op: Op, _ inputs: [Tensor]) throws(EngineError) -> Tensor {
-        guard inputs.count == 1 else { throw EngineError(.invalidArgument, "\(op) takes one input, not \(inputs.count)") }
-        return inputs[0]
-    }
-
-    func expectInputs(_ op: Op, _ inputs: [Tensor], _ range: ClosedRange<Int>) throws(EngineError) {
-        guard range.contains(inputs.count) else {
-            throw EngineError(.invalidArgument, "\(op) takes \(range.lowerBound)...\(range.upperBound) inputs, not \(inputs.count)")
-        }
-    }
 
     /// A contiguous copy in the same dtype (or the tensor itself when it already is one).
     func contiguous(_ t: Tensor) throws(EngineError) -> Tensor {

@@ -52,6 +52,12 @@ struct KernelArguments {
 
     mutating func view(_ t: Tensor) { view(shape: t.shape, strides: t.strides, dtype: t.dtype) }
 
+    /// A pointer and its element-type code, in that order (a contiguous operand of known layout).
+    mutating func typed(_ t: Tensor) {
+        pointer(t)
+        append(t.dtype.kernelCode)
+    }
+
     /// A pointer and its view, in that order.
     mutating func operand(_ t: Tensor) {
         pointer(t)

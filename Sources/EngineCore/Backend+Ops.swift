@@ -1,5 +1,18 @@
 /// The op table as functions, for model code: `backend.linear(x, w, b)` rather than `backend.run(.linear, …)[0]`.
 extension Backend {
+    /// The one input of `op`, or a typed error (for backends' argument checks).
+    public func single(_ op: Op, _ inputs: [Tensor]) throws(EngineError) -> Tensor {
+        guard inputs.count == 1 else { throw EngineError(.invalidArgument, "\(op) takes one input, not \(inputs.count)") }
+        return inputs[0]
+    }
+
+    /// Checks `op` got an input count in `range` (for backends' argument checks).
+    public func expectInputs(_ op: Op, _ inputs: [Tensor], _ range: ClosedRange<Int>) throws(EngineError) {
+        guard range.contains(inputs.count) else {
+            throw EngineError(.invalidArgument, "\(op) takes \(range.lowerBound)...\(range.upperBound) inputs, not \(inputs.count)")
+        }
+    }
+
     public func linear(_ x: Tensor, _ weight: Tensor, _ bias: Tensor? = nil) throws(EngineError) -> Tensor {
         try run(.linear, [x, weight] + (bias.map { [$0] } ?? []))[0]
     }
