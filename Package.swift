@@ -48,12 +48,12 @@ let package = Package(
         .target(name: "Checkpoints"),
         .target(name: "ModelLoading", dependencies: ["EngineCore", "Checkpoints"]),
         .target(name: "Models", dependencies: ["EngineCore", "Checkpoints", "ModelLoading", "Cameras"]),
-        .target(name: "FlashWorld", dependencies: ["Models", "EngineCore", "EngineCPU", "Cameras", "SplatCore", "SplatRender", "MediaIO"]),
+        .target(name: "FlashWorld", dependencies: ["Models", "EngineCore", "Cameras", "SplatCore", "SplatRender", "MediaIO"]),
         .systemLibrary(name: "CSQLite", path: "Sources/CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .target(
             name: "Service",
             dependencies: [
-                "FlashWorld", "EngineCore", "EngineCPU", "MediaIO", "SplatIO", "SplatCore", "Cameras", "CSQLite",
+                "FlashWorld", "EngineCore", "MediaIO", "SplatIO", "SplatCore", "Cameras", "CSQLite",
                 .product(name: "Hummingbird", package: "hummingbird"),
             ],
             // The studio's web files and the OpenAPI document are compiled in by scripts/embed-assets.sh.

@@ -339,12 +339,14 @@ extension CUDABackend {
         try expectInputs(.modulatedLayerNorm(eps: eps), inputs, 3...3)
         let x = try contiguous(inputs[0]), width = x.shape.last ?? 0
         let rows = x.count / max(width, 1)
+        // The modulation holds one row per leading group of x ([g, 1, d], [g, d] or [d] with g = x.shape[0] or 1);
+        // any other broadcast takes the composed path.
+        let leading = Array(inputs[1].shape.dropLast()).filter { $0 != 1 }
+        let groups = leading.reduce(1, *)
+        guard width > 0, inputs[1].shape.last == width, inputs[2].shape == inputs[1].shape, leading.count <= 1,
+            groups == 1 || (x.rank >= 2 && groups == x.shape[0] && inputs[1].shape.count >= 2 && inputs[1].shape.first == groups)
+        else { return try composed(.modulatedLayerNorm(eps: eps), inputs)[0] }
         var shift = try contiguous(inputs[1]), scale = try contiguous(inputs[2])
-        let groups = shift.count / max(width, 1)
-        guard width > 0, shift.count == scale.count, shift.count == groups * width, groups > 0, rows % groups == 0 else {
-            throw EngineError(
-                .shapeMismatch, "modulated_layer_norm: shift \(inputs[1].shape) and scale \(inputs[2].shape) must hold [groups, \(width)] for x \(x.shape)")
-        }
         if shift.dtype != scale.dtype { (shift, scale) = (try cast(shift, to: .float32), try cast(scale, to: .float32)) }
         let out = try empty(x.shape, dtype: x.dtype)
         var a = KernelArguments()
@@ -395,13 +397,13 @@ extension CUDABackend {
         try expectInputs(.gatedResidual, inputs, 3...3)
         let shape = try broadcastShape(try broadcastShape(inputs[0].shape, inputs[1].shape, op: .gatedResidual), inputs[2].shape, op: .gatedResidual)
         guard shape.count <= KernelArguments.maxRank else { throw EngineError(.invalidArgument, "gated_residual: more than 8 axes (\(shape))") }
-        let out = try empty(shape, dtype: resultType(inputs[0]))
+        // The kernel stores in x's type, so an integer x takes the composed path.
+        guard inputs[0].dtype.isFloatingPoint else { return try composed(.gatedResidual, inputs)[0] }
+        let out = try empty(shape, dtype: inputs[0].dtype)
         var a = KernelArguments()
         for t in inputs { a.operand(broadcast(t, to: shape)) }
         a.pointer(out)
         a.append(Int64(out.count))
-        // The kernel stores in x's type: give it the output's.
-        if inputs[0].dtype != out.dtype { return try composed(.gatedResidual, inputs)[0] }
         try launchElementwise("gated_residual", count: out.count, a)
         return out
     }

@@ -106,7 +106,7 @@ struct CuDNN: @unchecked Sendable {
             if dtype == .float32 && math != Self.fmaMath && math != 0 { continue }
             plan.algorithm = entry.load(fromByteOffset: 0, as: Int32.self)
             plan.workspace = entry.load(fromByteOffset: 16, as: Int.self)
-            _ = cudnnSetConvolutionMathType(plan.convolution, math)
+            _ = cudnnSetConvolutionMathType(plan.convolution, dtype == .float32 ? Self.fmaMath : math)
             return plan
         }
         return nil

@@ -99,6 +99,8 @@ extension KernelSource {
         #define FA_BN 64
         #define FA_KS (FA_D + 8)
         #define FA_VS (FA_BN + 8)
+        // bf16 tensor-core instructions exist from sm_80; older GPUs get an empty kernel the host never launches.
+        #if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
         __device__ __forceinline__ void mma_bf16(float* c, const unsigned* a, unsigned b0, unsigned b1) {
             asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
                          : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
@@ -110,9 +112,11 @@ extension KernelSource {
             asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
             return r;
         }
+        #endif
         extern "C" __global__ void __launch_bounds__(128) flash_attention_bf16_d128(
             const unsigned short* q, View qv, const unsigned short* k, View kv, const unsigned short* v, View vv,
             void* out, int dt_out, float scale_log2) {
+        #if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
             __shared__ __align__(16) unsigned short ks[FA_BM * FA_KS];
             __shared__ __align__(16) unsigned short vt[FA_D * FA_VS];
             const i64 H = qv.shape[1], L = qv.shape[2], S = kv.shape[2];
@@ -151,9 +155,14 @@ extension KernelSource {
                 for (int c = tid; c < FA_BN * (FA_D / 8); c += 128) {
                     int row = c / (FA_D / 8), col = (c % (FA_D / 8)) * 8;
                     i64 r = s0 + row;
-                    uint4 kval = r < S ? *(const uint4*)(kb + r * kv.stride[2] + col) : zero;
+                    *(uint4*)(ks + row * FA_KS + col) = r < S ? *(const uint4*)(kb + r * kv.stride[2] + col) : zero;
+                }
+                // V goes in transposed with the key index fastest across lanes, so a warp's 2-byte stores fill 16
+                // consecutive words (no bank conflicts).
+                for (int c = tid; c < FA_BN * (FA_D / 8); c += 128) {
+                    int row = c % FA_BN, col = (c / FA_BN) * 8;
+                    i64 r = s0 + row;
                     uint4 vval = r < S ? *(const uint4*)(vb + r * vv.stride[2] + col) : zero;
-                    *(uint4*)(ks + row * FA_KS + col) = kval;
                     const unsigned short* ve = (const unsigned short*)&vval;
                     #pragma unroll
                     for (int i = 0; i < 8; ++i) vt[(col + i) * FA_VS + row] = ve[i];
@@ -240,6 +249,7 @@ extension KernelSource {
                     store_f(out, (obase + r1) * FA_D + col + 1, dt_out, o[n][3] * i1);
                 }
             }
+        #endif
         }
         """#
 }
