@@ -111,7 +111,7 @@ public final class CUDABackend: Backend {
     public func resetPeakMemory() { allocator.resetPeak() }
 
     /// Gives cached blocks back to the driver (between jobs, or before a phase that needs the room).
-    public func releaseCachedMemory() { allocator.clearCache() }
+    public func trimMemory() { allocator.clearCache() }
 
     /// Runs `body` holding the context, current on this thread.
     func withContext<R>(_ body: (inout Confined) throws(EngineError) -> R) throws(EngineError) -> R {

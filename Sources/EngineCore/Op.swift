@@ -161,4 +161,10 @@ public protocol Backend: AnyObject, Sendable {
     func download(_ tensor: Tensor) throws(EngineError) -> Tensor
     /// Waits until every operation enqueued so far has finished (and reports a failure of any of them).
     func synchronize() throws(EngineError)
+    /// Gives memory the backend caches for reuse back to the device (after a failed or finished job).
+    func trimMemory()
+}
+
+extension Backend {
+    public func trimMemory() {}
 }

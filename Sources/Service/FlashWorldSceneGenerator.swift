@@ -22,7 +22,10 @@ public struct FlashWorldSceneGenerator: SceneGenerator {
         let (model, backend) = (self.model, self.backend)
         let result = try await BlockingWork.cancellable { isCancelled in
             var noise = SeededNoise(seed: seed)
-            return try FlashWorldPipeline(model: model, backend: backend).generate(
+            // A job that fails (out of device memory, say) leaves nothing cached behind for the next one.
+            var succeeded = false
+            defer { if !succeeded { backend.trimMemory() } }
+            let result = try FlashWorldPipeline(model: model, backend: backend).generate(
                 generation, noise: &noise,
                 progress: { stage, step, steps in
                     // Text and image take a few percent; the four steps share the rest.
@@ -33,6 +36,8 @@ public struct FlashWorldSceneGenerator: SceneGenerator {
                         progress(JobProgress(stage: "step \(step) of \(steps)", step: step, steps: steps, fraction: 0.05 + 0.9 * Double(step - 1) / Double(max(steps, 1))))
                     }
                 }, isCancelled: isCancelled)
+            succeeded = true
+            return result
         }
         return GeneratedScene(cloud: result.cloud, timings: result.timings)
     }
