@@ -54,6 +54,13 @@ struct DeviceOptions: ParsableArguments {
         return gpu.architecture >= 89 ? .fp8 : .bfloat16
     }
 
+    /// The feedback renderer for `backend`: the GPU rasterizer on a GPU (`DIORAMA_CPU_RENDER=1` keeps the CPU renderer,
+    /// to compare), the CPU renderer otherwise.
+    static func viewRenderer(for backend: any Backend) -> (any ViewRenderer)? {
+        guard let gpu = backend as? CUDABackend, getenv("DIORAMA_CPU_RENDER") == nil else { return nil }
+        return CUDAViewRenderer(gpu: gpu)
+    }
+
     /// The tiny model or a model folder, loaded onto `backend` in `precision`.
     static func loadModel(_ model: String, checkpoint: String?, on backend: any Backend, precision: ModelPrecision) throws -> FlashWorldModel {
         if model == "tiny" { return try FlashWorldModel.tiny(on: backend).prepared(for: backend, precision: precision) }

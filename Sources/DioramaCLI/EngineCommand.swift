@@ -128,6 +128,16 @@ struct EngineSelfTest: ParsableCommand {
                 }
             }
         }
+        if let gpu = backend as? CUDABackend, !fixturesOnly {
+            print("GPU rasterizer against the CPU renderer (FlashWorld's renders on white, PSNR over [0, 1]):")
+            do {
+                for result in try RasterSelfTest.run(on: gpu) {
+                    report(result.psnr >= 50, "\(result.name): \(String(format: "%.1f", result.psnr)) dB (at least 50), \(String(format: "%.2f", result.milliseconds)) ms incl. read-back")
+                }
+            } catch {
+                report(false, "rasterizer: \(error)")
+            }
+        }
         if !pipeline.isEmpty {
             let fixture = try PipelineFixture(folder: pipeline)
             for precision in backend.device == cpu.device ? [ModelPrecision.float32] : ModelPrecision.all {

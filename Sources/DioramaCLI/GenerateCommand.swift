@@ -188,7 +188,7 @@ struct GenerateCommand: ParsableCommand {
             throw ExitCode(65)
         }
         if !quiet { printError("running on \(backend.device) in \(precision)\n") }
-        let pipeline = FlashWorldPipeline(model: flashWorld, backend: backend)
+        let pipeline = FlashWorldPipeline(model: flashWorld, backend: backend, renderer: DeviceOptions.viewRenderer(for: backend))
         var noise = SeededNoise(seed: seed)
         let result = try pipeline.generate(generation, noise: &noise) { stage, step, steps in
             if !quiet { printError(stage == "step" ? "step \(step)/\(steps)\n" : "\(stage)…\n") }

@@ -136,7 +136,7 @@ struct ServeCommand: ParsableCommand {
                 let flashWorld = try DeviceOptions.loadModel(configuration.model, checkpoint: configuration.checkpoint, on: backend, precision: precision)
                 log("model \(flashWorld.name) on \(backend.device) in \(precision)")
                 let warmUp = configuration.warmUp ? FlashWorldSceneGenerator.warmUpRequest() : nil
-                await service.install(FlashWorldSceneGenerator(model: flashWorld, backend: backend), name: flashWorld.name, warmUp: warmUp)
+                await service.install(FlashWorldSceneGenerator(model: flashWorld, backend: backend, renderer: DeviceOptions.viewRenderer(for: backend)), name: flashWorld.name, warmUp: warmUp)
                 let readiness = await service.readiness
                 if readiness == .ready {
                     log("ready: the \(flashWorld.name) model")

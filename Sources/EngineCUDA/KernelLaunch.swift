@@ -69,7 +69,9 @@ struct KernelArguments {
 /// (`$DIORAMA_CACHE_DIR`, else `$XDG_CACHE_HOME/diorama`, else `~/.cache/diorama`) so later runs skip compilation.
 public enum KernelCache {
     /// Every kernel source of the backend, as one translation unit.
-    public static var source: String { [KernelSource.common, KernelSource.attention, KernelSource.flashAttention].joined(separator: "\n") }
+    public static var source: String {
+        [KernelSource.common, KernelSource.attention, KernelSource.flashAttention, KernelSource.raster].joined(separator: "\n")
+    }
 
     public static var folder: String {
         if let dir = getenv("DIORAMA_CACHE_DIR").map({ String(cString: $0) }), !dir.isEmpty { return "\(dir)/kernels" }

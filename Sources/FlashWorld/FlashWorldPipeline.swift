@@ -66,10 +66,13 @@ public struct GenerationResult: Sendable {
 public struct FlashWorldPipeline: Sendable {
     public let model: FlashWorldModel
     public let backend: any Backend
+    /// Renders the feedback loop's views; the CPU renderer unless a device rasterizer is given.
+    public let renderer: any ViewRenderer
 
-    public init(model: FlashWorldModel, backend: any Backend) {
+    public init(model: FlashWorldModel, backend: any Backend, renderer: (any ViewRenderer)? = nil) {
         self.model = model
         self.backend = backend
+        self.renderer = renderer ?? CPUViewRenderer()
     }
 
     public typealias Progress = (_ stage: String, _ step: Int, _ steps: Int) -> Void
@@ -159,7 +162,7 @@ public struct FlashWorldPipeline: Sendable {
                 break
             }
             inspect?("gaussians_step\(step)", gaussians)
-            let renders = try render(gaussians, cameras: cameras, width: request.width, height: request.height)
+            let renders = try renderer.render(gaussians, cameras: cameras, width: request.width, height: request.height, on: b)
             inspect?("renders_step\(step)", renders)
             try lap("step \(step + 1): render")
             let latents3D = try encodeAndScale(renders, noise: &noise, statistics: statistics)
@@ -208,22 +211,6 @@ public struct FlashWorldPipeline: Sendable {
         return try b.divide(try b.subtract(sample, s.mean), s.std)
     }
 
-    /// The Gaussians rendered from every camera on white, as images `[n, 3, H, W]` in [−1, 1] on the backend. Until
-    /// the GPU rasterizer exists this reads the Gaussians back and renders on the CPU (an explicit host round trip).
-    func render(_ gaussians: Tensor, cameras: [Camera], width: Int, height: Int) throws -> Tensor {
-        let cloud = try Self.cloud(try backend.download(gaussians), scale: 1, logEpsilon: 0)
-        let renderer = SplatRenderer(options: RenderOptions(background: SIMD3(1, 1, 1), shDegree: 2))
-        var pixels = [Float](repeating: 0, count: cameras.count * 3 * width * height)
-        let plane = width * height
-        for (f, camera) in cameras.enumerated() {
-            let image = try renderer.render(cloud, camera: RenderCamera(camera, width: width, height: height, farPlane: 1000))
-            for p in 0..<plane {
-                for c in 0..<3 { pixels[(f * 3 + c) * plane + p] = min(max(image.rgb[3 * p + c] * 2 - 1, -1), 1) }
-            }
-        }
-        return try backend.constant(pixels, shape: [cameras.count, 3, height, width])
-    }
-
     /// Gaussians `[m, 38]` as a cloud in the cameras' OpenGL world (RUB), positions and scales times `scale`.
     static func cloud(_ gaussians: Tensor, scale: Float, logEpsilon: Float = 1e-8) throws -> GaussianCloud {
         let g = gaussians.floats()
@@ -249,6 +236,32 @@ public struct FlashWorldPipeline: Sendable {
     /// The reference's export: positions and scales times `T_norm` (not `T_norm + 0.01`), camera 0's frame kept; the
     /// one read-back of the final scene.
     func exported(_ gaussians: Tensor, scale: Float) throws -> GaussianCloud { try Self.cloud(try backend.download(gaussians), scale: scale) }
+}
+
+/// Renders the feedback loop's views: Gaussians `[m, 38]` (the head's layout) seen from every camera on white, as
+/// images `[n, 3, H, W]` in [−1, 1] on the backend (`flashworld-model.md` §9), with gsplat 1.5.2/1.5.3's semantics.
+public protocol ViewRenderer: Sendable {
+    func render(_ gaussians: Tensor, cameras: [Camera], width: Int, height: Int, on backend: any Backend) throws -> Tensor
+}
+
+/// The CPU renderer: reads the Gaussians back (an explicit host round trip on a GPU backend) and renders each view
+/// on every core.
+public struct CPUViewRenderer: ViewRenderer {
+    public init() {}
+
+    public func render(_ gaussians: Tensor, cameras: [Camera], width: Int, height: Int, on backend: any Backend) throws -> Tensor {
+        let cloud = try FlashWorldPipeline.cloud(try backend.download(gaussians), scale: 1, logEpsilon: 0)
+        let renderer = SplatRenderer(options: RenderOptions(background: SIMD3(1, 1, 1), shDegree: 2))
+        var pixels = [Float](repeating: 0, count: cameras.count * 3 * width * height)
+        let plane = width * height
+        for (f, camera) in cameras.enumerated() {
+            let image = try renderer.render(cloud, camera: RenderCamera(camera, width: width, height: height, farPlane: 1000))
+            for p in 0..<plane {
+                for c in 0..<3 { pixels[(f * 3 + c) * plane + p] = min(max(image.rgb[3 * p + c] * 2 - 1, -1), 1) }
+            }
+        }
+        return try backend.constant(pixels, shape: [cameras.count, 3, height, width])
+    }
 }
 
 func monotonic() -> Double {

@@ -8,10 +8,12 @@ import SplatCore
 public struct FlashWorldSceneGenerator: SceneGenerator {
     public let model: FlashWorldModel
     public let backend: any Backend
+    public let renderer: (any ViewRenderer)?
 
-    public init(model: FlashWorldModel, backend: any Backend) {
+    public init(model: FlashWorldModel, backend: any Backend, renderer: (any ViewRenderer)? = nil) {
         self.model = model
         self.backend = backend
+        self.renderer = renderer
     }
 
     public func generate(_ request: SceneRequest, seed: UInt64, progress: @escaping @Sendable (JobProgress) -> Void) async throws -> GeneratedScene {
@@ -19,13 +21,13 @@ public struct FlashWorldSceneGenerator: SceneGenerator {
         let generation = GenerationRequest(
             prompt: request.prompt, image: image, imageIndex: request.imageIndex, cameras: request.cameras, frames: request.frames,
             width: request.width, height: request.height)
-        let (model, backend) = (self.model, self.backend)
+        let (model, backend, renderer) = (self.model, self.backend, self.renderer)
         let result = try await BlockingWork.cancellable { isCancelled in
             var noise = SeededNoise(seed: seed)
             // A job that fails (out of device memory, say) leaves nothing cached behind for the next one.
             var succeeded = false
             defer { if !succeeded { backend.trimMemory() } }
-            let result = try FlashWorldPipeline(model: model, backend: backend).generate(
+            let result = try FlashWorldPipeline(model: model, backend: backend, renderer: renderer).generate(
                 generation, noise: &noise,
                 progress: { stage, step, steps in
                     // Text and image take a few percent; the four steps share the rest.
