@@ -89,7 +89,7 @@ let package = Package(
         .testTarget(
             name: "DioramaCLITests",
             dependencies: [
-                "DioramaCLI", "SplatIO", "SplatCore", "Cameras", "MediaIO", "Checkpoints", "FlashWorld",
+                "DioramaCLI", "SplatIO", "SplatCore", "Cameras", "MediaIO", "Checkpoints", "FlashWorld", "EngineCUDA",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
     ],

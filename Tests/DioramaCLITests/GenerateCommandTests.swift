@@ -3,6 +3,7 @@ import Foundation
 import SplatCore
 import SplatIO
 import Testing
+import EngineCUDA
 
 @testable import DioramaCLI
 
@@ -27,6 +28,22 @@ struct GenerateCommandTests {
         let (cloud, _) = try SplatFile.read(InputSource(path: output))
         #expect(cloud.count == 2 * 2 * 32 * 32)
         #expect(cloud.frame == .rub && cloud.shDegree == 2)
+    }
+
+    /// `--device` and `--precision`: bad names are refused before any work; the CPU runs every precision (the oracle's
+    /// ops on bf16 and FP8 weights); `cuda` without a GPU says so with exit 69.
+    @Test func deviceAndPrecisionAreChosenAndChecked() throws {
+        #expect(throws: (any Error).self) { try DioramaCommand.parseAsRoot(["generate", "--prompt", "x", "--device", "tpu", "-o", "\(folder)/a.spz"]) }
+        #expect(throws: (any Error).self) { try DioramaCommand.parseAsRoot(["generate", "--prompt", "x", "--precision", "int4", "-o", "\(folder)/a.spz"]) }
+        let output = "\(folder)/fp8.spz"
+        try run(["generate", "--prompt", "a hall", "--frames", "2", "--size", "64x64", "--device", "cpu", "--precision", "fp8", "-o", output, "-q"])
+        #expect(try SplatFile.read(InputSource(path: output)).0.count == 2 * 2 * 32 * 32)
+        if (try? EngineCUDA.CUDABackend.open()) == nil {
+            #expect { try run(["generate", "--prompt", "x", "--frames", "2", "--size", "64x64", "--device", "cuda", "-o", "\(folder)/c.spz", "-q"]) } throws: {
+                ($0 as? ExitCode)?.rawValue == 69
+            }
+            #expect(!FileManager.default.fileExists(atPath: "\(folder)/c.spz"))
+        }
     }
 
     @Test func anImageConditionsTheTinyModel() throws {
