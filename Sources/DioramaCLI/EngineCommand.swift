@@ -173,6 +173,7 @@ struct EngineSelfTest: ParsableCommand {
             }
         }
         try reportingErrors { () throws(EngineError) in try backend.synchronize() }
+        if let gpu = backend as? CUDABackend { print("linear_fp8 runs as: \(gpu.fp8Path)") }
         print("memory: \(backend.memoryStats)")
         print("\(passed) passed, \(failed) failed")
         if failed > 0 { throw ExitCode(1) }
@@ -293,7 +294,8 @@ enum RandomChecks {
             op(.channelRMSNorm(eps: 1e-12), "channel_rms_norm bf16 [4, 256, 60, 88]", tolerance: 1e-2, why: bf16) {
                 [try random([4, 256, 60, 88], seed: 31, dtype: .bfloat16), try random([256, 1, 1], seed: 32)]
             },
-            op(.softmax(axis: 1), "softmax f32 over axis 1 of [64, 7920, 3]", tolerance: 1e-5, why: f32Sum) {
+            op(.softmax(axis: 1), "softmax f32 over axis 1 of [64, 7920, 3]", tolerance: 1e-4,
+               why: "float32 sums of 7,920 exponentials in another order, and the device's expf within 2 ulp of glibc's") {
                 [try random([64, 7920, 3], seed: 33, scale: 4)]
             },
             op(.silu, "silu bf16 [24, 128, 60, 88]", tolerance: 1e-2, why: bf16) { [try random([24, 128, 60, 88], seed: 34, dtype: .bfloat16)] },

@@ -26,6 +26,14 @@ public final class CUDABackend: Backend {
     let allocator: CachingAllocator
     let maxSharedMemory: Int
     private let state: Mutex<Confined>
+    /// FP8 products through cuBLASLt: 0 with the bias epilogue, 1 without it, 2 not at all (the composed path).
+    let fp8Support = Atomic<Int>(0)
+
+    /// How `linear_fp8` runs here (known after its first call).
+    public var fp8Path: String {
+        ["cuBLASLt e4m3 product with the bias epilogue", "cuBLASLt e4m3 product, bias added after", "composed (dequantised) reference"][
+            fp8Support.load(ordering: .relaxed)]
+    }
 
     /// The handles only the lock holder touches.
     struct Confined: @unchecked Sendable {

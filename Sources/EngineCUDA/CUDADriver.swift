@@ -191,6 +191,18 @@ struct CuBLASLt: @unchecked Sendable {
             OpaquePointer?, OpaquePointer?, UnsafeRawPointer, UInt64, OpaquePointer?, UInt64, OpaquePointer?,
             UnsafeRawPointer, UInt64, OpaquePointer?, UInt64, OpaquePointer?, UnsafeRawPointer?, UInt64, Int, OpaquePointer?
         ) -> Status
+    let cublasLtMatmulPreferenceCreate: @convention(c) (UnsafeMutablePointer<OpaquePointer?>) -> Status
+    let cublasLtMatmulPreferenceDestroy: @convention(c) (OpaquePointer?) -> Status
+    let cublasLtMatmulPreferenceSetAttribute: @convention(c) (OpaquePointer?, Int32, UnsafeRawPointer, Int) -> Status
+    /// (handle, desc, A, B, C, D layouts, preference, requested, results (96 bytes each), returned)
+    let cublasLtMatmulAlgoGetHeuristic:
+        @convention(c) (
+            OpaquePointer?, OpaquePointer?, OpaquePointer?, OpaquePointer?, OpaquePointer?, OpaquePointer?, OpaquePointer?, Int32,
+            UnsafeMutableRawPointer, UnsafeMutablePointer<Int32>
+        ) -> Status
+    static let preferenceMaxWorkspace: Int32 = 1
+    /// `cublasLtMatmulHeuristicResult_t`: the algorithm (64 bytes) first, its workspace (size_t) at 64, state at 72.
+    static let heuristicResultSize = 96
 
     // cublasComputeType_t and cudaDataType_t values.
     static let compute32F: Int32 = 68
@@ -228,6 +240,11 @@ struct CuBLASLt: @unchecked Sendable {
         cublasLtMatrixLayoutSetAttribute = try library.symbol(
             "cublasLtMatrixLayoutSetAttribute", as: type(of: cublasLtMatrixLayoutSetAttribute))
         cublasLtMatmul = try library.symbol("cublasLtMatmul", as: type(of: cublasLtMatmul))
+        cublasLtMatmulPreferenceCreate = try library.symbol("cublasLtMatmulPreferenceCreate", as: type(of: cublasLtMatmulPreferenceCreate))
+        cublasLtMatmulPreferenceDestroy = try library.symbol("cublasLtMatmulPreferenceDestroy", as: type(of: cublasLtMatmulPreferenceDestroy))
+        cublasLtMatmulPreferenceSetAttribute = try library.symbol(
+            "cublasLtMatmulPreferenceSetAttribute", as: type(of: cublasLtMatmulPreferenceSetAttribute))
+        cublasLtMatmulAlgoGetHeuristic = try library.symbol("cublasLtMatmulAlgoGetHeuristic", as: type(of: cublasLtMatmulAlgoGetHeuristic))
     }
 
     static func dataType(_ dtype: DType) -> Int32? {

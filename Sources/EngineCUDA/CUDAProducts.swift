@@ -76,9 +76,28 @@ extension CUDABackend {
             }
             var alpha: Float = 1, beta: Float = accumulate ? 1 : 0
             let space = confined.workspace!
+            // FP8 products take an algorithm from an explicit heuristic query (the implicit one declines them).
+            var algorithm: UnsafeMutableRawPointer?
+            defer { algorithm?.deallocate() }
+            if scales != nil {
+                var preference: OpaquePointer?
+                guard blas.cublasLtMatmulPreferenceCreate(&preference) == 0 else { throw EngineError(.device, "cublasLtMatmulPreferenceCreate failed") }
+                defer { _ = blas.cublasLtMatmulPreferenceDestroy(preference) }
+                var bytes = UInt64(space.size)
+                _ = blas.cublasLtMatmulPreferenceSetAttribute(preference, CuBLASLt.preferenceMaxWorkspace, &bytes, 8)
+                let result = UnsafeMutableRawPointer.allocate(byteCount: CuBLASLt.heuristicResultSize, alignment: 16)
+                var returned: Int32 = 0
+                let found = blas.cublasLtMatmulAlgoGetHeuristic(
+                    confined.blasHandle, desc, layouts[0], layouts[1], layouts[2], layouts[2], preference, 1, result, &returned)
+                guard found == 0, returned > 0, result.load(fromByteOffset: 72, as: Int32.self) == 0 else {
+                    result.deallocate()
+                    throw EngineError(.unsupportedOp, "cuBLASLt has no FP8 algorithm for \(c.rows)x\(c.columns) (heuristic status \(found))")
+                }
+                algorithm = result
+            }
             let status = blas.cublasLtMatmul(
                 confined.blasHandle, desc, &alpha, a.address, layouts[0], b.address, layouts[1], &beta, c.address, layouts[2], c.address,
-                layouts[2], nil, UInt64(space.address), space.size, confined.stream)
+                layouts[2], algorithm.map { UnsafeRawPointer($0) }, UInt64(space.address), space.size, confined.stream)
             guard status == 0 else {
                 throw EngineError(
                     .device, "cublasLtMatmul failed with status \(status) for \(dtype) \(c.rows)x\(c.columns)x\(a.transposed ? a.rows : a.columns) (batch \(batch))")
@@ -141,12 +160,33 @@ extension CUDABackend {
             bias = try contiguous(inputs[3].dtype == .bfloat16 ? inputs[3] : try cast(inputs[3], to: .bfloat16))
         }
         let out = try empty(Array(x.shape.dropLast()) + [n], dtype: outType)
-        try gemm(
-            MatrixOperand(address: Self.address(weight), rows: k, columns: n, leading: k, batchStride: 0, transposed: true),
-            MatrixOperand(address: Self.address(quantized), rows: k, columns: m, leading: k, batchStride: 0),
-            MatrixOperand(address: Self.address(out), rows: n, columns: m, leading: n, batchStride: 0), batch: 1, dtype: .float8E4M3,
-            outputType: outType, bias: bias, scales: (Self.address(weightScale), Self.address(inverse)))
-        return out
+        func product(bias: Tensor?) throws(EngineError) {
+            try gemm(
+                MatrixOperand(address: Self.address(weight), rows: k, columns: n, leading: k, batchStride: 0, transposed: true),
+                MatrixOperand(address: Self.address(quantized), rows: k, columns: m, leading: k, batchStride: 0),
+                MatrixOperand(address: Self.address(out), rows: n, columns: m, leading: n, batchStride: 0), batch: 1, dtype: .float8E4M3,
+                outputType: outType, bias: bias, scales: (Self.address(weightScale), Self.address(inverse)))
+        }
+        // The fused bias epilogue first; without it (bias added after) where cuBLASLt declines; the composed
+        // reference where it has no FP8 product at all (remembered, so the refusal is paid once).
+        if fp8Support.load(ordering: .relaxed) != 2 {
+            do {
+                if fp8Support.load(ordering: .relaxed) == 0 {
+                    try product(bias: bias)
+                    return out
+                }
+            } catch {
+                fp8Support.store(1, ordering: .relaxed)
+            }
+            do {
+                try product(bias: nil)
+                guard let bias else { return out }
+                return try binary(.add, [out, bias], code: 0)
+            } catch {
+                fp8Support.store(2, ordering: .relaxed)
+            }
+        }
+        return try composed(.linearFP8, inputs)[0]
     }
 
     /// FlashWorld's activation quantisation in two kernels: the amax of the bf16-rounded input (one atomic per
