@@ -45,6 +45,8 @@ public final class CUDABackend: Backend {
         var blas: CuBLASLt?
         var blasHandle: OpaquePointer?
         var workspace: MemoryBlock?
+        /// cuBLASLt's algorithm per product shape (its 64 bytes), empty where the implicit query is used.
+        var algorithms: [String: [UInt8]] = [:]
         var cudnnState = CuDNNState.untried
         var cudnn: CuDNN?
         var cudnnHandle: OpaquePointer?

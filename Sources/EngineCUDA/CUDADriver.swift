@@ -201,6 +201,8 @@ struct CuBLASLt: @unchecked Sendable {
             UnsafeMutableRawPointer, UnsafeMutablePointer<Int32>
         ) -> Status
     static let preferenceMaxWorkspace: Int32 = 1
+    /// CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_{A,B,C,D}_BYTES: the heuristic then only offers kernels these pointers suit.
+    static let preferenceMinAlignment: [Int32] = [5, 6, 7, 8]
     /// `cublasLtMatmulHeuristicResult_t`: the algorithm (64 bytes) first, its workspace (size_t) at 64, state at 72.
     static let heuristicResultSize = 96
 

@@ -76,28 +76,45 @@ extension CUDABackend {
             }
             var alpha: Float = 1, beta: Float = accumulate ? 1 : 0
             let space = confined.workspace!
-            // FP8 products take an algorithm from an explicit heuristic query (the implicit one declines them).
-            var algorithm: UnsafeMutableRawPointer?
-            defer { algorithm?.deallocate() }
-            if scales != nil {
+            // An algorithm from cuBLASLt's heuristic with our workspace and the operands' real alignment, cached per
+            // shape (the implicit query allows no workspace, which excludes the fastest kernels and every FP8 one).
+            func alignment(_ address: UInt64) -> UInt32 { UInt32(min(256, 1 << min(address.trailingZeroBitCount, 8))) }
+            let key = "\(dtype) \(outputType ?? dtype) \([a, b, c].map { "\($0.rows)x\($0.columns)/\($0.leading)/\($0.batchStride)/\($0.transposed)" }) "
+                + "\(batch) \(bias?.dtype.rawValue ?? "-") \(scales != nil) \(accumulate) \([a.address, b.address, c.address].map(alignment))"
+            if confined.algorithms[key] == nil {
                 var preference: OpaquePointer?
                 guard blas.cublasLtMatmulPreferenceCreate(&preference) == 0 else { throw EngineError(.device, "cublasLtMatmulPreferenceCreate failed") }
                 defer { _ = blas.cublasLtMatmulPreferenceDestroy(preference) }
                 var bytes = UInt64(space.size)
                 _ = blas.cublasLtMatmulPreferenceSetAttribute(preference, CuBLASLt.preferenceMaxWorkspace, &bytes, 8)
-                let result = UnsafeMutableRawPointer.allocate(byteCount: CuBLASLt.heuristicResultSize, alignment: 16)
-                var returned: Int32 = 0
-                let found = blas.cublasLtMatmulAlgoGetHeuristic(
-                    confined.blasHandle, desc, layouts[0], layouts[1], layouts[2], layouts[2], preference, 1, result, &returned)
-                guard found == 0, returned > 0, result.load(fromByteOffset: 72, as: Int32.self) == 0 else {
-                    result.deallocate()
-                    throw EngineError(.unsupportedOp, "cuBLASLt has no FP8 algorithm for \(c.rows)x\(c.columns) (heuristic status \(found))")
+                for (attribute, address) in zip(CuBLASLt.preferenceMinAlignment, [a.address, b.address, c.address, c.address]) {
+                    var bytes = alignment(address)
+                    _ = blas.cublasLtMatmulPreferenceSetAttribute(preference, attribute, &bytes, 4)
                 }
-                algorithm = result
+                var result = [UInt8](repeating: 0, count: CuBLASLt.heuristicResultSize)
+                var returned: Int32 = 0
+                let found = result.withUnsafeMutableBytes { buffer in
+                    blas.cublasLtMatmulAlgoGetHeuristic(
+                        confined.blasHandle, desc, layouts[0], layouts[1], layouts[2], layouts[2], preference, 1, buffer.baseAddress!, &returned)
+                }
+                let usable = found == 0 && returned > 0 && result.withUnsafeBytes { $0.load(fromByteOffset: 72, as: Int32.self) } == 0
+                confined.algorithms[key] = usable ? Array(result.prefix(64)) : []
             }
-            let status = blas.cublasLtMatmul(
-                confined.blasHandle, desc, &alpha, a.address, layouts[0], b.address, layouts[1], &beta, c.address, layouts[2], c.address,
-                layouts[2], algorithm.map { UnsafeRawPointer($0) }, UInt64(space.address), space.size, confined.stream)
+            let chosen = confined.algorithms[key] ?? []
+            if chosen.isEmpty && scales != nil {
+                throw EngineError(.unsupportedOp, "cuBLASLt offers no FP8 algorithm for \(c.rows)x\(c.columns)x\(a.transposed ? a.rows : a.columns)")
+            }
+            func multiply(_ algorithm: UnsafeRawPointer?) -> Int32 {
+                blas.cublasLtMatmul(
+                    confined.blasHandle, desc, &alpha, a.address, layouts[0], b.address, layouts[1], &beta, c.address, layouts[2], c.address,
+                    layouts[2], algorithm, UInt64(space.address), space.size, confined.stream)
+            }
+            var status = chosen.isEmpty ? multiply(nil) : chosen.withUnsafeBytes { multiply($0.baseAddress) }
+            if status != 0 && !chosen.isEmpty && scales == nil {
+                // The implicit query as a last resort, remembered for this shape.
+                confined.algorithms[key] = []
+                status = multiply(nil)
+            }
             guard status == 0 else {
                 throw EngineError(
                     .device, "cublasLtMatmul failed with status \(status) for \(dtype) \(c.rows)x\(c.columns)x\(a.transposed ? a.rows : a.columns) (batch \(batch))")
