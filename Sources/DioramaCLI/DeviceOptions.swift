@@ -17,6 +17,18 @@ struct DeviceOptions: ParsableArguments {
     @Option(help: "fp32, bf16 or fp8 (FP8 transformer block linears, the rest bf16). Default: fp8 on GPUs from sm_89, bf16 on older GPUs, fp32 on the CPU.")
     var precision: String?
 
+    var choice: DeviceChoice { DeviceChoice(device: device, precision: precision) }
+
+    func validate() throws { try choice.validate() }
+    func backend(quiet: Bool = false) throws -> any Backend { try choice.backend(quiet: quiet) }
+    func modelPrecision(for backend: any Backend) -> ModelPrecision { choice.modelPrecision(for: backend) }
+}
+
+/// The device and precision a command asked for (from flags, settings or `DIORAMA_DEVICE`), resolved.
+struct DeviceChoice {
+    var device: String?
+    var precision: String?
+
     /// The device named by the flag, else `DIORAMA_DEVICE`, else auto.
     var requestedDevice: String {
         device ?? getenv("DIORAMA_DEVICE").map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 } ?? "auto"

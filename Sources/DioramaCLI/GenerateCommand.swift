@@ -179,7 +179,7 @@ struct GenerateCommand: ParsableCommand {
         let precision = device.modelPrecision(for: backend)
         let flashWorld: FlashWorldModel
         do {
-            flashWorld = try DeviceOptions.loadModel(model, checkpoint: checkpoint, on: backend, precision: precision)
+            flashWorld = try DeviceChoice.loadModel(model, checkpoint: checkpoint, on: backend, precision: precision)
         } catch let error as EngineError {
             try reportingErrors { () throws(EngineError) in throw error }
             return
@@ -188,7 +188,7 @@ struct GenerateCommand: ParsableCommand {
             throw ExitCode(65)
         }
         if !quiet { printError("running on \(backend.device) in \(precision)\n") }
-        let pipeline = FlashWorldPipeline(model: flashWorld, backend: backend, renderer: DeviceOptions.viewRenderer(for: backend))
+        let pipeline = FlashWorldPipeline(model: flashWorld, backend: backend, renderer: DeviceChoice.viewRenderer(for: backend))
         var noise = SeededNoise(seed: seed)
         let result = try pipeline.generate(generation, noise: &noise) { stage, step, steps in
             if !quiet { printError(stage == "step" ? "step \(step)/\(steps)\n" : "\(stage)…\n") }

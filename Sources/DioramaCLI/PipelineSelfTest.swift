@@ -62,7 +62,7 @@ struct PipelineFixture {
         var seen: [String: Tensor] = [:]
         var failure: (any Error)?
         let start = monotonicSeconds()
-        _ = try FlashWorldPipeline(model: model, backend: backend, renderer: DeviceOptions.viewRenderer(for: backend)).generate(request, noise: &recorded, inspect: { name, value in
+        _ = try FlashWorldPipeline(model: model, backend: backend, renderer: DeviceChoice.viewRenderer(for: backend)).generate(request, noise: &recorded, inspect: { name, value in
             do { seen[name] = try backend.download(value) } catch { failure = error }
         })
         if let failure { throw failure }

@@ -1,4 +1,6 @@
 import ArgumentParser
+import EngineCUDA
+import EngineCore
 import Cameras
 import MediaIO
 import SplatCore
@@ -55,6 +57,9 @@ struct RenderCommand: ParsableCommand {
 
     @Option(help: "SH degree to shade with, 0-3 (default: the scene's).")
     var shDegree: Int?
+
+    @Option(help: ArgumentHelp("cpu, cuda, or auto (the GPU when one works; DIORAMA_DEVICE sets the default).", valueName: "device"))
+    var device: String?
 
     @Option(help: "Vertical field of view in degrees, for generated paths and template steps.")
     var fov: Double = 60
@@ -206,6 +211,10 @@ struct RenderCommand: ParsableCommand {
 
     func render(_ cloud: GaussianCloud, cameras: [Camera], size: ImageSize, sceneFrame: CoordinateFrame) throws {
         let renderer = SplatRenderer(options: RenderOptions(background: background.rgb, shDegree: shDegree))
+        let choice = DeviceChoice(device: device)
+        try choice.validate()
+        let gpu = try choice.backend(quiet: quiet) as? CUDABackend
+        let frames = try gpu.map { gpu in try GPUFrames(gpu: gpu, cloud: cloud, size: size, far: far, shDegree: shDegree, background: background.rgb) }
         var encoder: VideoEncoder?
         switch destination {
         case .video:
@@ -225,9 +234,13 @@ struct RenderCommand: ParsableCommand {
         let bar = ProgressBar("rendering \(cameras.count) frames", enabled: !quiet)
         let start = monotonicSeconds()
         for (index, camera) in cameras.enumerated() {
-            let view = RenderCamera(camera, width: size.width, height: size.height, farPlane: far)
-            let image = try reportingErrors { () throws(RenderError) in try renderer.render(cloud, camera: view) }
-            let rgb = image.rgb8()
+            let rgb: [UInt8]
+            if let frames {
+                rgb = try reportingErrors { () throws(EngineError) in try frames.frame(index, of: cameras) }
+            } else {
+                let view = RenderCamera(camera, width: size.width, height: size.height, farPlane: far)
+                rgb = try reportingErrors { () throws(RenderError) in try renderer.render(cloud, camera: view) }.rgb8()
+            }
             switch destination {
             case .video:
                 try reportingErrors { () throws(MediaError) in try encoder?.append(rgb: rgb) }
@@ -255,5 +268,60 @@ struct RenderCommand: ParsableCommand {
                 "rendered \(cameras.count) frame\(cameras.count == 1 ? "" : "s") at \(size.description) in \(formatted(Float(seconds))) s (\(formatted(Float(rate))) fps): \(output)\(turned)"
             )
         }
+    }
+}
+
+/// Frames rendered on the GPU, a batch of views at a time: the scene uploaded once as rows (position, opacity,
+/// scale, rotation, SH), each batch read back as 8-bit RGB.
+final class GPUFrames {
+    let gpu: CUDABackend
+    let rows: Tensor
+    let size: ImageSize
+    let far: Float
+    let shDegree: Int?
+    let background: SIMD3<Float>
+    static let batch = 8
+    private var cached: (first: Int, frames: [[UInt8]])?
+
+    init(gpu: CUDABackend, cloud: GaussianCloud, size: ImageSize, far: Float, shDegree: Int?, background: SIMD3<Float>) throws {
+        self.gpu = gpu
+        self.size = size
+        self.far = far
+        self.shDegree = shDegree
+        self.background = background
+        let stride = 11 + cloud.shStride
+        var values = [Float](repeating: 0, count: cloud.count * stride)
+        for i in 0..<cloud.count {
+            let row = i * stride
+            for k in 0..<3 {
+                values[row + k] = cloud.positions[3 * i + k]
+                values[row + 4 + k] = expf(cloud.logScales[3 * i + k])
+            }
+            values[row + 3] = sigmoid(cloud.logitOpacities[i])
+            for k in 0..<4 { values[row + 7 + k] = cloud.rotations[4 * i + k] }
+            for k in 0..<cloud.shStride { values[row + 11 + k] = cloud.sh[cloud.shStride * i + k] }
+        }
+        rows = try gpu.upload(try Tensor(values, shape: [cloud.count, stride]))
+    }
+
+    /// Frame `index` of `cameras`, rendering the batch it belongs to when it is not the one at hand.
+    func frame(_ index: Int, of cameras: [Camera]) throws(EngineError) -> [UInt8] {
+        if let cached, (cached.first..<(cached.first + cached.frames.count)).contains(index) { return cached.frames[index - cached.first] }
+        let first = index, count = min(Self.batch, cameras.count - index)
+        let views = CUDAViewRenderer.views(Array(cameras[first..<(first + count)]), width: size.width, height: size.height, farPlane: far)
+        let planes = try gpu.readFloats(
+            try gpu.rasterize(
+                rows, views: views, width: size.width, height: size.height, shDegree: shDegree,
+                background: (background.x, background.y, background.z)
+            ).rgb)
+        let plane = size.width * size.height
+        let frames = (0..<count).map { v in
+            (0..<(3 * plane)).map { k -> UInt8 in
+                let value = planes[(v * 3 + k % 3) * plane + k / 3]
+                return value.isNaN ? 0 : UInt8((min(max(value, 0), 1) * 255).rounded())
+            }
+        }
+        cached = (first, frames)
+        return frames[0]
     }
 }

@@ -128,15 +128,13 @@ struct ServeCommand: ParsableCommand {
         // Listen first, so /health can say what is happening while the model loads and warms up.
         Task.detached {
             do {
-                var options = DeviceOptions()
-                options.device = configuration.device
-                options.precision = configuration.precision
+                let options = DeviceChoice(device: configuration.device, precision: configuration.precision)
                 let backend = try options.backend()
                 let precision = options.modelPrecision(for: backend)
-                let flashWorld = try DeviceOptions.loadModel(configuration.model, checkpoint: configuration.checkpoint, on: backend, precision: precision)
+                let flashWorld = try DeviceChoice.loadModel(configuration.model, checkpoint: configuration.checkpoint, on: backend, precision: precision)
                 log("model \(flashWorld.name) on \(backend.device) in \(precision)")
                 let warmUp = configuration.warmUp ? FlashWorldSceneGenerator.warmUpRequest() : nil
-                await service.install(FlashWorldSceneGenerator(model: flashWorld, backend: backend, renderer: DeviceOptions.viewRenderer(for: backend)), name: flashWorld.name, warmUp: warmUp)
+                await service.install(FlashWorldSceneGenerator(model: flashWorld, backend: backend, renderer: DeviceChoice.viewRenderer(for: backend)), name: flashWorld.name, warmUp: warmUp)
                 let readiness = await service.readiness
                 if readiness == .ready {
                     log("ready: the \(flashWorld.name) model")

@@ -33,16 +33,20 @@ extension CUDABackend {
     static let splatRecordBytes = 48
     static let rasterTile = 16
 
-    /// Renders `gaussians` (`[n, 38]` float32 on this device) from every view. `flashWorldRange` writes
-    /// `clamp(2·rgb − 1, −1, 1)` in `outputType`, as FlashWorld feeds its VAE; otherwise plain RGB in float32.
+    /// Renders `gaussians` (`[n, 11 + 3·coefficients]` float32 on this device: FlashWorld's `[n, 38]` head layout,
+    /// or a cloud's rows with SH degree 0-3) from every view, shading with SH up to `shDegree` (the rows' own by
+    /// default). `flashWorldRange` writes `clamp(2·rgb − 1, −1, 1)` in `outputType`, as FlashWorld feeds its VAE;
+    /// otherwise plain RGB in float32.
     public func rasterize(
-        _ gaussians: Tensor, views: [RasterView], width: Int, height: Int, background: (Float, Float, Float) = (1, 1, 1),
+        _ gaussians: Tensor, views: [RasterView], width: Int, height: Int, shDegree: Int? = nil, background: (Float, Float, Float) = (1, 1, 1),
         eps2d: Float = 0.3, maxAlpha: Float = 0.999, flashWorldRange: Bool = false, outputType: DType = .float32,
         withAlphaAndDepth: Bool = false
     ) throws(EngineError) -> RasterOutput {
-        guard gaussians.device == device, gaussians.rank == 2, gaussians.shape[1] == 38 else {
-            throw EngineError(.shapeMismatch, "rasterize: Gaussians must be [n, 38] on \(device), not \(gaussians)")
+        let rowDegrees = [14: 0, 23: 1, 38: 2, 59: 3]
+        guard gaussians.device == device, gaussians.rank == 2, let rowDegree = rowDegrees[gaussians.shape[1]] else {
+            throw EngineError(.shapeMismatch, "rasterize: Gaussians must be [n, 14 | 23 | 38 | 59] on \(device) (SH degree 0-3), not \(gaussians)")
         }
+        let degree = min(max(shDegree ?? rowDegree, 0), rowDegree)
         guard width > 0, height > 0, width <= 16384, height <= 16384, !views.isEmpty else {
             throw EngineError(.invalidArgument, "rasterize: size \(width)x\(height) must be 1 to 16384 a side, with at least one view")
         }
@@ -60,7 +64,8 @@ extension CUDABackend {
         while first < views.count {
             let count = min(batchViews, views.count - first)
             try rasterizeBatch(
-                points, views: Array(views[first..<(first + count)]), width: width, height: height, tileBits: tileBits, tiles: tilesWide * tilesHigh,
+                points, degree: degree, views: Array(views[first..<(first + count)]), width: width, height: height, tileBits: tileBits,
+                tiles: tilesWide * tilesHigh,
                 background: background, eps2d: eps2d, maxAlpha: maxAlpha, mode: flashWorldRange ? 1 : 0, rgb: rgb, alpha: alpha, depth: depth,
                 viewOffset: first)
             first += count
@@ -69,7 +74,7 @@ extension CUDABackend {
     }
 
     private func rasterizeBatch(
-        _ points: Tensor, views: [RasterView], width: Int, height: Int, tileBits: Int, tiles: Int, background: (Float, Float, Float),
+        _ points: Tensor, degree: Int, views: [RasterView], width: Int, height: Int, tileBits: Int, tiles: Int, background: (Float, Float, Float),
         eps2d: Float, maxAlpha: Float, mode: Int32, rgb: Tensor, alpha: Tensor?, depth: Tensor?, viewOffset: Int
     ) throws(EngineError) {
         let n = points.shape[0], pairs = n * views.count
@@ -79,6 +84,8 @@ extension CUDABackend {
         var a = KernelArguments()
         a.pointer(points)
         a.append(Int64(n))
+        a.append(Int32(points.shape[1]))
+        a.append(Int32(degree))
         a.pointer(viewTable)
         a.append(Int32(views.count))
         a.append(Int32(width))

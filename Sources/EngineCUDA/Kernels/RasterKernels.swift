@@ -4,8 +4,9 @@ extension KernelSource {
     /// touches, emit one `view | tile | depth` key per overlap, sort the keys (a stable LSD radix sort over the bits in
     /// use), find each tile's run, and blend each tile front to back with one thread per pixel.
     ///
-    /// Gaussians arrive in FlashWorld's head layout, `[n, 38]` float32: position 3, opacity 1 (activated), scale 3
-    /// (linear), rotation 4 (w, x, y, z), SH degree 2 as 9 coefficients of RGB. A view is 24 floats: the world-to-camera
+    /// Gaussians arrive as rows of float32: position 3, opacity 1 (activated), scale 3 (linear), rotation 4 (w, x, y,
+    /// z), then the SH coefficients of RGB (coefficient-major); FlashWorld's head layout is this with degree 2, 38
+    /// values a row. Colours use SH up to `degree` (0-3) of the row's coefficients. A view is 24 floats: the world-to-camera
     /// rotation by rows (9), the translation (3), fx, fy, cx, cy, near, far, and the camera centre (3).
     static let raster = #"""
         #define RT_TILE 16
@@ -19,7 +20,7 @@ extension KernelSource {
         struct RasterSplat { float x, y, a, b, c, o, r, g, bl, z; int rx, ry; };
 
         __device__ __forceinline__ bool raster_project_one(const float* gs, const float* view, int width, int height, float eps2d,
-                                                           RasterSplat& s) {
+                                                           int degree, RasterSplat& s) {
             const float px = gs[0], py = gs[1], pz = gs[2];
             const float* R = view;
             // Summed left to right, as gsplat (and the CPU renderer) do.
@@ -80,16 +81,26 @@ extension KernelSource {
             float dx = px - view[18], dy = py - view[19], dz = pz - view[20];
             const float norm = sqrtf(dx * dx + dy * dy + dz * dz);
             if (norm > 0.0f) { dx /= norm; dy /= norm; dz /= norm; } else { dx = 0.0f; dy = 0.0f; dz = 1.0f; }
+            // The CPU renderer's SphericalHarmonics.color, term for term.
             const float* sh = gs + 11;
             float rgb[3];
             const float z2 = dz * dz, t0 = -1.092548430592079f * dz;
             const float cc = dx * dx - dy * dy, ss = 2.0f * dx * dy;
+            const float t1 = -2.285228997322329f * z2 + 0.4570457994644658f, t2 = 1.445305721320277f * dz;
+            const float cc3 = dx * cc - dy * ss, ss3 = dx * ss + dy * cc;
             for (int ch = 0; ch < 3; ++ch) {
                 float v = 0.2820947917738781f * sh[ch];
-                v += 0.48860251190292f * (-dy * sh[3 + ch] + dz * sh[6 + ch] - dx * sh[9 + ch]);
-                v += 0.5462742152960395f * ss * sh[12 + ch] + t0 * dy * sh[15 + ch];
-                v += (0.9461746957575601f * z2 - 0.3153915652525201f) * sh[18 + ch];
-                v += t0 * dx * sh[21 + ch] + 0.5462742152960395f * cc * sh[24 + ch];
+                if (degree >= 1) v += 0.48860251190292f * (-dy * sh[3 + ch] + dz * sh[6 + ch] - dx * sh[9 + ch]);
+                if (degree >= 2) {
+                    v += 0.5462742152960395f * ss * sh[12 + ch] + t0 * dy * sh[15 + ch];
+                    v += (0.9461746957575601f * z2 - 0.3153915652525201f) * sh[18 + ch];
+                    v += t0 * dx * sh[21 + ch] + 0.5462742152960395f * cc * sh[24 + ch];
+                }
+                if (degree >= 3) {
+                    v += -0.5900435899266435f * ss3 * sh[27 + ch] + t2 * ss * sh[30 + ch] + t1 * dy * sh[33 + ch];
+                    v += dz * (1.865881662950577f * z2 - 1.119528997770346f) * sh[36 + ch];
+                    v += t1 * dx * sh[39 + ch] + t2 * cc * sh[42 + ch] - 0.5900435899266435f * cc3 * sh[45 + ch];
+                }
                 rgb[ch] = v + 0.5f;
             }
             if (!(isfinite(rgb[0]) && isfinite(rgb[1]) && isfinite(rgb[2]))) return false;
@@ -111,14 +122,14 @@ extension KernelSource {
         }
 
         // Stage 1: every (view, Gaussian) of the batch: its splat record and how many tiles it touches.
-        extern "C" __global__ void raster_project(const float* gaussians, i64 n, const float* views, int nviews, int width, int height,
-                                                  float eps2d, RasterSplat* splats, unsigned* counts) {
+        extern "C" __global__ void raster_project(const float* gaussians, i64 n, int stride, int degree, const float* views, int nviews,
+                                                  int width, int height, float eps2d, RasterSplat* splats, unsigned* counts) {
             const int tilesWide = (width + RT_TILE - 1) / RT_TILE, tilesHigh = (height + RT_TILE - 1) / RT_TILE;
             GRID_STRIDE(i, n * nviews) {
                 const i64 g = i % n, v = i / n;
                 RasterSplat s;
                 unsigned count = 0;
-                if (raster_project_one(gaussians + g * 38, views + v * RT_VIEW, width, height, eps2d, s)) {
+                if (raster_project_one(gaussians + g * stride, views + v * RT_VIEW, width, height, eps2d, degree, s)) {
                     int x0, y0, x1, y1;
                     raster_tile_rect(s, tilesWide, tilesHigh, x0, y0, x1, y1);
                     if (x1 > x0 && y1 > y0) count = (unsigned)((x1 - x0) * (y1 - y0));
