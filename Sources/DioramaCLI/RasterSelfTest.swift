@@ -3,6 +3,8 @@ import EngineCPU
 import EngineCUDA
 import EngineCore
 import FlashWorld
+import SplatCore
+import SplatRender
 
 #if canImport(Glibc)
     import Glibc
@@ -55,6 +57,42 @@ enum RasterSelfTest {
             let psnr = actual.count == expected.count ? (mse > 0 ? 10 * log10(1 / mse) : 200) : 0
             results.append(("\(frames) views of \(count) Gaussians at \(width)x\(height)", psnr, milliseconds))
         }
+        // Any scene's rows (here SH degree 3, black background) as `diorama render --device cuda` draws them.
+        let intrinsics = NormalizedIntrinsics(verticalFieldOfView: 50, width: 160, height: 96)
+        let cameras = normalizedCameras(CameraPath.keyframes([.forward, .orbitRight], intrinsics: intrinsics).resampled(count: 2).cameras).cameras
+        let head = try scene(count: 30_000, seed: 3).floats()
+        var cloud = GaussianCloud(count: 30_000, shDegree: 3, frame: .rub)
+        let extra = try CPUBackend.shared.run(.randomNormal(shape: [30_000 * 21], seed: 4), [])[0].floats()
+        for i in 0..<30_000 {
+            let g = Array(head[(38 * i)..<(38 * i + 38)])
+            for k in 0..<3 {
+                cloud.positions[3 * i + k] = g[k]
+                cloud.logScales[3 * i + k] = logf(g[4 + k])
+            }
+            cloud.logitOpacities[i] = logit(g[3])
+            for k in 0..<4 { cloud.rotations[4 * i + k] = g[7 + k] }
+            for k in 0..<27 { cloud.sh[48 * i + k] = g[11 + k] }
+            for k in 0..<21 { cloud.sh[48 * i + 27 + k] = 0.1 * extra[21 * i + k] }
+        }
+        let frames = try GPUFrames(gpu: gpu, cloud: cloud, size: ImageSize(width: 160, height: 96), far: 1000, shDegree: nil, background: SIMD3(0, 0, 0))
+        let renderer = SplatRenderer(options: RenderOptions(background: SIMD3(0, 0, 0)))
+        let planes = try gpu.readFloats(
+            try gpu.rasterize(
+                frames.rows, views: CUDAViewRenderer.views(cameras, width: 160, height: 96), width: 160, height: 96, background: (0, 0, 0)
+            ).rgb)
+        var squared = 0.0, values = 0
+        for index in cameras.indices {
+            let cpu = try renderer.render(cloud, camera: RenderCamera(cameras[index], width: 160, height: 96, farPlane: 1000)).rgb
+            for p in 0..<(160 * 96) {
+                for c in 0..<3 {
+                    let d = Double(planes[(index * 3 + c) * 160 * 96 + p]) - Double(cpu[3 * p + c])
+                    squared += d * d
+                }
+            }
+            values += cpu.count
+        }
+        let mse = squared / Double(max(values, 1))
+        results.append(("SH degree 3 scene, 2 views at 160x96 on black", mse > 0 ? 10 * log10(1 / mse) : 200, 0))
         return results
     }
 }
