@@ -109,23 +109,33 @@ extension CUDABackend {
 
     /// The same element walk with fewer axes: neighbours that are contiguous in both views merge, size-1 axes go.
     static func mergedAxes(_ a: Tensor, _ b: Tensor) -> (Tensor, Tensor) {
-        var shape: [Int] = [], sa: [Int] = [], sb: [Int] = []
-        for i in 0..<a.rank where a.shape[i] != 1 {
-            if let last = shape.indices.last, sa[last] == a.strides[i] * a.shape[i], sb[last] == b.strides[i] * a.shape[i] {
-                shape[last] *= a.shape[i]
-                sa[last] = a.strides[i]
-                sb[last] = b.strides[i]
+        let merged = mergedAxes([a, b])
+        return (merged[0], merged[1])
+    }
+
+    /// Views of one shape walked with as few axes as possible: an axis folds into the one before it when it does so
+    /// in every view (strides chain, or both are broadcast), and size-1 axes go. Kernels then spend one division per
+    /// remaining axis per element, so contiguous operands cost one.
+    static func mergedAxes(_ views: [Tensor]) -> [Tensor] {
+        guard let first = views.first else { return [] }
+        var shape: [Int] = []
+        var strides: [[Int]] = Array(repeating: [], count: views.count)
+        for i in 0..<first.rank where first.shape[i] != 1 {
+            if let last = shape.indices.last, views.indices.allSatisfy({ strides[$0][last] == views[$0].strides[i] * first.shape[i] }) {
+                shape[last] *= first.shape[i]
+                for v in views.indices { strides[v][last] = views[v].strides[i] }
             } else {
-                shape.append(a.shape[i])
-                sa.append(a.strides[i])
-                sb.append(b.strides[i])
+                shape.append(first.shape[i])
+                for v in views.indices { strides[v].append(views[v].strides[i]) }
             }
         }
-        if shape.isEmpty { (shape, sa, sb) = ([1], [1], [1]) }
-        return (
-            Tensor(storage: a.storage, dtype: a.dtype, shape: shape, strides: sa, offset: a.offset),
-            Tensor(storage: b.storage, dtype: b.dtype, shape: shape, strides: sb, offset: b.offset)
-        )
+        if shape.isEmpty {
+            shape = [1]
+            strides = Array(repeating: [1], count: views.count)
+        }
+        return views.indices.map { v in
+            Tensor(storage: views[v].storage, dtype: views[v].dtype, shape: shape, strides: strides[v], offset: views[v].offset)
+        }
     }
 
     // MARK: Making tensors
@@ -155,7 +165,7 @@ extension CUDABackend {
 
     func cast(_ input: Tensor, to dtype: DType) throws(EngineError) -> Tensor {
         let out = try empty(input.shape, dtype: dtype)
-        let x = Self.mergedAxes(input, out).0
+        let x = Self.mergedAxes([input, out])[0]
         try checkRank(x, "cast")
         var a = KernelArguments()
         a.operand(x)
@@ -169,9 +179,10 @@ extension CUDABackend {
     // MARK: Elementwise
 
     func unary(_ op: Op, _ inputs: [Tensor], code: Int32, _ first: Float = 0, _ second: Float = 0) throws(EngineError) -> Tensor {
-        let x = try single(op, inputs)
+        let input = try single(op, inputs)
+        let out = try empty(input.shape, dtype: input.dtype)
+        let x = Self.mergedAxes([input, out])[0]
         try checkRank(x, op.name)
-        let out = try empty(x.shape, dtype: x.dtype)
         var a = KernelArguments()
         a.operand(x)
         a.typed(out)
@@ -401,7 +412,7 @@ extension CUDABackend {
         guard inputs[0].dtype.isFloatingPoint else { return try composed(.gatedResidual, inputs)[0] }
         let out = try empty(shape, dtype: inputs[0].dtype)
         var a = KernelArguments()
-        for t in inputs { a.operand(broadcast(t, to: shape)) }
+        for t in Self.mergedAxes(inputs.map { broadcast($0, to: shape) } + [out]).dropLast() { a.operand(t) }
         a.pointer(out)
         a.append(Int64(out.count))
         try launchElementwise("gated_residual", count: out.count, a)

@@ -42,4 +42,16 @@ struct KernelArgumentTests {
         let (r, o) = CUDABackend.mergedAxes(row, out)
         #expect(r.shape == [5, 4] && r.strides == [0, 1] && r.offset == 3 && o.strides == [4, 1])
     }
+
+    /// A per-channel broadcast against a dense map: the batch and the spatial axes each fold into one.
+    @Test func broadcastOperandsMergeWithTheOutput() throws {
+        let storage = try Tensor.zeros([1])
+        let shape = [24, 256, 60, 88]
+        let dense = Tensor(storage: storage.storage, dtype: .bfloat16, shape: shape)
+        let channel = Tensor(storage: storage.storage, dtype: .float32, shape: shape, strides: [0, 1, 0, 0])
+        let merged = CUDABackend.mergedAxes([dense, channel, dense])
+        #expect(merged[0].shape == [24, 256, 5280] && merged[0].strides == [256 * 5280, 5280, 1])
+        #expect(merged[1].strides == [0, 1, 0])
+        #expect(merged.allSatisfy { $0.count == 24 * 256 * 60 * 88 })
+    }
 }
