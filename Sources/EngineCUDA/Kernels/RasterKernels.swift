@@ -165,12 +165,8 @@ extension KernelSource {
 
         // Exclusive scan of unsigned counts, in three kernels: per-block scans (1024 per block) with the block totals,
         // a scan of the totals (one block, looping), and the totals added back.
-        extern "C" __global__ void scan_blocks(const unsigned* in, unsigned* out, unsigned* sums, i64 n) {
-            __shared__ unsigned part[1024];
-            const i64 base = (i64)blockIdx.x * 1024;
-            const int t = threadIdx.x;
-            unsigned v = base + t < n ? in[base + t] : 0u;
-            part[t] = v;
+        // Inclusive scan of `part` by a block of 1024 threads (Hillis-Steele).
+        __device__ __forceinline__ void block_scan_1024(unsigned* part, int t) {
             __syncthreads();
             for (int step = 1; step < 1024; step <<= 1) {
                 unsigned add = t >= step ? part[t - step] : 0u;
@@ -178,6 +174,14 @@ extension KernelSource {
                 part[t] += add;
                 __syncthreads();
             }
+        }
+        extern "C" __global__ void scan_blocks(const unsigned* in, unsigned* out, unsigned* sums, i64 n) {
+            __shared__ unsigned part[1024];
+            const i64 base = (i64)blockIdx.x * 1024;
+            const int t = threadIdx.x;
+            unsigned v = base + t < n ? in[base + t] : 0u;
+            part[t] = v;
+            block_scan_1024(part, t);
             if (base + t < n) out[base + t] = part[t] - v;
             if (t == 1023) sums[blockIdx.x] = part[1023];
         }
@@ -190,13 +194,7 @@ extension KernelSource {
             for (i64 base = 0; base < blocks; base += 1024) {
                 unsigned v = base + t < blocks ? sums[base + t] : 0u;
                 part[t] = v;
-                __syncthreads();
-                for (int step = 1; step < 1024; step <<= 1) {
-                    unsigned add = t >= step ? part[t - step] : 0u;
-                    __syncthreads();
-                    part[t] += add;
-                    __syncthreads();
-                }
+                block_scan_1024(part, t);
                 if (base + t < blocks) sums[base + t] = carry + part[t] - v;
                 __syncthreads();
                 if (t == 1023) carry += part[1023];
