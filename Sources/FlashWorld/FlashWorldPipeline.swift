@@ -93,6 +93,9 @@ public struct FlashWorldPipeline: Sendable {
         var clock = monotonic()
         // A cancelled job stops at the next stage boundary.
         func lap(_ stage: String) throws {
+            // A device runs behind the host: wait at each stage boundary so the timings (and a cancellation) mean
+            // the stage is done. One wait per stage, a handful per scene.
+            try b.synchronize()
             let now = monotonic()
             timings.append((stage, now - clock))
             clock = now
