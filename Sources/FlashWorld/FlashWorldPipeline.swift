@@ -21,8 +21,13 @@ public struct GenerationRequest: Sendable {
     public var frames: Int
     public var width: Int
     public var height: Int
+    /// Flow-matching steps: 4 (FlashWorld's) or 2 (`FlowMatchSchedule.supportedStepCounts`).
+    public var steps: Int
 
-    public init(prompt: String, image: Tensor? = nil, imageIndex: Int = 0, cameras: [Camera], frames: Int = 24, width: Int = 704, height: Int = 480) {
+    public init(
+        prompt: String, image: Tensor? = nil, imageIndex: Int = 0, cameras: [Camera], frames: Int = 24, width: Int = 704, height: Int = 480,
+        steps: Int = 4
+    ) {
         self.prompt = prompt
         self.image = image
         self.imageIndex = imageIndex
@@ -30,6 +35,7 @@ public struct GenerationRequest: Sendable {
         self.frames = frames
         self.width = width
         self.height = height
+        self.steps = steps
     }
 
     public static let maxFrames = 64
@@ -46,6 +52,9 @@ public struct GenerationRequest: Sendable {
         guard !cameras.isEmpty else { throw ModelError("the camera path is empty") }
         guard !prompt.allSatisfy(\.isWhitespace) || image != nil else { throw ModelError("give a prompt, an image, or both") }
         guard (0..<frames).contains(imageIndex) else { throw ModelError("image index \(imageIndex) is outside the \(frames) frames") }
+        guard FlowMatchSchedule.supportedStepCounts.contains(steps) else {
+            throw ModelError("steps \(steps) is not supported: FlashWorld runs 4 (as distilled) or 2 (faster, lower quality)")
+        }
         if let image, image.shape != [3, height, width] {
             throw ModelError("the image is \(image.shape); it must be [3, \(height), \(width)] after cropping and resizing")
         }
@@ -145,7 +154,7 @@ public struct FlashWorldPipeline: Sendable {
         var noisy = try noise.normal([1, z, n, h, w], on: b)
         var previousFeatures = try b.zeros([1, feat, n, h, w])
         var previousLatents = try b.zeros([1, z, n, h, w])
-        let sigmas = FlowMatchSchedule.sigmas
+        let sigmas = FlowMatchSchedule.sigmas(steps: request.steps)
         var scene: Tensor?
         for (step, sigma) in sigmas.enumerated() {
             progress("step", step + 1, sigmas.count)

@@ -65,4 +65,21 @@ struct PipelineTests {
         var empty = RecordedNoise([])
         #expect(throws: EngineError.self) { _ = try pipeline.generate(request(), noise: &empty) }
     }
+
+    /// `steps: 2` runs the schedule's indices 0 and 500 (σ = 1, then 0.75): two transformer and decoder passes, one
+    /// render-and-re-encode; other counts are refused before any work.
+    @Test func twoStepsRunTwoPasses() throws {
+        let pipeline = FlashWorldPipeline(model: Self.model, backend: CPUBackend.shared)
+        var noise = SeededNoise(seed: 3)
+        var request = request()
+        request.steps = 2
+        var stages: [String] = []
+        let result = try pipeline.generate(request, noise: &noise) { stage, step, steps in stages.append("\(stage)\(step)/\(steps)") }
+        #expect(stages.filter { $0.hasPrefix("step") } == ["step1/2", "step2/2"])
+        #expect(result.timings.filter { $0.stage.hasSuffix("render") }.count == 1)
+        #expect(FlowMatchSchedule.sigmas(steps: 2) == [1, 0.75])
+        request.steps = 3
+        var unused = RecordedNoise([])
+        #expect { try pipeline.generate(request, noise: &unused) } throws: { "\($0)".contains("steps 3") }
+    }
 }

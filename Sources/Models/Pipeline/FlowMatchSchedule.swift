@@ -13,4 +13,11 @@ public enum FlowMatchSchedule {
 
     public static var sigmas: [Double] { stepIndices.map { sigma(index: $0) } }
     public static var timesteps: [Double] { sigmas.map { 1000 * $0 } }
+
+    /// The step counts a generation may ask for: FlashWorld's 4, or 2 at indices 0 and 500 (σ = 1, 0.75), the
+    /// faster mode users ask for. The model was distilled for 4, so 2 is quicker, not as good.
+    public static let supportedStepCounts = [2, 4]
+
+    public static func stepIndices(steps: Int) -> [Int] { steps == 2 ? [0, 500] : stepIndices }
+    public static func sigmas(steps: Int) -> [Double] { stepIndices(steps: steps).map { sigma(index: $0) } }
 }
