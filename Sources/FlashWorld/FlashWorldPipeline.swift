@@ -77,11 +77,14 @@ public struct FlashWorldPipeline: Sendable {
     public let backend: any Backend
     /// Renders the feedback loop's views; the CPU renderer unless a device rasterizer is given.
     public let renderer: any ViewRenderer
+    /// Text contexts of recent prompts (a service keeps one across jobs).
+    public let textCache: TextEmbeddingCache?
 
-    public init(model: FlashWorldModel, backend: any Backend, renderer: (any ViewRenderer)? = nil) {
+    public init(model: FlashWorldModel, backend: any Backend, renderer: (any ViewRenderer)? = nil, textCache: TextEmbeddingCache? = nil) {
         self.model = model
         self.backend = backend
         self.renderer = renderer ?? CPUViewRenderer()
+        self.textCache = textCache
     }
 
     public typealias Progress = (_ stage: String, _ step: Int, _ steps: Int) -> Void
@@ -118,12 +121,22 @@ public struct FlashWorldPipeline: Sendable {
 
         // 2. Text: "[Static] " + prompt, padded; positions after the prompt zeroed (the reference does this by hand).
         progress("text", 0, 1)
-        let (ids, mask) = model.tokenizer.encode("[Static] " + request.prompt, maxLength: model.textLength)
-        var context = try model.textEncoder(
-            try b.upload(try Tensor(int64s: ids, shape: [1, ids.count])), mask: try b.upload(try Tensor(int64s: mask, shape: [1, mask.count])), on: b)
-        context = try b.multiply(try b.cast(context, to: .float32), try b.constant(mask.map { Float($0) }, shape: [1, mask.count, 1]))
-        inspect?("context", context)
-        try lap("text encoder")
+        let prompt = "[Static] " + request.prompt
+        let context: Tensor
+        if let cached = textCache?.lookup(prompt), cached.device == b.device {
+            context = cached
+            inspect?("context", context)
+            try lap("text encoder (cached)")
+        } else {
+            let (ids, mask) = model.tokenizer.encode(prompt, maxLength: model.textLength)
+            let encoded = try model.textEncoder(
+                try b.upload(try Tensor(int64s: ids, shape: [1, ids.count])), mask: try b.upload(try Tensor(int64s: mask, shape: [1, mask.count])),
+                on: b)
+            context = try b.multiply(try b.cast(encoded, to: .float32), try b.constant(mask.map { Float($0) }, shape: [1, mask.count, 1]))
+            textCache?.store(context, for: prompt)
+            inspect?("context", context)
+            try lap("text encoder")
+        }
 
         // 3. Image condition into frame `imageIndex`, as scaled latents (zeros elsewhere).
         let statistics = try latentStatistics()

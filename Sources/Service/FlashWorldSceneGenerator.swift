@@ -9,6 +9,8 @@ public struct FlashWorldSceneGenerator: SceneGenerator {
     public let model: FlashWorldModel
     public let backend: any Backend
     public let renderer: (any ViewRenderer)?
+    /// Recent prompts' text contexts, shared by every job of this generator.
+    public let textCache = TextEmbeddingCache()
 
     public init(model: FlashWorldModel, backend: any Backend, renderer: (any ViewRenderer)? = nil) {
         self.model = model
@@ -21,13 +23,13 @@ public struct FlashWorldSceneGenerator: SceneGenerator {
         let generation = GenerationRequest(
             prompt: request.prompt, image: image, imageIndex: request.imageIndex, cameras: request.cameras, frames: request.frames,
             width: request.width, height: request.height)
-        let (model, backend, renderer) = (self.model, self.backend, self.renderer)
+        let (model, backend, renderer, textCache) = (self.model, self.backend, self.renderer, self.textCache)
         let result = try await BlockingWork.cancellable { isCancelled in
             var noise = SeededNoise(seed: seed)
             // A job that fails (out of device memory, say) leaves nothing cached behind for the next one.
             var succeeded = false
             defer { if !succeeded { backend.trimMemory() } }
-            let result = try FlashWorldPipeline(model: model, backend: backend, renderer: renderer).generate(
+            let result = try FlashWorldPipeline(model: model, backend: backend, renderer: renderer, textCache: textCache).generate(
                 generation, noise: &noise,
                 progress: { stage, step, steps in
                     // Text and image take a few percent; the four steps share the rest.

@@ -82,4 +82,21 @@ struct PipelineTests {
         var unused = RecordedNoise([])
         #expect { try pipeline.generate(request, noise: &unused) } throws: { "\($0)".contains("steps 3") }
     }
+
+    /// A repeated prompt takes its text context from the cache (the same tensor), a new one runs the encoder.
+    @Test func repeatedPromptsSkipTheTextEncoder() throws {
+        let cache = TextEmbeddingCache(capacity: 1)
+        let pipeline = FlashWorldPipeline(model: Self.model, backend: CPUBackend.shared, textCache: cache)
+        var contexts: [Tensor] = []
+        func run(_ prompt: String) throws -> GenerationResult {
+            var noise = SeededNoise(seed: 5)
+            return try pipeline.generate(request(prompt: prompt), noise: &noise, inspect: { name, value in if name == "context" { contexts.append(value) } })
+        }
+        let first = try run("a mossy bridge")
+        let second = try run("a mossy bridge")
+        #expect(first.timings.contains { $0.stage == "text encoder" } && second.timings.contains { $0.stage == "text encoder (cached)" })
+        #expect(contexts[0].storage === contexts[1].storage && first.cloud == second.cloud)
+        _ = try run("a desert road")
+        #expect(cache.count == 1 && cache.lookup("[Static] a mossy bridge") == nil, "capacity 1 keeps only the latest prompt")
+    }
 }
