@@ -68,8 +68,8 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "Vertical field of view in degrees for template paths.")
     var fov: Double = 60
 
-    @Option(help: "Seed of every random draw.")
-    var seed: UInt64 = 42
+    @Option(help: "Seed of every random draw (default: a --request's seed, else 42).")
+    var seed: UInt64?
 
     @Option(help: "Flow-matching steps: 4 (FlashWorld's) or 2 (timesteps 1000 and 750: about half the time, visibly softer scenes; the model was distilled for 4).")
     var steps = 4
@@ -114,6 +114,7 @@ struct GenerateCommand: ParsableCommand {
         var requestCameras: CameraPathDocument?
         var generationSize = size
         var frameCount = frames ?? 24
+        var requestSeed: UInt64?
         if let request {
             let bytes = try reportingErrors { () throws(SplatFileError) in try InputSource(path: request).allBytes() }
             let parsed = try reportingErrors { () throws(CameraError) in try CameraPathDocument(json: bytes) }
@@ -121,9 +122,12 @@ struct GenerateCommand: ParsableCommand {
                 var text_prompt: String?
                 var image_index: Int?
                 var image_prompt: String?
+                var seed: Int64?
             }
             let fields = (try? JSONDecoder().decode(Fields.self, from: Data(bytes))) ?? Fields()
             text = prompt ?? fields.text_prompt ?? ""
+            // As the API does: the request's seed, so one request file gives the same scene everywhere.
+            requestSeed = fields.seed.flatMap { $0 >= 0 ? UInt64($0) : nil }
             index = fields.image_index ?? imageIndex
             if image == nil, let embedded = fields.image_prompt, !embedded.isEmpty {
                 guard let data = GenerationRequest.imageBytes(fromImagePrompt: embedded) else {
@@ -193,7 +197,7 @@ struct GenerateCommand: ParsableCommand {
         }
         if !quiet { printError("running on \(backend.device) in \(precision)\n") }
         let pipeline = FlashWorldPipeline(model: flashWorld, backend: backend, renderer: DeviceChoice.viewRenderer(for: backend))
-        var noise = SeededNoise(seed: seed)
+        var noise = SeededNoise(seed: seed ?? requestSeed ?? 42)
         let result = try pipeline.generate(generation, noise: &noise) { stage, step, steps in
             if !quiet { printError(stage == "step" ? "step \(step)/\(steps)\n" : "\(stage)…\n") }
         }

@@ -70,6 +70,16 @@ struct GenerateCommandTests {
         try run(["generate", "--request", request, "-o", "\(folder)/scene.spz", "-q"])
         let (cloud, _) = try SplatFile.read(InputSource(path: "\(folder)/scene.spz"))
         #expect(cloud.count == 2 * 2 * 32 * 48)
+        // The request's seed is honoured, as the API honours it: the same scene as --seed gives; --seed wins.
+        let seeded = "\(folder)/seeded.json"
+        try writeOutput(Array(json.replacingOccurrences(of: "\"image_index\": 0", with: "\"image_index\": 0, \"seed\": 7").utf8), to: seeded)
+        try run(["generate", "--request", seeded, "-o", "\(folder)/a.ply", "-q"])
+        try run(["generate", "--request", request, "--seed", "7", "-o", "\(folder)/b.ply", "-q"])
+        try run(["generate", "--request", seeded, "--seed", "8", "-o", "\(folder)/c.ply", "-q"])
+        let (a, _) = try SplatFile.read(InputSource(path: "\(folder)/a.ply"))
+        let (b, _) = try SplatFile.read(InputSource(path: "\(folder)/b.ply"))
+        let (c, _) = try SplatFile.read(InputSource(path: "\(folder)/c.ply"))
+        #expect(a == b && a != c)
     }
 
     @Test func badRequestsAreRefusedBeforeWork() {
