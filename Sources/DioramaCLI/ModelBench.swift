@@ -62,34 +62,7 @@ struct ModelBench: ParsableCommand {
         let deviceName = gpu?.name ?? "CPU"
         let peer = Self.reference.first { deviceName.contains($0.key) }
         if !json { print("\(deviceName), \(precision), \(frames) frames at \(size.width)x\(size.height)") }
-        var seed: UInt64 = 1
-        /// Random weights for `specs`, each made on the device and converted at once (FP8 block linears quantised
-        /// tensor by tensor), so building never holds more than one float32 tensor.
-        func randomWeights(_ specs: [ParameterSpec], as dtype: DType, blockLinears: DType? = nil) throws -> ModelWeights {
-            var tensors: [String: Tensor] = [:]
-            for spec in specs {
-                seed += 1
-                let n = spec.shape.reduce(1, *)
-                let fanIn = spec.shape.count > 1 ? spec.shape.dropFirst().reduce(1, *) : 1
-                var values = try backend.randomNormal([n], seed: seed)
-                if spec.name.hasSuffix("lrs_mul") {
-                    values = try backend.constant(GaussianHead.learningRateMultipliers, shape: [n])
-                } else if spec.shape.count == 1 || spec.name.contains("gamma") || spec.name.contains("scale_shift_table") {
-                    values = try backend.add(try backend.full([1], value: 1), try backend.scaled(values, by: 0.05))
-                } else {
-                    values = try backend.scaled(values, by: 1 / Float(fanIn).squareRoot())
-                }
-                values = try values.reshaped(spec.shape)
-                if let blockLinears, ModelPrecision.isBlockLinearWeight(spec.name), blockLinears == .float8E4M3 {
-                    let (quantized, scale) = try ModelPrecision.quantizedFP8(values, on: backend)
-                    tensors[spec.name] = quantized
-                    tensors[ModelPrecision.scaleName(spec.name)] = scale
-                } else {
-                    tensors[spec.name] = try backend.cast(values, to: blockLinears != nil && ModelPrecision.isBlockLinearWeight(spec.name) ? blockLinears! : dtype)
-                }
-            }
-            return ModelWeights(tensors, source: "random")
-        }
+        var random = RandomWeights(backend: backend)
         func milliseconds(_ body: () throws -> Void) throws -> Double {
             if let gpu { return try gpu.measure(body) }
             let start = monotonicSeconds()
@@ -106,25 +79,25 @@ struct ModelBench: ParsableCommand {
             let c = UMT5Configuration.umt5XXL
             var specs = UMT5Encoder.parameterSpecs(c)
             if !specs.contains(where: { $0.name == "shared.weight" }) { specs.append(ParameterSpec("shared.weight", shape: [c.vocabSize, c.dModel])) }
-            text = try UMT5Encoder(configuration: c, weights: try randomWeights(specs, as: precision.textEncoder))
+            text = try UMT5Encoder(configuration: c, weights: try random.weights(specs, as: precision.textEncoder))
             text!.activationType = precision.textEncoder
         }
         if selected.contains("transformer") {
             let c = WanTransformerConfiguration.flashWorld
             transformer = try WanTransformer(
                 configuration: c,
-                weights: try randomWeights(WanTransformer.parameterSpecs(c), as: precision.transformer, blockLinears: precision.transformerBlockLinears))
+                weights: try random.weights(WanTransformer.parameterSpecs(c), as: precision.transformer, blockLinears: precision.transformerBlockLinears))
             transformer!.activationType = precision.transformer
         }
         if selected.contains("vae") {
             encoder = try WanVAEEncoder(
                 configuration: vae,
-                weights: try ModelWeights.lastTapConvolutions(try randomWeights(WanVAEEncoder.parameterSpecs(vae), as: precision.vaeEncoder), on: backend))
+                weights: try ModelWeights.lastTapConvolutions(try random.weights(WanVAEEncoder.parameterSpecs(vae), as: precision.vaeEncoder), on: backend))
             encoder!.activationType = precision.vaeEncoder
         }
         if selected.contains("decoder") {
             let weights = try ModelWeights.lastTapConvolutions(
-                try randomWeights(ReconstructionDecoder.parameterSpecs(vae: vae, featureChannels: 1024), as: precision.decoder), on: backend)
+                try random.weights(ReconstructionDecoder.parameterSpecs(vae: vae, featureChannels: 1024), as: precision.decoder), on: backend)
             decoder = try ReconstructionDecoder(vae: vae, featureChannels: 1024, weights: try GaussianHead.prepared(weights, on: backend))
             decoder!.activationType = precision.decoder
         }
@@ -194,4 +167,69 @@ struct ModelBench: ParsableCommand {
     }
 
     func gib(_ bytes: Int) -> String { String(format: "%.2f", Double(bytes) / Double(1 << 30)) }
+}
+
+/// Random weights for benchmarks, built on the device tensor by tensor (FP8 block linears quantised as they are
+/// made), so building never holds more than one float32 tensor.
+struct RandomWeights {
+    let backend: any Backend
+    var seed: UInt64 = 1
+
+    init(backend: any Backend) { self.backend = backend }
+
+    mutating func weights(_ specs: [ParameterSpec], as dtype: DType, blockLinears: DType? = nil) throws -> ModelWeights {
+        var tensors: [String: Tensor] = [:]
+        for spec in specs {
+            seed += 1
+            let n = spec.shape.reduce(1, *)
+            let fanIn = spec.shape.count > 1 ? spec.shape.dropFirst().reduce(1, *) : 1
+            var values = try backend.randomNormal([n], seed: seed)
+            if spec.name.hasSuffix("lrs_mul") {
+                values = try backend.constant(GaussianHead.learningRateMultipliers, shape: [n])
+            } else if spec.shape.count == 1 || spec.name.contains("gamma") || spec.name.contains("scale_shift_table") {
+                values = try backend.add(try backend.full([1], value: 1), try backend.scaled(values, by: 0.05))
+            } else {
+                values = try backend.scaled(values, by: 1 / Float(fanIn).squareRoot())
+            }
+            values = try values.reshaped(spec.shape)
+            let blockLinear = blockLinears != nil && ModelPrecision.isBlockLinearWeight(spec.name)
+            if blockLinear && blockLinears == .float8E4M3 {
+                let (quantized, scale) = try ModelPrecision.quantizedFP8(values, on: backend)
+                tensors[spec.name] = quantized
+                tensors[ModelPrecision.scaleName(spec.name)] = scale
+            } else {
+                tensors[spec.name] = try backend.cast(values, to: blockLinear ? blockLinears! : dtype)
+            }
+        }
+        return ModelWeights(tensors, source: "random")
+    }
+
+    /// FlashWorld at full size (Wan2.2-TI2V-5B widened, UMT5-XXL, the Wan2.2 VAE encoder and the reconstruction
+    /// decoder) with random weights in `precision`, and a byte tokenizer over UMT5's vocabulary.
+    mutating func flashWorld(precision: ModelPrecision) throws -> FlashWorldModel {
+        let vae = WanVAEConfiguration.wan22
+        let textConfiguration = UMT5Configuration.umt5XXL
+        var textSpecs = UMT5Encoder.parameterSpecs(textConfiguration)
+        if !textSpecs.contains(where: { $0.name == "shared.weight" }) {
+            textSpecs.append(ParameterSpec("shared.weight", shape: [textConfiguration.vocabSize, textConfiguration.dModel]))
+        }
+        var text = try UMT5Encoder(configuration: textConfiguration, weights: try weights(textSpecs, as: precision.textEncoder))
+        text.activationType = precision.textEncoder
+        let transformerConfiguration = WanTransformerConfiguration.flashWorld
+        var transformer = try WanTransformer(
+            configuration: transformerConfiguration,
+            weights: try weights(
+                WanTransformer.parameterSpecs(transformerConfiguration), as: precision.transformer, blockLinears: precision.transformerBlockLinears))
+        transformer.activationType = precision.transformer
+        var encoder = try WanVAEEncoder(
+            configuration: vae, weights: try ModelWeights.lastTapConvolutions(try weights(WanVAEEncoder.parameterSpecs(vae), as: precision.vaeEncoder), on: backend))
+        encoder.activationType = precision.vaeEncoder
+        let decoderWeights = try ModelWeights.lastTapConvolutions(
+            try weights(ReconstructionDecoder.parameterSpecs(vae: vae, featureChannels: 1024), as: precision.decoder), on: backend)
+        var decoder = try ReconstructionDecoder(vae: vae, featureChannels: 1024, weights: try GaussianHead.prepared(decoderWeights, on: backend))
+        decoder.activationType = precision.decoder
+        return try FlashWorldModel(
+            name: "random full-size FlashWorld", tokenizer: ByteTokenizer(vocabularySize: textConfiguration.vocabSize), textEncoder: text,
+            transformer: transformer, vaeEncoder: encoder, reconstruction: decoder, textLength: 512)
+    }
 }

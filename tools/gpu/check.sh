@@ -17,6 +17,7 @@ grep -v "^ok " "$OUT/selftest.txt"
 timeout 200 $D bench models --device cuda --repeat 3 2>&1 | tee "$OUT/bench-models-fp8.txt"
 timeout 150 $D bench models --device cuda --precision bf16 --modules transformer,decoder --repeat 2 2>&1 | tee "$OUT/bench-models-bf16.txt"
 timeout 150 $D bench render --device cuda --counts 1000000,4055040 2>&1 | tee "$OUT/bench-render.txt"
+timeout 240 $D bench generate --device cuda --repeat 2 2>&1 | tee "$OUT/bench-generate.txt"
 if [ "${1:-}" = "--reference" ] && [ -d refharness ]; then
   bash refharness/device.sh --t5 --runs 3 | tail -40
 fi
