@@ -26,6 +26,8 @@ struct ImageSize: ExpressibleByArgument, Equatable {
     }
 
     var description: String { "\(width)x\(height)" }
+    /// How `--help` shows a default: `704x480`, not the struct.
+    var defaultValueDescription: String { description }
 }
 
 /// A background colour: `white`, `black`, `gray`, `#rrggbb`, or `r,g,b` with components in 0...1.

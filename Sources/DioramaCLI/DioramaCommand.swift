@@ -13,12 +13,16 @@ public struct DioramaCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "diorama",
         abstract: "Text and images to 3D Gaussian-splat scenes; a toolkit for splat files.",
+        version: DioramaCommand.version,
         subcommands: [
             GenerateCommand.self, ServeCommand.self, ConvertCommand.self, InfoCommand.self, RenderCommand.self, CameraPathCommand.self,
             CheckpointCommand.self,
             EngineCommand.self, BenchCommand.self,
         ])
     public init() {}
+
+    /// Shown by `diorama --version`.
+    public static let version = "diorama 0.7.0 (FlashWorld on CPU and CUDA)"
 }
 
 extension SplatFormat: ExpressibleByArgument {}

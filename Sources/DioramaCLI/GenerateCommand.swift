@@ -59,11 +59,16 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Template steps joined by commas, or a camera JSON file.", valueName: "path"))
     var cameraPath = "forward,orbit-left,orbit-left"
 
-    @Option(help: "Frames (cameras) to generate: 24, as FlashWorld, or a --request's resolution[0].")
+    @Option(help: "Frames (cameras) to generate: 24 as FlashWorld (4 for the tiny model), or a --request's resolution[0].")
     var frames: Int?
 
-    @Option(help: "Generation size, WIDTHxHEIGHT, multiples of 32.")
-    var size = ImageSize.flashWorld
+    @Option(help: "Generation size, WIDTHxHEIGHT, multiples of 32 (default: 704x480, FlashWorld's; 256x192 for the tiny model).")
+    var size: ImageSize?
+
+    /// Defaults belong to the model: FlashWorld's 24x480x704, and a small fast run for the CPU-bound tiny model (the
+    /// service's defaults too).
+    var defaultSize: ImageSize { model == "tiny" ? ImageSize(width: 256, height: 192) : .flashWorld }
+    var defaultFrames: Int { model == "tiny" ? 4 : 24 }
 
     @Option(help: "Vertical field of view in degrees for template paths.")
     var fov: Double = 60
@@ -93,11 +98,11 @@ struct GenerateCommand: ParsableCommand {
         if let frames, !(1...GenerationRequest.maxFrames).contains(frames) {
             throw ValidationError("--frames must be 1 to \(GenerationRequest.maxFrames)")
         }
-        guard size.width % 32 == 0 && size.height % 32 == 0 else {
+        if let size, size.width % 32 != 0 || size.height % 32 != 0 {
             throw ValidationError("--size \(size.description) must be multiples of 32, e.g. 704x480")
         }
         // With a request and no --frames, the count comes from its resolution, checked once the file is read.
-        if let count = frames ?? (request == nil ? 24 : nil), !(0..<count).contains(imageIndex) {
+        if let count = frames ?? (request == nil ? defaultFrames : nil), !(0..<count).contains(imageIndex) {
             throw ValidationError("--image-index must be 0 to \(count - 1)")
         }
         guard (0...1).contains(minOpacity) else { throw ValidationError("--min-opacity must be between 0 and 1") }
@@ -112,8 +117,9 @@ struct GenerateCommand: ParsableCommand {
         var requestImage: ([UInt8], String)?
         var cameras: [Camera] = []
         var requestCameras: CameraPathDocument?
+        let size = self.size ?? defaultSize
         var generationSize = size
-        var frameCount = frames ?? 24
+        var frameCount = frames ?? defaultFrames
         var requestSeed: UInt64?
         if let request {
             let bytes = try reportingErrors { () throws(SplatFileError) in try InputSource(path: request).allBytes() }

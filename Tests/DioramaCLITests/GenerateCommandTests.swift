@@ -46,6 +46,14 @@ struct GenerateCommandTests {
         }
     }
 
+    /// Defaults belong to the model: the tiny model runs 4 frames at 256x192 unless told otherwise.
+    @Test func theTinyModelDefaultsToASmallRun() throws {
+        let output = "\(folder)/default.spz"
+        try run(["generate", "--prompt", "a shed", "-o", output, "-q"])
+        #expect(try SplatFile.read(InputSource(path: output)).0.count == 4 * 2 * 96 * 128)
+        #expect(try DioramaCommand.parseAsRoot(["generate", "--model", "/some/folder", "--prompt", "x", "-o", output]) is GenerateCommand)
+    }
+
     @Test func anImageConditionsTheTinyModel() throws {
         let image = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("MediaIOTests/Fixtures/pattern.jpg").path
