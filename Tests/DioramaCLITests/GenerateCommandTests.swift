@@ -49,9 +49,13 @@ struct GenerateCommandTests {
     /// Defaults belong to the model: the tiny model runs 4 frames at 256x192 unless told otherwise.
     @Test func theTinyModelDefaultsToASmallRun() throws {
         let output = "\(folder)/default.spz"
-        try run(["generate", "--prompt", "a shed", "-o", output, "-q"])
-        #expect(try SplatFile.read(InputSource(path: output)).0.count == 4 * 2 * 96 * 128)
-        #expect(try DioramaCommand.parseAsRoot(["generate", "--model", "/some/folder", "--prompt", "x", "-o", output]) is GenerateCommand)
+        // One frame keeps the test short; the size is the tiny model's default.
+        try run(["generate", "--prompt", "a shed", "--frames", "1", "-o", output, "-q"])
+        #expect(try SplatFile.read(InputSource(path: output)).0.count == 1 * 2 * 96 * 128)
+        let tiny = try #require(try DioramaCommand.parseAsRoot(["generate", "--prompt", "x", "-o", output]) as? GenerateCommand)
+        #expect(tiny.defaultFrames == 4 && tiny.defaultSize == ImageSize(width: 256, height: 192))
+        let folderModel = try #require(try DioramaCommand.parseAsRoot(["generate", "--model", "/some/folder", "--prompt", "x", "-o", output]) as? GenerateCommand)
+        #expect(folderModel.defaultFrames == 24 && folderModel.defaultSize == .flashWorld)
     }
 
     @Test func anImageConditionsTheTinyModel() throws {
