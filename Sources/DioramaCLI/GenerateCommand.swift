@@ -205,7 +205,12 @@ struct GenerateCommand: ParsableCommand {
         let pipeline = FlashWorldPipeline(model: flashWorld, backend: backend, renderer: DeviceChoice.viewRenderer(for: backend))
         var noise = SeededNoise(seed: seed ?? requestSeed ?? 42)
         let result = try pipeline.generate(generation, noise: &noise) { stage, step, steps in
-            if !quiet { printError(stage == "step" ? "step \(step)/\(steps)\n" : "\(stage)…\n") }
+            guard !quiet else { return }
+            switch stage {
+            case "step": printError("step \(step)/\(steps): transformer…\n")
+            case "reconstruction", "render", "re-encode": printError("step \(step)/\(steps): \(stage)…\n")
+            default: printError("\(stage)…\n")
+            }
         }
         var cloud = result.cloud
         if minOpacity > 0 { cloud = cloud.pruned(minOpacity: minOpacity) }

@@ -87,6 +87,8 @@ public struct FlashWorldPipeline: Sendable {
         self.textCache = textCache
     }
 
+    /// Stages in order: `text`, `image`, then per step `step` (its transformer pass), `reconstruction`, `render`,
+    /// `re-encode` (the last step has only the first two), and `export`.
     public typealias Progress = (_ stage: String, _ step: Int, _ steps: Int) -> Void
     /// Sees the loop's intermediates by the parity fixture's names (`context`, `x0_step0`, `renders_step0`, `scene`, …).
     public typealias Inspector = (_ name: String, _ value: Tensor) -> Void
@@ -178,6 +180,7 @@ public struct FlashWorldPipeline: Sendable {
             let x0 = try b.add(noisy, try b.scaled(parts[0], by: Float(-sigma)))
             for (name, value) in [("noisy", noisy), ("velocity", parts[0]), ("feats", parts[1]), ("x0", x0)] { inspect?("\(name)_step\(step)", value) }
             try lap("step \(step + 1): transformer")
+            progress("reconstruction", step + 1, sigmas.count)
             let gaussians = try model.reconstruction(
                 features: try perFrame(parts[1]), latents: try perFrame(try unscaled(x0, statistics)), cameras: cameras, on: b)
             try lap("step \(step + 1): reconstruction")
@@ -187,9 +190,11 @@ public struct FlashWorldPipeline: Sendable {
                 break
             }
             inspect?("gaussians_step\(step)", gaussians)
+            progress("render", step + 1, sigmas.count)
             let renders = try renderer.render(gaussians, cameras: cameras, width: request.width, height: request.height, on: b)
             inspect?("renders_step\(step)", renders)
             try lap("step \(step + 1): render")
+            progress("re-encode", step + 1, sigmas.count)
             let latents3D = try encodeAndScale(renders, noise: &noise, statistics: statistics)
             previousLatents = try b.permuted(try latents3D.reshaped([1, n, z, h, w]), [0, 2, 1, 3, 4])
             inspect?("x0_3d_step\(step)", previousLatents)
@@ -199,6 +204,7 @@ public struct FlashWorldPipeline: Sendable {
                 try b.scaled(try noise.normal([1, z, n, h, w], on: b), by: Float(next)), try b.scaled(previousLatents, by: 1 - Float(next)))
             try lap("step \(step + 1): re-encode")
         }
+        progress("export", sigmas.count, sigmas.count)
         let cloud = try exported(scene!, scale: Float(normalization.translationScale))
         try lap("export")
         return GenerationResult(cloud: cloud, normalization: normalization, timings: timings)

@@ -32,12 +32,19 @@ public struct FlashWorldSceneGenerator: SceneGenerator {
             let result = try FlashWorldPipeline(model: model, backend: backend, renderer: renderer, textCache: textCache).generate(
                 generation, noise: &noise,
                 progress: { stage, step, steps in
-                    // Text and image take a few percent; the four steps share the rest.
+                    // Text and image take a few percent; each step's share splits over its sub-stages.
+                    let within = ["step": 0.0, "reconstruction": 0.4, "render": 0.7, "re-encode": 0.85]
                     switch stage {
                     case "text": progress(JobProgress(stage: "encoding the prompt", fraction: 0.02))
                     case "image": progress(JobProgress(stage: "encoding the image", fraction: 0.05))
+                    case "export": progress(JobProgress(stage: "exporting the scene", step: step, steps: steps, fraction: 0.97))
                     default:
-                        progress(JobProgress(stage: "step \(step) of \(steps)", step: step, steps: steps, fraction: 0.05 + 0.9 * Double(step - 1) / Double(max(steps, 1))))
+                        let part = within[stage] ?? 0
+                        let name = stage == "step" ? "transformer" : stage
+                        progress(
+                            JobProgress(
+                                stage: "step \(step) of \(steps): \(name)", step: step, steps: steps,
+                                fraction: 0.05 + 0.9 * (Double(step - 1) + part) / Double(max(steps, 1))))
                     }
                 }, isCancelled: isCancelled)
             succeeded = true

@@ -76,6 +76,8 @@ struct PipelineTests {
         var stages: [String] = []
         let result = try pipeline.generate(request, noise: &noise) { stage, step, steps in stages.append("\(stage)\(step)/\(steps)") }
         #expect(stages.filter { $0.hasPrefix("step") } == ["step1/2", "step2/2"])
+        // Every sub-stage is reported, in order: one feedback round, then the last step and the export.
+        #expect(stages.drop { !$0.hasPrefix("step") } == ["step1/2", "reconstruction1/2", "render1/2", "re-encode1/2", "step2/2", "reconstruction2/2", "export2/2"])
         #expect(result.timings.filter { $0.stage.hasSuffix("render") }.count == 1)
         #expect(FlowMatchSchedule.sigmas(steps: 2) == [1, 0.75])
         request.steps = 3
