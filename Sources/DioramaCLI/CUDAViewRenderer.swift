@@ -26,3 +26,17 @@ struct CUDAViewRenderer: ViewRenderer {
             gaussians, views: Self.views(cameras, width: width, height: height), width: width, height: height, flashWorldRange: true).rgb
     }
 }
+
+extension DeviceChoice {
+    /// MP4 frames (`generate --video`, the service's orbit) on the GPU when this choice runs on one; nil keeps the CPU
+    /// renderer.
+    var videoFrames: SceneVideo.FrameSource {
+        let device = requestedDevice
+        return { cloud, cameras, width, height in
+            guard device != "cpu", let gpu = try? CUDABackend.open() else { return nil }
+            let frames = try GPUFrames(
+                gpu: gpu, cloud: cloud, size: ImageSize(width: width, height: height), far: 1000, shDegree: nil, background: SIMD3(1, 1, 1))
+            return { index in try frames.frame(index, of: cameras) }
+        }
+    }
+}

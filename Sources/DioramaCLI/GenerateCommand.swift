@@ -228,11 +228,13 @@ struct GenerateCommand: ParsableCommand {
     func renderVideo(_ cloud: GaussianCloud, result: GenerationResult, to path: String, size: ImageSize) throws {
         let cameras = SceneVideo.path(result.normalization)
         do {
-            try SceneVideo.write(cloud, along: cameras, width: size.width, height: size.height, to: path)
+            try SceneVideo.write(cloud, along: cameras, width: size.width, height: size.height, to: path, frames: device.choice.videoFrames)
         } catch let error as MediaError {
             try reportingErrors { () throws(MediaError) in throw error }
         } catch let error as RenderError {
             try reportingErrors { () throws(RenderError) in throw error }
+        } catch let error as EngineError {
+            try reportingErrors { () throws(EngineError) in throw error }
         }
         if !quiet { print("wrote \(path): \(cameras.count) frames") }
     }

@@ -123,7 +123,8 @@ struct ServeCommand: ParsableCommand {
         let store = try SQLiteJobStore(path: "\(directory)/jobs.sqlite")
         let service = GenerationService(
             store: store, dataDirectory: directory, limits: configuration.limits, concurrency: configuration.maxConcurrent,
-            artifactLifetime: configuration.artifactLifetime, log: { log($0) })
+            artifactLifetime: configuration.artifactLifetime, videoFrames: DeviceChoice(device: configuration.device).videoFrames,
+            log: { log($0) })
         try await service.start()
         // Listen first, so /health can say what is happening while the model loads and warms up.
         Task.detached {

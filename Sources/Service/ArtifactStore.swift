@@ -19,7 +19,7 @@ enum ArtifactStore {
         let target = service.artifactPath(job.fileID, artifact)
         if access(target, R_OK) == 0 { return target }
         guard access(source, R_OK) == 0 else { throw ServiceError(410, "the files of job \(job.id) have expired or were deleted") }
-        let limits = service.limits
+        let (limits, videoFrames) = (service.limits, service.videoFrames)
         try await service.converting(target) {
             let (cloud, _) = try SplatFile.read(InputSource(path: source))
             switch artifact {
@@ -36,7 +36,8 @@ enum ArtifactStore {
                 let temporary = "\(target).partial-\(UInt32.random(in: 0...UInt32.max)).mp4"
                 do {
                     try SceneVideo.write(
-                        cloud, along: SceneVideo.path(normalizedCameras(path.cameras)), width: request.width, height: request.height, to: temporary)
+                        cloud, along: SceneVideo.path(normalizedCameras(path.cameras)), width: request.width, height: request.height, to: temporary,
+                        frames: videoFrames)
                 } catch {
                     unlink(temporary)
                     throw ServiceError(500, "the orbit video could not be made: \(error)")

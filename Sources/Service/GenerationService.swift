@@ -1,4 +1,5 @@
 import Cameras
+import FlashWorld
 import FoundationEssentials
 import SplatCore
 import SplatIO
@@ -38,6 +39,8 @@ public actor GenerationService {
     var generator: (any SceneGenerator)?
     public let dataDirectory: String
     public let limits: ServiceLimits
+    /// Renders the orbit MP4's frames on a GPU when one is in use (the CPU renderer otherwise).
+    public let videoFrames: SceneVideo.FrameSource?
     public let concurrency: Int
     /// Seconds a finished job's artifacts are kept; nil keeps them.
     public let artifactLifetime: Double?
@@ -59,9 +62,11 @@ public actor GenerationService {
     /// A service that starts loading; `install(_:name:)` makes it ready once a generator exists.
     public init(
         store: any JobStore, generator: (any SceneGenerator)? = nil, dataDirectory: String, limits: ServiceLimits = ServiceLimits(),
-        concurrency: Int = 1, artifactLifetime: Double? = nil, log: @escaping @Sendable (String) -> Void = { _ in }
+        concurrency: Int = 1, artifactLifetime: Double? = nil, videoFrames: SceneVideo.FrameSource? = nil,
+        log: @escaping @Sendable (String) -> Void = { _ in }
     ) {
         self.log = log
+        self.videoFrames = videoFrames
         self.store = store
         self.generator = generator
         self.dataDirectory = dataDirectory
