@@ -1,5 +1,7 @@
 import ArgumentParser
 import Cameras
+import EngineCUDA
+import Foundation
 import MediaIO
 import SplatCore
 import SplatIO
@@ -123,6 +125,17 @@ import Testing
             ["camera-path", "forward", "--from", "a.json"], ["camera-path", "forward", "--frames", "0"],
         ] {
             #expect(throws: (any Error).self, "\(arguments)") { _ = try DioramaCommand.parseAsRoot(arguments) }
+        }
+    }
+
+    /// A device that does not exist is refused before any rendering; `engine info` says when no GPU can be used.
+    @Test func devicesAreCheckedBeforeWork() throws {
+        let scene = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("SplatRenderTests/Fixtures/gsplat/scene.ply").path
+        #expect(throws: (any Error).self) { try run(["render", scene, "-o", "\(folder)/never.png", "--frames", "1", "--device", "tpu", "-q"]) }
+        #expect(!FileManager.default.fileExists(atPath: "\(folder)/never.png"))
+        if (try? EngineCUDA.CUDABackend.open()) == nil {
+            #expect { try self.run(["engine", "info"]) } throws: { ($0 as? ExitCode)?.rawValue == 69 }
         }
     }
 }

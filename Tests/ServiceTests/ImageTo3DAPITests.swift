@@ -246,6 +246,9 @@ struct ConfigurationTests {
         try c.set("port", "9200")
         #expect(c.port == 9200)
         #expect(c.limits.maxQueued == 5)
+        // The device and precision a server runs in, from the same table (DIORAMA_DEVICE as the CLI reads it).
+        try c.apply(environment: ["DIORAMA_DEVICE": "cpu", "DIORAMA_PRECISION": "bf16"])
+        #expect(c.device == "cpu" && c.precision == "bf16")
     }
 
     @Test func mistakesAreNamed() {
@@ -256,6 +259,8 @@ struct ConfigurationTests {
             ({ () throws(ServiceError) in try c.apply(environment: ["DIORAMA_PORT": "http"]) }, "DIORAMA_PORT"),
             ({ () throws(ServiceError) in try c.set("image_size", "100x100") }, "multiples of 32"),
             ({ () throws(ServiceError) in try c.set("compression", "maybe") }, "true or false"),
+            ({ () throws(ServiceError) in try c.set("device", "tpu") }, "device must be auto, cuda or cpu"),
+            ({ () throws(ServiceError) in try c.set("precision", "int4") }, "precision must be fp32, bf16 or fp8"),
         ]
         for (body, message) in cases {
             #expect { try body() } throws: { ($0 as? ServiceError)?.message.contains(message) == true }

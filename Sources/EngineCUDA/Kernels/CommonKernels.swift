@@ -196,37 +196,24 @@ enum KernelSource {
             }
         }
 
-        // One block per row; float32 sums in a fixed tree (deterministic).
-        __device__ __forceinline__ float block_sum(float v, float* scratch) {
-            for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+        // One block per row: a warp tree, then the warps' results in a fixed order (deterministic). `Op` combines two
+        // values (sum or max) and `identity` is its neutral element.
+        struct SumOp { template <typename T> __device__ __forceinline__ T operator()(T a, T b) const { return a + b; } };
+        struct MaxOp { __device__ __forceinline__ float operator()(float a, float b) const { return fmaxf(a, b); } };
+        template <typename T, typename Op>
+        __device__ __forceinline__ T block_reduce(T v, T* scratch, T identity, Op op) {
+            for (int o = 16; o > 0; o >>= 1) v = op(v, __shfl_xor_sync(0xffffffffu, v, o));
             int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
             __syncthreads();
             if (lane == 0) scratch[warp] = v;
             __syncthreads();
-            float total = 0.0f;
-            for (int w = 0; w < (int)(blockDim.x >> 5); ++w) total += scratch[w];
+            T total = identity;
+            for (int w = 0; w < (int)(blockDim.x >> 5); ++w) total = op(total, scratch[w]);
             return total;
         }
-        __device__ __forceinline__ float block_max(float v, float* scratch) {
-            for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-            int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-            __syncthreads();
-            if (lane == 0) scratch[warp] = v;
-            __syncthreads();
-            float total = -F_INF;
-            for (int w = 0; w < (int)(blockDim.x >> 5); ++w) total = fmaxf(total, scratch[w]);
-            return total;
-        }
-        __device__ __forceinline__ double block_sum_d(double v, double* scratch) {
-            for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-            int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-            __syncthreads();
-            if (lane == 0) scratch[warp] = v;
-            __syncthreads();
-            double total = 0.0;
-            for (int w = 0; w < (int)(blockDim.x >> 5); ++w) total += scratch[w];
-            return total;
-        }
+        __device__ __forceinline__ float block_sum(float v, float* scratch) { return block_reduce(v, scratch, 0.0f, SumOp()); }
+        __device__ __forceinline__ float block_max(float v, float* scratch) { return block_reduce(v, scratch, -F_INF, MaxOp()); }
+        __device__ __forceinline__ double block_sum_d(double v, double* scratch) { return block_reduce(v, scratch, 0.0, SumOp()); }
 
         // Two-pass layer norm over rows of `width` (contiguous input), optional affine parameters.
         extern "C" __global__ void layer_norm(const void* x, int dt, const void* w, int wdt, const void* b, int bdt, void* out, int dt_out,
