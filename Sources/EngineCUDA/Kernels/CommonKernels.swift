@@ -215,18 +215,24 @@ enum KernelSource {
         __device__ __forceinline__ float block_max(float v, float* scratch) { return block_reduce(v, scratch, -F_INF, MaxOp()); }
         __device__ __forceinline__ double block_sum_d(double v, double* scratch) { return block_reduce(v, scratch, 0.0, SumOp()); }
 
+        // A row's mean and 1/sqrt(variance + eps), two passes (a one-pass E[x²] − E[x]² loses offset rows).
+        __device__ __forceinline__ void row_moments(const void* x, int dt, i64 base, int width, float eps, float* scratch, float& mean, float& inv) {
+            float s = 0.0f;
+            for (int i = threadIdx.x; i < width; i += blockDim.x) s += load_f(x, base + i, dt);
+            mean = block_sum(s, scratch) / (float)width;
+            float v = 0.0f;
+            for (int i = threadIdx.x; i < width; i += blockDim.x) { float d = load_f(x, base + i, dt) - mean; v += d * d; }
+            inv = 1.0f / sqrtf(block_sum(v, scratch) / (float)width + eps);
+        }
+
         // Two-pass layer norm over rows of `width` (contiguous input), optional affine parameters.
         extern "C" __global__ void layer_norm(const void* x, int dt, const void* w, int wdt, const void* b, int bdt, void* out, int dt_out,
                                               i64 rows, int width, float eps, int has_w, int has_b) {
             __shared__ float scratch[32];
             for (i64 row = blockIdx.x; row < rows; row += gridDim.x) {
                 i64 base = row * width;
-                float s = 0.0f;
-                for (int i = threadIdx.x; i < width; i += blockDim.x) s += load_f(x, base + i, dt);
-                float mean = block_sum(s, scratch) / (float)width;
-                float v = 0.0f;
-                for (int i = threadIdx.x; i < width; i += blockDim.x) { float d = load_f(x, base + i, dt) - mean; v += d * d; }
-                float inv = 1.0f / sqrtf(block_sum(v, scratch) / (float)width + eps);
+                float mean, inv;
+                row_moments(x, dt, base, width, eps, scratch, mean, inv);
                 for (int i = threadIdx.x; i < width; i += blockDim.x) {
                     float y = (load_f(x, base + i, dt) - mean) * inv;
                     if (has_w) y *= load_f(w, i, wdt);
@@ -409,12 +415,8 @@ enum KernelSource {
             __shared__ float scratch[32];
             for (i64 row = blockIdx.x; row < rows; row += gridDim.x) {
                 i64 base = row * width, mbase = (row / rows_per_group) * width;
-                float s = 0.0f;
-                for (int i = threadIdx.x; i < width; i += blockDim.x) s += load_f(x, base + i, dt);
-                float mean = block_sum(s, scratch) / (float)width;
-                float v = 0.0f;
-                for (int i = threadIdx.x; i < width; i += blockDim.x) { float d = load_f(x, base + i, dt) - mean; v += d * d; }
-                float inv = 1.0f / sqrtf(block_sum(v, scratch) / (float)width + eps);
+                float mean, inv;
+                row_moments(x, dt, base, width, eps, scratch, mean, inv);
                 for (int i = threadIdx.x; i < width; i += blockDim.x) {
                     float y = (load_f(x, base + i, dt) - mean) * inv;
                     y = y * (load_f(scale, mbase + i, mdt) + 1.0f) + load_f(shift, mbase + i, mdt);
