@@ -4,7 +4,8 @@ import PackageDescription
 // Layers, one way: Parallelism (shared helpers) <- SplatCore (the domain) <- SplatIO (formats);
 // Cameras (camera model and paths) <- SplatRender (the renderer, with SplatCore); MediaIO (PNG, video) stands alone;
 // EngineCore (tensors, dtypes, allocator, the op table) <- EngineCPU (the oracle) <- EngineCUDA; Checkpoints (formats)
-// stands alone; ModelLoading joins checkpoints to the engine; Models <- FlashWorld (the pipeline) <- Service (HTTP, jobs);
+// stands alone; ModelLoading joins checkpoints to the engine; Models <- FlashWorld (the 3D pipeline) and Video (Wan2.2
+// video) <- Service (HTTP, jobs);
 // all of them <- DioramaCLI (commands) <- diorama.
 let package = Package(
     name: "Diorama",
@@ -22,6 +23,7 @@ let package = Package(
         .library(name: "Checkpoints", targets: ["Checkpoints"]),
         .library(name: "Models", targets: ["Models"]),
         .library(name: "FlashWorld", targets: ["FlashWorld"]),
+        .library(name: "Video", targets: ["Video"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -49,11 +51,13 @@ let package = Package(
         .target(name: "ModelLoading", dependencies: ["EngineCore", "Checkpoints"]),
         .target(name: "Models", dependencies: ["EngineCore", "Checkpoints", "ModelLoading", "Cameras"]),
         .target(name: "FlashWorld", dependencies: ["Models", "EngineCore", "Cameras", "SplatCore", "SplatRender", "MediaIO"]),
+        // Wan2.2 text- and image-to-video, beside FlashWorld on the same models.
+        .target(name: "Video", dependencies: ["Models", "EngineCore", "Checkpoints", "ModelLoading", "MediaIO"]),
         .systemLibrary(name: "CSQLite", path: "Sources/CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .target(
             name: "Service",
             dependencies: [
-                "FlashWorld", "EngineCore", "MediaIO", "SplatIO", "SplatCore", "Cameras", "CSQLite",
+                "FlashWorld", "Models", "EngineCore", "MediaIO", "SplatIO", "SplatCore", "Cameras", "CSQLite",
                 .product(name: "Hummingbird", package: "hummingbird"),
             ],
             // The studio's web files and the OpenAPI document are compiled in by scripts/embed-assets.sh.
@@ -62,7 +66,7 @@ let package = Package(
             name: "DioramaCLI",
             dependencies: [
                 "SplatCore", "SplatIO", "Cameras", "SplatRender", "MediaIO", "EngineCore", "EngineCPU", "EngineCUDA", "EngineCheck",
-                "Checkpoints", "ModelLoading", "Models", "FlashWorld", "Service",
+                "Checkpoints", "ModelLoading", "Models", "FlashWorld", "Video", "Service",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .executableTarget(name: "diorama", dependencies: ["DioramaCLI"]),
@@ -77,7 +81,9 @@ let package = Package(
         .testTarget(name: "EngineTests", dependencies: ["EngineCore", "EngineCPU", "EngineCUDA", "EngineCheck"], exclude: ["Fixtures"]),
         .testTarget(
             name: "ModelTests",
-            dependencies: ["Models", "FlashWorld", "EngineCore", "EngineCPU", "EngineCheck", "Checkpoints", "ModelLoading", "Cameras", "SplatCore"],
+            dependencies: [
+                "Models", "FlashWorld", "Video", "EngineCore", "EngineCPU", "EngineCheck", "Checkpoints", "ModelLoading", "Cameras", "SplatCore", "MediaIO",
+            ],
             exclude: ["Fixtures"]),
         .testTarget(
             name: "ServiceTests",

@@ -130,11 +130,7 @@ public struct FlashWorldPipeline: Sendable {
             inspect?("context", context)
             try lap("text encoder (cached)")
         } else {
-            let (ids, mask) = model.tokenizer.encode(prompt, maxLength: model.textLength)
-            let encoded = try model.textEncoder(
-                try b.upload(try Tensor(int64s: ids, shape: [1, ids.count])), mask: try b.upload(try Tensor(int64s: mask, shape: [1, mask.count])),
-                on: b)
-            context = try b.multiply(try b.cast(encoded, to: .float32), try b.constant(mask.map { Float($0) }, shape: [1, mask.count, 1]))
+            context = try model.textEncoder.context(for: prompt, tokenizer: model.tokenizer, length: model.textLength, on: b)
             textCache?.store(context, for: prompt)
             inspect?("context", context)
             try lap("text encoder")

@@ -32,38 +32,13 @@ public enum ModelFolder {
             throw ModelError("\(root): FlashWorld's model.ckpt (or model.safetensors) is missing; put it in the folder or pass its path")
         }
 
-        let tokenizerFile = try MappedFile(path: path("tokenizer/tokenizer.json"))
-        let tokenizer = try UnigramTokenizer(json: Array(UnsafeRawBufferPointer(start: tokenizerFile.bytes, count: tokenizerFile.size)), name: path("tokenizer/tokenizer.json"))
-
-        let textConfiguration = try readConfiguration(UMT5Configuration.self, at: path("text_encoder/config.json"))
-        let textCheckpoint = try CheckpointReader.open(path: path("text_encoder"))
-        var textSpecs = UMT5Encoder.parameterSpecs(textConfiguration)
-        if textCheckpoint.tensor(named: "encoder.embed_tokens.weight") != nil {
-            textSpecs.append(ParameterSpec("encoder.embed_tokens.weight", shape: [textConfiguration.vocabSize, textConfiguration.dModel]))
-        }
-        /// Each weight copied to the device as stored and converted there; with `quantizing`, the transformer's
-        /// block linears go straight from their stored type to FP8 (as the reference quantises its loaded weights),
-        /// so the full-width copy never outlives its own tensor.
+        let (tokenizer, textEncoder) = try UMT5Encoder.loadFromModelFolder(root, on: backend, as: precision.textEncoder)
         func weights(
             _ specs: [ParameterSpec], _ checkpoint: Checkpoint, prefix: String, strict: Bool, source: String, as dtype: DType, quantizing: Bool = false
         ) throws -> ModelWeights {
-            var scales: [String: Tensor] = [:]
-            var tensors = try WeightLoader.load(specs, from: checkpoint, prefix: prefix, strict: strict, source: source) { spec, host throws(EngineError) in
-                let here = try backend.upload(host)
-                guard here.dtype.isFloatingPoint else { return here }
-                if quantizing && ModelPrecision.isBlockLinearWeight(spec.name) {
-                    let (quantized, scale) = try ModelPrecision.quantizedFP8(here, on: backend)
-                    scales[ModelPrecision.scaleName(spec.name)] = scale
-                    return quantized
-                }
-                return try backend.cast(here, to: dtype)
-            }
-            tensors.merge(scales) { a, _ in a }
-            return ModelWeights(tensors, source: source)
+            try ModelWeights.load(
+                specs, from: checkpoint, prefix: prefix, strict: strict, source: source, as: dtype, quantizingBlockLinears: quantizing, on: backend)
         }
-        let textEncoder = try UMT5Encoder(
-            configuration: textConfiguration,
-            weights: try weights(textSpecs, textCheckpoint, prefix: "", strict: true, source: path("text_encoder"), as: precision.textEncoder))
 
         let vae = try readConfiguration(WanVAEConfiguration.self, at: path("vae/config.json"))
         let vaeCheckpoint = try CheckpointReader.open(path: path("vae"))

@@ -1,6 +1,7 @@
 import Cameras
 import EngineCore
 import FlashWorld
+import Models
 import SplatCore
 
 /// Runs jobs through the FlashWorld pipeline on one backend (the service owns one GPU context), each with its own

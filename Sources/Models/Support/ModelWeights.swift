@@ -34,6 +34,31 @@ public struct ModelWeights: Sendable {
     }
 }
 
+extension ModelWeights {
+    /// Loads `specs` from `checkpoint` straight onto `backend`: each weight copied to the device as stored and
+    /// converted there to `dtype`, one tensor at a time. With `quantizingBlockLinears`, the transformer's block linears
+    /// go from their stored type to FP8 with their scales (as the reference quantises its loaded weights), so no
+    /// full-width copy outlives its own tensor. Integer tensors stay as stored.
+    public static func load(
+        _ specs: [ParameterSpec], from checkpoint: Checkpoint, prefix: String = "", strict: Bool, source: String, as dtype: DType,
+        quantizingBlockLinears: Bool = false, on backend: any Backend
+    ) throws -> ModelWeights {
+        var scales: [String: Tensor] = [:]
+        var tensors = try WeightLoader.load(specs, from: checkpoint, prefix: prefix, strict: strict, source: source) { spec, host throws(EngineError) in
+            let here = try backend.upload(host)
+            guard here.dtype.isFloatingPoint else { return here }
+            if quantizingBlockLinears && ModelPrecision.isBlockLinearWeight(spec.name) {
+                let (quantized, scale) = try ModelPrecision.quantizedFP8(here, on: backend)
+                scales[ModelPrecision.scaleName(spec.name)] = scale
+                return quantized
+            }
+            return try backend.cast(here, to: dtype)
+        }
+        tensors.merge(scales) { a, _ in a }
+        return ModelWeights(tensors, source: source)
+    }
+}
+
 /// Why a model folder or configuration was refused.
 public struct ModelError: Error, Equatable, Sendable, CustomStringConvertible {
     public var message: String

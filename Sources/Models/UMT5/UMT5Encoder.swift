@@ -1,3 +1,4 @@
+import Checkpoints
 import EngineCore
 import ModelLoading
 
@@ -81,5 +82,36 @@ public struct UMT5Encoder: Sendable {
             afterLayers?.pointee.append(h)
         }
         return try backend.rmsNorm(h, weight: w["encoder.final_layer_norm.weight"], eps: eps)
+    }
+}
+
+extension UMT5Encoder {
+    /// A prompt's context `[1, length, dModel]` in float32: tokenized and padded to `length`, encoded with its attention
+    /// mask, and the rows past the prompt zeroed, as FlashWorld and diffusers' Wan pipelines both do.
+    public func context(for prompt: String, tokenizer: any PromptTokenizer, length: Int, on backend: any Backend) throws(EngineError) -> Tensor {
+        let (ids, mask) = tokenizer.encode(prompt, maxLength: length)
+        let encoded = try callAsFunction(
+            try backend.upload(try Tensor(int64s: ids, shape: [1, ids.count])), mask: try backend.upload(try Tensor(int64s: mask, shape: [1, mask.count])),
+            on: backend)
+        return try backend.multiply(try backend.cast(encoded, to: .float32), try backend.constant(mask.map { Float($0) }, shape: [1, mask.count, 1]))
+    }
+}
+
+extension UMT5Encoder {
+    /// The tokenizer (`tokenizer/tokenizer.json`) and text encoder (`text_encoder/`, one file or shards) of a diffusers
+    /// model folder, every weight checked and copied to `backend` as `dtype`.
+    public static func loadFromModelFolder(_ root: String, on backend: any Backend, as dtype: DType) throws -> (any PromptTokenizer, UMT5Encoder) {
+        let tokenizerPath = "\(root)/tokenizer/tokenizer.json"
+        let tokenizerFile = try MappedFile(path: tokenizerPath)
+        let tokenizer = try UnigramTokenizer(json: Array(UnsafeRawBufferPointer(start: tokenizerFile.bytes, count: tokenizerFile.size)), name: tokenizerPath)
+        let configuration = try readConfiguration(UMT5Configuration.self, at: "\(root)/text_encoder/config.json")
+        let checkpoint = try CheckpointReader.open(path: "\(root)/text_encoder")
+        var specs = parameterSpecs(configuration)
+        // Some exports keep the tied embedding under the encoder's name too.
+        if checkpoint.tensor(named: "encoder.embed_tokens.weight") != nil {
+            specs.append(ParameterSpec("encoder.embed_tokens.weight", shape: [configuration.vocabSize, configuration.dModel]))
+        }
+        let weights = try ModelWeights.load(specs, from: checkpoint, strict: true, source: "\(root)/text_encoder", as: dtype, on: backend)
+        return (tokenizer, try UMT5Encoder(configuration: configuration, weights: weights))
     }
 }

@@ -73,15 +73,39 @@ public struct WanTransformer: Sendable {
         public var afterBlocks: [Tensor] = []
     }
 
-    /// Predicts `[b, out, f, h, w]` from `hiddenStates` `[b, in, f, h, w]`, one `timestep` per sample `[b]`, and the
-    /// text `[b, l, textDim]`.
+    /// What runs between the patch embedding and the head: the blocks, the blocks keeping their residual (output
+    /// minus input, for TeaCache), or a residual kept earlier added instead of running them.
+    public enum Blocks {
+        case run
+        case runKeepingResidual(UnsafeMutablePointer<Tensor?>)
+        case reuse(residual: Tensor)
+    }
+
+    /// The timestep's embedding `[rows, d]` and its six modulation vectors `[rows, 6, d]`, one row per entry of
+    /// `timestep` (sinusoid, MLP, projection).
+    public func timestepModulation(_ timestep: Tensor, on backend: any Backend) throws(EngineError) -> (embedding: Tensor, projection: Tensor) {
+        let c = configuration, w = weights
+        let rows = timestep.count
+        let sinusoid = try backend.run(
+            .timestepEmbedding(dim: c.freqDim, flipSinToCos: true, downscaleFreqShift: 0), [try timestep.reshaped([rows])])[0]
+        var temb = try backend.linear(sinusoid, w["condition_embedder.time_embedder.linear_1.weight"], w["condition_embedder.time_embedder.linear_1.bias"])
+        temb = try backend.linear(try backend.silu(temb), w["condition_embedder.time_embedder.linear_2.weight"], w["condition_embedder.time_embedder.linear_2.bias"])
+        let projection = try backend.linear(try backend.silu(temb), w["condition_embedder.time_proj.weight"], w["condition_embedder.time_proj.bias"])
+        return (temb, try projection.reshaped([rows, 6, c.innerDim]))
+    }
+
+    /// Predicts `[b, out, f, h, w]` from `hiddenStates` `[b, in, f, h, w]`, the text `[b, l, textDim]` and a
+    /// `timestep` per sample `[b]` or per latent frame `[b, f]` (Wan2.2-TI2V's `expand_timesteps`, which gives an
+    /// image-conditioned first frame t = 0: every token of a frame shares its frame's modulation).
     public func callAsFunction(
-        _ hiddenStates: Tensor, timestep: Tensor, text: Tensor, on backend: any Backend, trace: UnsafeMutablePointer<Trace>? = nil
+        _ hiddenStates: Tensor, timestep: Tensor, text: Tensor, on backend: any Backend, blocks: Blocks = .run,
+        trace: UnsafeMutablePointer<Trace>? = nil
     ) throws(EngineError) -> Tensor {
         let c = configuration
         let d = c.innerDim, heads = c.numAttentionHeads, headDim = c.attentionHeadDim
         let eps = Float(c.eps)
-        guard hiddenStates.rank == 5, hiddenStates.shape[1] == c.inChannels, timestep.shape == [hiddenStates.shape[0]],
+        guard hiddenStates.rank == 5, hiddenStates.shape[1] == c.inChannels,
+            timestep.shape == [hiddenStates.shape[0]] || timestep.shape == [hiddenStates.shape[0], hiddenStates.shape[2] / c.patchSize[0]],
             text.rank == 3, text.shape[0] == hiddenStates.shape[0], text.shape[2] == c.textDim
         else {
             throw EngineError(
@@ -93,6 +117,9 @@ public struct WanTransformer: Sendable {
         let (frames, height, width) = (hiddenStates.shape[2] / pt, hiddenStates.shape[3] / ph, hiddenStates.shape[4] / pw)
         let tokens = frames * height * width
         let w = weights
+        // One modulation row per sample, or per (sample, frame) whose tokens it then covers.
+        let modulationRows = timestep.rank == 2 ? batch * frames : batch
+        let rowTokens = tokens * batch / modulationRows
 
         let rope = try backend.run(
             .ropeFrequencies3D(headDim: headDim, frames: frames, height: height, width: width, theta: 10000), [])
@@ -104,22 +131,22 @@ public struct WanTransformer: Sendable {
         x = try backend.permuted(try x.reshaped([batch, d, tokens]), [0, 2, 1])
         trace?.pointee.tokens = x
 
-        // Timestep: sinusoid → MLP → six modulation vectors per block.
-        let sinusoid = try backend.run(.timestepEmbedding(dim: c.freqDim, flipSinToCos: true, downscaleFreqShift: 0), [timestep])[0]
-        var temb = try backend.linear(sinusoid, w["condition_embedder.time_embedder.linear_1.weight"], w["condition_embedder.time_embedder.linear_1.bias"])
-        temb = try backend.linear(try backend.silu(temb), w["condition_embedder.time_embedder.linear_2.weight"], w["condition_embedder.time_embedder.linear_2.bias"])
-        let timestepProjection = try backend.linear(
-            try backend.silu(temb), w["condition_embedder.time_proj.weight"], w["condition_embedder.time_proj.bias"]
-        ).reshaped([batch, 6, d])
+        let (temb, timestepProjection) = try timestepModulation(timestep, on: backend)
         trace?.pointee.timestepEmbedding = temb
         trace?.pointee.timestepProjection = timestepProjection
 
         var context = try backend.linear(try backend.cast(text, to: activationType), w["condition_embedder.text_embedder.linear_1.weight"], w["condition_embedder.text_embedder.linear_1.bias"])
         context = try backend.linear(try backend.geluTanh(context), w["condition_embedder.text_embedder.linear_2.weight"], w["condition_embedder.text_embedder.linear_2.bias"])
 
-        /// `layerNorm(x) · (1 + scale) + shift`, fused.
+        /// `layerNorm(x) · (1 + scale) + shift`, fused; the tokens grouped by modulation row.
         func modulated(_ x: Tensor, shift: Tensor, scale: Tensor) throws(EngineError) -> Tensor {
-            try backend.run(.modulatedLayerNorm(eps: eps), [x, shift, scale])[0]
+            try backend.run(.modulatedLayerNorm(eps: eps), [try x.reshaped([modulationRows, rowTokens, d]), shift, scale])[0]
+                .reshaped([batch, tokens, d])
+        }
+        /// `x + y · gate`, fused, with the same grouping.
+        func gated(_ x: Tensor, _ y: Tensor, gate: Tensor) throws(EngineError) -> Tensor {
+            let rows = [modulationRows, rowTokens, d]
+            return try backend.run(.gatedResidual, [try x.reshaped(rows), try y.reshaped(rows), gate])[0].reshaped([batch, tokens, d])
         }
         /// A block linear: FP8 (with its weight's scale) when the weights were quantised at load.
         func project(_ x: Tensor, _ name: String) throws(EngineError) -> Tensor {
@@ -157,23 +184,27 @@ public struct WanTransformer: Sendable {
             return try project(merged, "\(prefix).to_out.0")
         }
 
+        let entering = x
+        if case .reuse(let residual) = blocks { x = try backend.add(x, residual) }
         for i in 0..<c.numLayers {
+            if case .reuse = blocks { break }
             let b = "blocks.\(i)."
             // The modulation stays float32, as diffusers adds the table to the float32 projection.
             let m = try backend.split(try backend.add(timestepProjection, w["\(b)scale_shift_table"]), sizes: [1, 1, 1, 1, 1, 1], axis: 1)
             let (shift, scale, gate, ffShift, ffScale, ffGate) = (m[0], m[1], m[2], m[3], m[4], m[5])
             let normed = try modulated(x, shift: shift, scale: scale)
-            x = try backend.run(.gatedResidual, [x, try attention("\(b)attn1", normed, normed, rotary: true), gate])[0]
+            x = try gated(x, try attention("\(b)attn1", normed, normed, rotary: true), gate: gate)
             let crossInput = c.crossAttnNorm ? try backend.layerNorm(x, eps: eps, weight: w["\(b)norm2.weight"], bias: w["\(b)norm2.bias"]) : x
             x = try backend.add(x, try attention("\(b)attn2", crossInput, context, rotary: false))
             var ff = try modulated(x, shift: ffShift, scale: ffScale)
             ff = try backend.geluTanh(try project(ff, "\(b)ffn.net.0.proj"))
             ff = try project(ff, "\(b)ffn.net.2")
-            x = try backend.run(.gatedResidual, [x, ff, ffGate])[0]
+            x = try gated(x, ff, gate: ffGate)
             trace?.pointee.afterBlocks.append(x)
         }
+        if case .runKeepingResidual(let residual) = blocks { residual.pointee = try backend.subtract(x, entering) }
 
-        let head = try backend.split(try backend.add(try temb.reshaped([batch, 1, d]), w["scale_shift_table"]), sizes: [1, 1], axis: 1)
+        let head = try backend.split(try backend.add(try temb.reshaped([modulationRows, 1, d]), w["scale_shift_table"]), sizes: [1, 1], axis: 1)
         x = try modulated(x, shift: head[0], scale: head[1])
         x = try backend.linear(x, w["proj_out.weight"], w["proj_out.bias"])
         // [b, f, h, w, pt, ph, pw, c] → [b, c, f, pt, h, ph, w, pw] → [b, c, F, H, W]

@@ -79,20 +79,9 @@ public struct WanVAEDecoder: Sendable {
             x = try backend.run(
                 .conv2d(stride: [1], padding: [1]),
                 [x, weights["\(prefix)up_blocks.\(b).upsampler.resample.1.weight"], weights["\(prefix)up_blocks.\(b).upsampler.resample.1.bias"]])[0]
-            x = try backend.add(x, try duplicateUp(shortcut, to: dims[b + 1], temporal: upsampleTime[b], on: backend))
+            x = try backend.add(
+                x, try WanVAELayers.duplicatedUp(shortcut, to: dims[b + 1], temporal: upsampleTime[b], firstChunk: true, on: backend))
         }
         return x
-    }
-
-    /// `DupUp3D` on a first chunk: each channel repeated, regrouped as (c, time, row, column) factors, the last time
-    /// factor kept, and the row and column factors spread over a 2x larger image.
-    func duplicateUp(_ x: Tensor, to outChannels: Int, temporal: Bool, on backend: any Backend) throws(EngineError) -> Tensor {
-        let (b, ch, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
-        let ft = temporal ? 2 : 1, fs = 2
-        let repeats = outChannels * ft * fs * fs / ch
-        let copies = try x.reshaped([b, ch, 1, h, w])
-        let repeated = try backend.concat(Array(repeating: copies, count: repeats), axis: 2).reshaped([b, outChannels, ft, fs, fs, h, w])
-        let last = try backend.contiguous(try repeated.narrowed(2, start: ft - 1, length: 1)).reshaped([b, outChannels, fs, fs, h, w])
-        return try backend.permuted(last, [0, 1, 4, 2, 5, 3]).reshaped([b, outChannels, h * fs, w * fs])
     }
 }

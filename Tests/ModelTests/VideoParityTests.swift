@@ -1,0 +1,110 @@
+import EngineCPU
+import EngineCheck
+import EngineCore
+import Foundation
+import MediaIO
+import Testing
+
+@testable import Models
+@testable import Video
+
+/// Wan2.2-TI2V video generation against diffusers itself (`tools/models/make_video_fixtures.py`): the schedulers, the
+/// chunked video VAE decoder, and the whole text-to-video and image-to-video pipelines loaded from a model folder in
+/// the published layout.
+struct VideoParityTests {
+    static let fixtures = try! ModelFixtures.tensors("video-tiny/schedulers.safetensors")
+
+    @Test(arguments: [("unipc", 6), ("unipc50", 50), ("euler", 6)])
+    func scheduleMatchesDiffusers(label: String, steps: Int) throws {
+        let scheduler: any VideoScheduler =
+            label == "euler" ? FlowMatchEulerScheduler(steps: steps, shift: 5) : UniPCScheduler(steps: steps, shift: 5)
+        let sigmas = try #require(Self.fixtures["\(label).sigmas"]).floats()
+        let timesteps = try #require(Self.fixtures["\(label).timesteps"]).floats()
+        #expect(scheduler.sigmas.count == sigmas.count && scheduler.timesteps.count == timesteps.count)
+        for (mine, theirs) in zip(scheduler.sigmas, sigmas) { #expect(abs(mine - Double(theirs)) < 1e-6, "σ \(mine) vs \(theirs)") }
+        for (mine, theirs) in zip(scheduler.timesteps, timesteps) { #expect(abs(mine - Double(theirs)) < 1e-3, "t \(mine) vs \(theirs)") }
+    }
+
+    /// Every step's output over recorded velocities: UniPC's predictor and corrector at orders 1 and 2, and the final
+    /// step to σ = 0.
+    @Test(arguments: ["unipc", "euler"])
+    func stepsMatchDiffusers(label: String) throws {
+        var scheduler: any VideoScheduler = label == "euler" ? FlowMatchEulerScheduler(steps: 6, shift: 5) : UniPCScheduler(steps: 6, shift: 5)
+        let velocities = try #require(Self.fixtures["\(label).velocities"])
+        let samples = try #require(Self.fixtures["\(label).samples"])
+        let backend = CPUBackend.shared
+        var sample = try backend.contiguous(try samples.narrowed(0, start: 0, length: 1)).reshaped([2, 3, 4])
+        for k in 0..<6 {
+            let velocity = try backend.contiguous(try velocities.narrowed(0, start: k, length: 1)).reshaped([2, 3, 4])
+            sample = try scheduler.step(velocity, sample: sample, index: k, on: backend)
+            let expected = try backend.contiguous(try samples.narrowed(0, start: k + 1, length: 1)).reshaped([2, 3, 4])
+            let error = relativeError(sample, expected)
+            #expect(error < 1e-5, "\(label) step \(k): \(error)")
+        }
+    }
+
+    static let model = Result { try VideoModelFolder.load(ModelFixtures.path("video-tiny/model"), on: CPUBackend.shared, precision: .float32) }
+
+    /// diffusers' `[b, c, t, h, w]` video as Diorama's frames `[t, c, h, w]`.
+    static func frames(_ video: Tensor) throws -> Tensor {
+        let (c, t, h, w) = (video.shape[1], video.shape[2], video.shape[3], video.shape[4])
+        return try CPUBackend.shared.contiguous(try video.reshaped([c, t, h, w]).permuted([1, 0, 2, 3]))
+    }
+
+    @Test func videoDecoderMatchesDiffusersOverSeveralChunks() throws {
+        let model = try Self.model.get()
+        let case_ = try ModelFixtures.tensors("video-tiny/vae_decode.safetensors")
+        var chunks: [Int] = []
+        let video = try model.vaeDecoder.decode(try #require(case_["latents"]), on: CPUBackend.shared) { done, _ in chunks.append(done) }
+        let expected = try Self.frames(try #require(case_["video"]))
+        #expect(video.shape == [9, 3, 32, 48] && expected.shape == video.shape)
+        #expect(chunks == [1, 2, 3])
+        let error = relativeError(video, expected)
+        #expect(error < 1e-4, "decoder: \(error)")
+    }
+
+    static func generate(_ label: String, image: Tensor?) throws -> (result: VideoResult, latents: [Tensor], expected: [String: Tensor]) {
+        let model = try Self.model.get()
+        let expected = try ModelFixtures.tensors("video-tiny/\(label).safetensors")
+        var noise = RecordedNoise([try #require(expected["noise"])])
+        var request = VideoRequest(prompt: "a lighthouse on a cliff at dusk, waves below", negativePrompt: "blurry, static", image: image, defaults: .tiny)
+        (request.frames, request.width, request.height, request.steps, request.guidance) = (9, 64, 32, 4, 5)
+        var latents: [Tensor] = []
+        let result = try VideoPipeline(model: model, backend: CPUBackend.shared).generate(request, noise: &noise, inspect: { _, value in latents.append(value) })
+        return (result, latents, expected)
+    }
+
+    static func check(_ run: (result: VideoResult, latents: [Tensor], expected: [String: Tensor]), _ label: String) throws {
+        let steps = try #require(run.expected["step_latents"])
+        #expect(run.latents.count == steps.shape[0])
+        for (k, mine) in run.latents.enumerated() {
+            let theirs = try CPUBackend.shared.contiguous(try steps.narrowed(0, start: k, length: 1)).reshaped(mine.shape)
+            let error = relativeError(mine, theirs)
+            #expect(error < 1e-4, "\(label) latents after step \(k): \(error)")
+        }
+        // diffusers' frames [1, t, h, w, 3] in [0, 1] (stored as float16) against ours [t, 3, h, w] in [−1, 1].
+        let theirs = try #require(run.expected["frames"])
+        let (t, h, w) = (theirs.shape[1], theirs.shape[2], theirs.shape[3])
+        let ours = try CPUBackend.shared.contiguous(try run.result.frames.permuted([0, 2, 3, 1]))
+        let mapped = try Tensor(ours.floats().map { min(max($0 * 0.5 + 0.5, 0), 1) }, shape: [1, t, h, w, 3])
+        let error = relativeError(mapped, theirs)
+        #expect(error < 2e-3, "\(label) frames: \(error)")
+    }
+
+    @Test func textToVideoMatchesDiffusers() throws {
+        try Self.check(try Self.generate("t2v", image: nil), "t2v")
+    }
+
+    @Test func imageToVideoMatchesDiffusers() throws {
+        let png = try Data(contentsOf: URL(fileURLWithPath: ModelFixtures.path("video-tiny/i2v.png")))
+        let image = try ImageDecoder.decode([UInt8](png), name: "i2v.png")
+        #expect(image.width == 64 && image.height == 32)
+        var values = [Float](repeating: 0, count: 3 * 64 * 32)
+        for c in 0..<3 {
+            for p in 0..<(64 * 32) { values[c * 64 * 32 + p] = Float(image.pixels[3 * p + c]) / 255 * 2 - 1 }
+        }
+        let run = try Self.generate("i2v", image: try Tensor(values, shape: [3, 32, 64]))
+        try Self.check(run, "i2v")
+        #expect(run.result.transformerPasses == 8)
+    }
+}
