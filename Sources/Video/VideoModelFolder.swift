@@ -35,7 +35,11 @@ public enum VideoModelFolder {
         }
     }
 
-    public static func load(_ folder: String, on backend: any Backend, precision: ModelPrecision) throws -> WanVideoModel {
+    /// Loads the folder onto `backend` in `precision`, merges `loras` (path and strength) into the transformer, and
+    /// prepares the model.
+    public static func load(
+        _ folder: String, on backend: any Backend, precision: ModelPrecision, loras: [(path: String, strength: Float)] = []
+    ) throws -> WanVideoModel {
         let root = folder.hasSuffix("/") ? String(folder.dropLast()) : folder
         func path(_ relative: String) -> String { "\(root)/\(relative)" }
         let required = ["model_index.json", "tokenizer/tokenizer.json", "text_encoder/config.json", "transformer/config.json", "vae/config.json"]
@@ -88,6 +92,6 @@ public enum VideoModelFolder {
         return try WanVideoModel(
             name: root, tokenizer: tokenizer, textEncoder: textEncoder, transformer: transformer, vaeEncoder: vaeEncoder, vaeDecoder: vaeDecoder,
             textLength: textLength, flowShift: shift, defaults: defaults
-        ).prepared(for: backend, precision: precision)
+        ).mergingLoRAs(loras, on: backend).prepared(for: backend, precision: precision)
     }
 }

@@ -78,7 +78,7 @@ public struct VideoAcceleration: Sendable, Equatable {
     }
 
     public func validate() throws(ModelError) {
-        if let t = teaCacheThreshold, !(t.isFinite && t >= 0 && t <= 1) { throw ModelError("TeaCache threshold \(t) must be between 0 and 1") }
+        if let t = teaCacheThreshold, !(t.isFinite && t >= 0) { throw ModelError("TeaCache threshold \(t) must be a number of at least 0") }
         guard teaCacheStartSteps >= 0 else { throw ModelError("TeaCache start steps must not be negative") }
         guard cfgSkipRatio.isFinite, (0...1).contains(cfgSkipRatio) else { throw ModelError("CFG skip ratio \(cfgSkipRatio) must be between 0 and 1") }
     }
@@ -89,7 +89,8 @@ public struct VideoResult: Sendable {
     public var frames: Tensor
     public var latents: Tensor
     public var timings: [(stage: String, seconds: Double)]
-    /// How many transformer passes ran and how many TeaCache or CFG skip saved.
+    /// The transformer passes the run called for (two per step with guidance), and how many of them TeaCache (blocks
+    /// replaced by a kept residual) or CFG skip (pass dropped) saved.
     public var transformerPasses: Int
     public var skippedPasses: Int
 }
@@ -169,7 +170,7 @@ public struct VideoPipeline: Sendable {
             let skipUnconditional = Double(k) >= Double(request.steps) * (1 - request.acceleration.cfgSkipRatio) && request.acceleration.cfgSkipRatio > 0
             let compute = try cache.shouldCompute(step: k, timestep: timestep, transformer: model.transformer, on: b)
             var velocity = try cache.run(.conditional, compute: compute, input: input, timestep: timestep, text: context, transformer: model.transformer, on: b)
-            passes += 1
+            passes += guided ? 2 : 1
             if !compute { skipped += 1 }
             if let negativeContext {
                 if skipUnconditional {
@@ -177,7 +178,6 @@ public struct VideoPipeline: Sendable {
                 } else {
                     let unconditional = try cache.run(
                         .unconditional, compute: compute, input: input, timestep: timestep, text: negativeContext, transformer: model.transformer, on: b)
-                    passes += 1
                     if !compute { skipped += 1 }
                     velocity = try b.add(unconditional, try b.scaled(try b.subtract(velocity, unconditional), by: Float(request.guidance)))
                 }

@@ -82,6 +82,17 @@ public struct WanVideoModel: Sendable {
             textLength: 64, flowShift: 5, defaults: .tiny)
     }
 
+    /// The model with LoRAs merged into its transformer, in order (before `prepared`, so FP8 storage would quantise
+    /// the merged weights).
+    public func mergingLoRAs(_ loras: [(path: String, strength: Float)], on backend: any Backend) throws -> WanVideoModel {
+        var copy = self
+        for (path, strength) in loras {
+            let lora = try LoRA(path: path, matching: copy.transformer.weights.tensors.keys)
+            copy.transformer.weights = try lora.merged(into: copy.transformer.weights, strength: strength, on: backend)
+        }
+        return copy
+    }
+
     /// The model ready to run on `backend` in `precision`: weights on the device in their run-time types, the encoder's
     /// causal kernels cut to their last tap (it only ever sees one frame) and the decoder's split into taps.
     public func prepared(for backend: any Backend, precision: ModelPrecision) throws -> WanVideoModel {

@@ -108,3 +108,87 @@ struct VideoParityTests {
         #expect(run.result.transformerPasses == 8)
     }
 }
+
+/// LoRA merging in the three key layouts, against the weights the fixture script merged with VideoX-Fun's rule.
+struct LoRATests {
+    @Test(arguments: [("kohya", "kohya"), ("diffusers", "plain"), ("wan", "plain")])
+    func mergesEveryLayoutAsVideoXFunDoes(file: String, expectation: String) throws {
+        let model = try VideoParityTests.model.get()
+        let path = ModelFixtures.path("video-tiny/lora/\(file).safetensors")
+        let merged = try model.mergingLoRAs([(path, 0.75)], on: CPUBackend.shared)
+        let expected = try ModelFixtures.tensors("video-tiny/lora/merged.safetensors")
+        var checked = 0
+        for (name, theirs) in expected where name.hasPrefix(expectation + ".") {
+            let weight = String(name.dropFirst(expectation.count + 1))
+            let error = relativeError(merged.transformer.weights[weight], theirs)
+            #expect(error < 1e-6, "\(file) \(weight): \(error)")
+            checked += 1
+        }
+        #expect(checked == 3)
+        // Everything else is untouched.
+        #expect(merged.transformer.weights["blocks.1.attn1.to_q.weight"].floats() == model.transformer.weights["blocks.1.attn1.to_q.weight"].floats())
+    }
+
+    @Test func aLoRAForAnotherModelIsRefused() throws {
+        let model = try VideoParityTests.model.get()
+        // The video VAE's weights are not a transformer: none of the LoRA's modules exist there.
+        #expect(throws: ModelError.self) {
+            _ = try LoRA(path: ModelFixtures.path("video-tiny/lora/kohya.safetensors"), matching: model.vaeDecoder.weights.tensors.keys)
+        }
+        #expect(throws: (any Error).self) {
+            _ = try LoRA(path: ModelFixtures.path("video-tiny/vae_decode.safetensors"), matching: model.transformer.weights.tensors.keys)
+        }
+    }
+}
+
+/// TeaCache and CFG skip on the tiny model: what they skip, and that skipping nothing changes nothing.
+struct VideoAccelerationTests {
+    static func run(_ acceleration: VideoAcceleration, steps: Int = 6) throws -> VideoResult {
+        let model = try VideoParityTests.model.get()
+        var request = VideoRequest(prompt: "a lighthouse", negativePrompt: "blurry", defaults: .tiny, acceleration: acceleration)
+        request.steps = steps
+        var noise = SeededNoise(seed: 5)
+        return try VideoPipeline(model: model, backend: CPUBackend.shared).generate(request, noise: &noise)
+    }
+
+    @Test func rescalingPolynomialIsWan22s() {
+        #expect(abs(TeaCache.rescaled(0) - -4.17769401e-02) < 1e-12)
+        #expect(abs(TeaCache.rescaled(0.1) - (8.10705460e+03 * 1e-4 + 2.13393892e+03 * 1e-3 - 3.72934672e+02 * 1e-2 + 1.66203073 - 4.17769401e-02)) < 1e-9)
+    }
+
+    @Test func teaCacheSkipsOnlyAfterItsStartSteps() throws {
+        let plain = try Self.run(.init())
+        #expect(plain.skippedPasses == 0 && plain.transformerPasses == 12)
+        // A threshold of 0 never skips: the same video, through the residual-keeping path.
+        let never = try Self.run(.init(teaCacheThreshold: 0, teaCacheStartSteps: 1))
+        #expect(never.skippedPasses == 0)
+        #expect(relativeError(never.frames, plain.frames) < 1e-6)
+        // A threshold nothing reaches skips both branches of every step after the first two, never the first two.
+        // (The toy model's 16-wide timestep sinusoid moves too much between steps for real thresholds to skip.)
+        let always = try Self.run(.init(teaCacheThreshold: 1e12, teaCacheStartSteps: 2))
+        #expect(always.skippedPasses == 8)
+        #expect(always.frames.shape == plain.frames.shape)
+        #expect(relativeError(always.frames, plain.frames) > 1e-4)
+    }
+
+    @Test func cfgSkipDropsTheUnconditionalPassOfTheLastSteps() throws {
+        let plain = try Self.run(.init(), steps: 4)
+        let skipped = try Self.run(.init(cfgSkipRatio: 0.5), steps: 4)
+        #expect(skipped.skippedPasses == 2 && skipped.transformerPasses == 8)
+        #expect(relativeError(skipped.frames, plain.frames) > 0)
+    }
+
+    @Test func requestsOutsideTheLimitsAreRefused() {
+        var request = VideoRequest(prompt: "x", defaults: .tiny)
+        request.frames = 8
+        #expect(throws: ModelError.self) { try request.validate() }
+        request.frames = 9
+        request.width = 40
+        #expect(throws: ModelError.self) { try request.validate() }
+        request.width = 64
+        request.acceleration.cfgSkipRatio = 2
+        #expect(throws: ModelError.self) { try request.validate() }
+        #expect(VideoRequest.supportedFrameCount(84) == 85 && VideoRequest.supportedFrameCount(82) == 81 && VideoRequest.supportedFrameCount(121) == 121)
+        #expect(VideoPipeline.cleanedPrompt("  a  &amp;amp; b\n\tc ") == "a & b c")
+    }
+}

@@ -11,6 +11,7 @@ Writes Tests/ModelTests/Fixtures/video-tiny/ (committed; the Swift tests never r
     vae_decode.safetensors the video VAE decoder (causal 3D convolutions with diffusers' chunk cache) over 3 latent frames
     t2v.safetensors        text-to-video: the noise, the latents after every step, the final video frames (float16)
     i2v.safetensors, i2v.png  image-to-video (first frame from i2v.png, expand_timesteps' per-token timesteps)
+    lora/                  one LoRA in kohya, diffusers and original-Wan key layouts, and the weights it merges to
     manifest.json          the calls, the shapes, the versions, the tolerance
 
 The tokenizer and text encoder are the ones of Fixtures/pipeline-tiny, the VAE is Fixtures/vae-tiny; the transformer is
@@ -149,6 +150,32 @@ def main() -> None:
     Image.fromarray(rgb).save(OUT / "i2v.png")
     run(i2v, "i2v", image=Image.open(OUT / "i2v.png").convert("RGB"))
 
+    # LoRAs in the three key layouts people publish, and the transformer weights merged by VideoX-Fun's rule
+    # (W += m * alpha/rank * up @ down; the factor is m when there is no alpha).
+    (OUT / "lora").mkdir()
+    sd = transformer.state_dict()
+    rank, strength = 2, 0.75
+    targets = [("blocks.0.attn1.to_q", "blocks_0_self_attn_q", "blocks.0.self_attn.q"),
+               ("blocks.1.ffn.net.2", "blocks_1_ffn_2", "blocks.1.ffn.2"),
+               ("blocks.0.attn2.to_out.0", "blocks_0_cross_attn_o", "blocks.0.cross_attn.o")]
+    kohya, peft, wan, merged = {}, {}, {}, {}
+    for module, kohya_name, wan_name in targets:
+        out_f, in_f = sd[module + ".weight"].shape
+        up, down = normal(module + ".up", (out_f, rank)), normal(module + ".down", (rank, in_f))
+        kohya[f"lora_unet__{kohya_name}.lora_up.weight"] = up
+        kohya[f"lora_unet__{kohya_name}.lora_down.weight"] = down
+        kohya[f"lora_unet__{kohya_name}.alpha"] = torch.tensor(4.0)
+        peft[f"transformer.{module}.lora_B.weight"] = up
+        peft[f"transformer.{module}.lora_A.weight"] = down
+        wan[f"diffusion_model.{wan_name}.lora_B.weight"] = up
+        wan[f"diffusion_model.{wan_name}.lora_A.weight"] = down
+        merged[f"kohya.{module}.weight"] = sd[module + ".weight"] + strength * (4.0 / rank) * (up @ down)
+        merged[f"plain.{module}.weight"] = sd[module + ".weight"] + strength * (up @ down)
+    save_file(kohya, str(OUT / "lora" / "kohya.safetensors"))
+    save_file(peft, str(OUT / "lora" / "diffusers.safetensors"))
+    save_file(wan, str(OUT / "lora" / "wan.safetensors"))
+    save_file({k: v.contiguous() for k, v in merged.items()}, str(OUT / "lora" / "merged.safetensors"))
+
     manifest = {
         "versions": {"torch": torch.__version__, "diffusers": diffusers.__version__, "transformers": transformers.__version__},
         "transformer": {k: list(v) if isinstance(v, tuple) else v for k, v in TRANSFORMER.items()},
@@ -161,6 +188,9 @@ def main() -> None:
             "i2v": "WanImageToVideoPipeline(**common, image=PIL i2v.png, latents=noise); step_latents are the "
                    "scheduler's latents (frame 0 is replaced by the image's latents before every model call and at the end)",
             "common": {k: v for k, v in common.items()},
+            "lora": "lora/{kohya,diffusers,wan}.safetensors hold the same rank-2 matrices for three modules in three key "
+                    "layouts (kohya/VideoX-Fun with alpha 4, diffusers/PEFT and original-Wan names without alpha); "
+                    "lora/merged.safetensors: kohya.* = W + 0.75*(4/2)*up@down, plain.* = W + 0.75*up@down",
         },
         "tolerance": "1e-4 of the largest magnitude (float32 arithmetic in a different order); frames are stored as float16, so 2e-3 for them",
     }
