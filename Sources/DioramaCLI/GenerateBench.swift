@@ -87,5 +87,7 @@ struct GenerateBench: ParsableCommand {
         if let gpu { print("linear_fp8: \(gpu.fp8Path)") }
     }
 
-    func gib(_ bytes: Int) -> String { String(format: "%.2f", Double(bytes) / Double(1 << 30)) }
 }
+
+/// Bytes as GiB with two decimals, for benchmark lines.
+func gib(_ bytes: Int) -> String { String(format: "%.2f", Double(bytes) / Double(1 << 30)) }

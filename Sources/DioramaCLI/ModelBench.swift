@@ -6,6 +6,7 @@ import FlashWorld
 import Foundation
 import ModelLoading
 import Models
+import Video
 
 /// Every FlashWorld module at full size with random weights built from the published configurations, timed per call.
 struct ModelBench: ParsableCommand {
@@ -166,7 +167,6 @@ struct ModelBench: ParsableCommand {
         }
     }
 
-    func gib(_ bytes: Int) -> String { String(format: "%.2f", Double(bytes) / Double(1 << 30)) }
 }
 
 /// Random weights for benchmarks, built on the device tensor by tensor (FP8 block linears quantised as they are
@@ -231,5 +231,33 @@ struct RandomWeights {
         return try FlashWorldModel(
             name: "random full-size FlashWorld", tokenizer: ByteTokenizer(vocabularySize: textConfiguration.vocabSize), textEncoder: text,
             transformer: transformer, vaeEncoder: encoder, reconstruction: decoder, textLength: 512)
+    }
+
+    /// Wan2.2-TI2V-5B at full size (UMT5-XXL, the transformer, the Wan2.2 VAE encoder and video decoder) with random
+    /// weights in `precision`.
+    mutating func wanVideo(precision: ModelPrecision) throws -> WanVideoModel {
+        let vae = WanVAEConfiguration.wan22
+        let textConfiguration = UMT5Configuration.umt5XXL
+        var textSpecs = UMT5Encoder.parameterSpecs(textConfiguration)
+        if !textSpecs.contains(where: { $0.name == "shared.weight" }) {
+            textSpecs.append(ParameterSpec("shared.weight", shape: [textConfiguration.vocabSize, textConfiguration.dModel]))
+        }
+        var text = try UMT5Encoder(configuration: textConfiguration, weights: try weights(textSpecs, as: precision.textEncoder))
+        text.activationType = precision.textEncoder
+        let configuration = WanTransformerConfiguration.wan22TI2V
+        var transformer = try WanTransformer(
+            configuration: configuration,
+            weights: try weights(WanTransformer.parameterSpecs(configuration), as: precision.transformer, blockLinears: precision.transformerBlockLinears))
+        transformer.activationType = precision.transformer
+        var encoder = try WanVAEEncoder(
+            configuration: vae, weights: try ModelWeights.lastTapConvolutions(try weights(WanVAEEncoder.parameterSpecs(vae), as: precision.vaeEncoder), on: backend))
+        encoder.activationType = precision.vaeEncoder
+        var decoder = try WanVAEVideoDecoder(
+            configuration: vae,
+            weights: try WanVAEVideoDecoder.prepared(try weights(WanVAEVideoDecoder.parameterSpecs(vae), as: precision.decoder), on: backend))
+        decoder.activationType = precision.decoder
+        return try WanVideoModel(
+            name: "random full-size Wan2.2-TI2V-5B", tokenizer: ByteTokenizer(vocabularySize: textConfiguration.vocabSize), textEncoder: text,
+            transformer: transformer, vaeEncoder: encoder, vaeDecoder: decoder, textLength: 512, flowShift: 5, defaults: .wan22)
     }
 }

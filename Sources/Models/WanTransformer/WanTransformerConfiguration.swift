@@ -56,6 +56,11 @@ public struct WanTransformerConfiguration: Codable, Sendable, Equatable {
 
     public var innerDim: Int { numAttentionHeads * attentionHeadDim }
 
+    /// Wan2.2-TI2V-5B as published (`transformer/config.json`): 48 latent channels in and out.
+    public static let wan22TI2V = WanTransformerConfiguration(
+        patchSize: [1, 2, 2], numAttentionHeads: 24, attentionHeadDim: 128, inChannels: 48, outChannels: 48,
+        textDim: 4096, freqDim: 256, ffnDim: 14336, numLayers: 30)
+
     /// Wan2.2-TI2V-5B as FlashWorld widens it: 1174 input channels (noisy latent, raymap, condition latent, previous
     /// features, previous 3D latent) and 1072 outputs (velocity and features).
     public static let flashWorld = WanTransformerConfiguration(
