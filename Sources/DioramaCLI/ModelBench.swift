@@ -186,6 +186,11 @@ struct RandomWeights {
             var values = try backend.randomNormal([n], seed: seed)
             if spec.name.hasSuffix("lrs_mul") {
                 values = try backend.constant(GaussianHead.learningRateMultipliers, shape: [n])
+            } else if spec.name.hasSuffix("gs_proj.weight") {
+                // As the reference initialises the head (what its benchmark renders): a zero projection.
+                values = try backend.zeros([n])
+            } else if spec.name.hasSuffix("gs_proj.bias") {
+                values = try backend.constant(GaussianHead.initialBias, shape: [n])
             } else if spec.shape.count == 1 || spec.name.contains("gamma") || spec.name.contains("scale_shift_table") {
                 values = try backend.add(try backend.full([1], value: 1), try backend.scaled(values, by: 0.05))
             } else {

@@ -26,13 +26,26 @@ public final class CUDABackend: Backend {
     let allocator: CachingAllocator
     let maxSharedMemory: Int
     private let state: Mutex<Confined>
-    /// FP8 products through cuBLASLt: 0 with the bias epilogue, 1 without it, 2 not at all (the composed path).
-    let fp8Support = Atomic<Int>(0)
+    /// What cuBLASLt declined for FP8 products, per shape (`m×n×k`): 1 the bias epilogue, 2 any product (the
+    /// composed path), with the last refusal's message. One odd shape never slows the others down.
+    struct FP8Refusals {
+        var byShape: [String: Int] = [:]
+        var calls = 0
+        var lastError: String?
+    }
+    let fp8Refusals = Mutex(FP8Refusals())
 
-    /// How `linear_fp8` runs here (known after its first call).
+    /// How `linear_fp8` has run here: the cuBLASLt e4m3 path, and the shapes that fell back and why.
     public var fp8Path: String {
-        ["cuBLASLt e4m3 product with the bias epilogue", "cuBLASLt e4m3 product, bias added after", "composed (dequantised) reference"][
-            fp8Support.load(ordering: .relaxed)]
+        fp8Refusals.withLock { state in
+            guard state.calls > 0 else { return "not run yet" }
+            let epilogue = state.byShape.filter { $0.value == 1 }.keys.sorted(), composed = state.byShape.filter { $0.value == 2 }.keys.sorted()
+            var text = "cuBLASLt e4m3 products with the bias epilogue"
+            if !epilogue.isEmpty { text += "; bias added after for \(epilogue.joined(separator: ", "))" }
+            if !composed.isEmpty { text += "; composed (dequantised) reference for \(composed.joined(separator: ", "))" }
+            if let last = state.lastError { text += " (last refusal: \(last))" }
+            return text
+        }
     }
 
     /// The handles only the lock holder touches.

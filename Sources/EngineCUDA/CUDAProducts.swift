@@ -185,22 +185,33 @@ extension CUDABackend {
                 outputType: outType, bias: bias, scales: (Self.address(weightScale), Self.address(inverse)))
         }
         // The fused bias epilogue first; without it (bias added after) where cuBLASLt declines; the composed
-        // reference where it has no FP8 product at all (remembered, so the refusal is paid once).
-        if fp8Support.load(ordering: .relaxed) != 2 {
-            do {
-                if fp8Support.load(ordering: .relaxed) == 0 {
-                    try product(bias: bias)
-                    return out
-                }
-            } catch {
-                fp8Support.store(1, ordering: .relaxed)
+        // reference where it takes no FP8 product of this shape (remembered per shape, so a refusal is paid once).
+        let shape = "\(m)x\(n)x\(k)"
+        let refused = fp8Refusals.withLock { state in
+            state.calls += 1
+            return state.byShape[shape] ?? 0
+        }
+        func refuse(_ level: Int, _ error: EngineError) {
+            fp8Refusals.withLock { state in
+                state.byShape[shape] = level
+                state.lastError = "\(shape): \(error.message)"
             }
+        }
+        if refused == 0 {
+            do {
+                try product(bias: bias)
+                return out
+            } catch {
+                refuse(1, error)
+            }
+        }
+        if refused <= 1 {
             do {
                 try product(bias: nil)
                 guard let bias else { return out }
                 return try binary(.add, [out, bias], code: 0)
             } catch {
-                fp8Support.store(2, ordering: .relaxed)
+                refuse(2, error)
             }
         }
         return try composed(.linearFP8, inputs)[0]
@@ -209,14 +220,16 @@ extension CUDABackend {
     /// FlashWorld's activation quantisation in two kernels: the amax of the bf16-rounded input (one atomic per
     /// warp), then the e4m3 values and the dequantisation factor. Returns the e4m3 tensor and `[1]` float32.
     func quantizedFP8(_ x: Tensor) throws(EngineError) -> (Tensor, Tensor) {
-        let scalars = try full(shape: [2], value: 0, dtype: .float32)
+        // The amax first and the dequantisation factor 256 bytes on: cuBLASLt refuses FP8 scale pointers that are
+        // not 16-byte aligned (status 15), so the factor cannot sit right after the amax.
+        let scalars = try full(shape: [65], value: 0, dtype: .float32)
         let quantized = try empty(x.shape, dtype: .float8E4M3)
         var a = KernelArguments()
         a.typed(x)
         a.append(Int64(x.count))
         a.pointer(scalars)
         try launchElementwise("amax_bf16", count: x.count, a)
-        let inverse = try scalars.narrowed(0, start: 1, length: 1)
+        let inverse = try scalars.narrowed(0, start: 64, length: 1)
         a = KernelArguments()
         a.typed(x)
         a.append(Int64(x.count))

@@ -65,10 +65,7 @@ public struct FlashWorldModel: Sendable {
                 case let name where name.hasSuffix("gamma") || name.hasSuffix("norm_q.weight") || name.hasSuffix("norm_k.weight")
                     || name.contains("layer_norm") || name.hasSuffix("norm2.weight"):
                     values = try backend.add(try backend.full([1], value: 1), try backend.scaled(try random.normal([n], on: backend), by: 0.1))
-                case let name where name.hasSuffix("gs_proj.bias"):
-                    // The reference's initialisation: depth 1, opacity 0.1, pixel-sized, identity rotation.
-                    let point: [Float] = [Float](repeating: 0, count: 27) + [0, 0, 0, -2.1972246] + [Float](repeating: -2.7080502, count: 3) + [1, 0, 0, 0]
-                    values = try backend.constant(zip(point + point, GaussianHead.learningRateMultipliers).map { $0 / $1 }, shape: [n])
+                case let name where name.hasSuffix("gs_proj.bias"): values = try backend.constant(GaussianHead.initialBias, shape: [n])
                 default:
                     values = try backend.scaled(try random.normal([n], on: backend), by: 1 / Float(fanIn).squareRoot())
                 }

@@ -1,27 +1,41 @@
 #!/usr/bin/env bash
 # Every GPU check and measurement the CUDA issues need, in one device call (device time is scarce: plan one call).
 # Here:   ../shared/tools/gpu/pack.sh            (builds the static binary into .gpu/)
-# There:  bash tools/gpu/check.sh [--reference]  with carry [".gpu"] (and "refharness" for --reference, prepared as
-#         ../shared/tools/refharness/README.md says), then give the machine back at once: idle time counts.
+# There:  bash tools/gpu/check.sh [STEP...]      with carry [".gpu"] (and "refharness" for the reference steps, prepared
+#         as ../shared/tools/refharness/README.md says), then give the machine back at once: idle time counts.
+# Steps (default: selftest models bf16 render generate): selftest, models (fp8, every module), bf16 (transformer and
+# decoder in bf16), render, generate (a whole scene), video (Wan2.2-TI2V-5B bench beside diffusers' WanPipeline,
+# needs refharness/whl for diffusers), reference (FlashWorld's own code, needs refharness).
 # Logs land in $OUT (selftest.txt, bench-*.txt); the lines that matter are printed.
 set -uo pipefail
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
 xz -dkf .gpu/diorama.xz && chmod +x .gpu/diorama
 D=.gpu/diorama
+STEPS=${*:-selftest models bf16 render generate}
+want() { [[ " $STEPS " == *" $1 "* ]]; }
 # One device call may run 600 s: every step gets at most its own limit and what is left of the overall budget.
 START=$(date +%s); BUDGET=${CHECK_BUDGET:-560}
 step() { local limit=$1; shift; local left=$(( BUDGET - ($(date +%s) - START) )); [ "$left" -lt "$limit" ] && limit=$left
-  [ "$limit" -le 5 ] && { echo "skipped (no time left): $*"; return; }; echo "== $* (limit ${limit} s)"; timeout "$limit" "$@"; }
+  [ "$limit" -le 5 ] && { echo "skipped (no time left): $*"; return; }; echo "== $* (limit ${limit} s, at $(( $(date +%s) - START )) s)"; timeout "$limit" "$@"; }
 nvidia-smi --query-gpu=name,memory.used,memory.total,clocks.sm --format=csv,noheader
 $D engine info
-python3 tools/engine/make_fused_fixtures.py /tmp/fused > /dev/null
-step 150 $D engine selftest --device cuda --fixtures Tests/EngineTests/Fixtures/ops,/tmp/fused > "$OUT/selftest.txt" 2>&1
-grep -v "^ok " "$OUT/selftest.txt"
-step 120 $D bench models --device cuda --repeat 3 2>&1 | tee "$OUT/bench-models-fp8.txt"
-step 90 $D bench models --device cuda --precision bf16 --modules transformer,decoder --repeat 2 2>&1 | tee "$OUT/bench-models-bf16.txt"
-step 60 $D bench render --device cuda --counts 1000000,4055040 2>&1 | tee "$OUT/bench-render.txt"
-step 150 $D bench generate --device cuda --repeat 2 2>&1 | tee "$OUT/bench-generate.txt"
-if [ "${1:-}" = "--reference" ] && [ -d refharness ]; then
+if want selftest; then
+  python3 tools/engine/make_fused_fixtures.py /tmp/fused > /dev/null
+  step 150 $D engine selftest --device cuda --fixtures Tests/EngineTests/Fixtures/ops,/tmp/fused > "$OUT/selftest.txt" 2>&1
+  grep -v "^ok " "$OUT/selftest.txt"
+  grep -E "linear_fp8|fused vs composed|flash" "$OUT/selftest.txt" | head -5
+fi
+want models && step 120 $D bench models --device cuda --repeat 3 2>&1 | tee "$OUT/bench-models-fp8.txt"
+want bf16 && step 90 $D bench models --device cuda --precision bf16 --modules transformer,decoder --repeat 2 2>&1 | tee "$OUT/bench-models-bf16.txt"
+want render && step 60 $D bench render --device cuda --counts 1000000,4055040 2>&1 | tee "$OUT/bench-render.txt"
+want generate && step 150 $D bench generate --device cuda --repeat 2 2>&1 | tee "$OUT/bench-generate.txt"
+if want video; then
+  VF=${VIDEO_FRAMES:-41}
+  step 150 $D bench video --device cuda --precision bf16 --frames "$VF" --steps 3 2>&1 | tee "$OUT/bench-video.txt"
+  python3 -m pip install -q --no-index --no-deps --target /tmp/site refharness/whl/diffusers-*.whl > /dev/null 2>&1
+  PYTHONPATH=/tmp/site step 200 python3 tools/bench/video_peer_diffusers.py --frames "$VF" --steps 3 2>&1 | tee "$OUT/bench-video-diffusers.txt"
+fi
+if want reference && [ -d refharness ]; then
   bash refharness/device.sh --t5 --runs 3 | tail -40
 fi

@@ -24,6 +24,14 @@ public struct GaussianHead: Sendable {
         return point + point
     }()
 
+    /// The projection's bias as the reference initialises it (its weight is zero): depth 1, opacity 0.1, pixel-sized,
+    /// identity rotation, before the `lrs_mul` rescaling; random-weight models start from it so their scenes render
+    /// like an untrained FlashWorld's rather than as screen-filling blobs.
+    public static let initialBias: [Float] = {
+        let point: [Float] = [Float](repeating: 0, count: 27) + [0, 0, 0, -2.1972246] + [Float](repeating: -2.7080502, count: 3) + [1, 0, 0, 0]
+        return zip(point + point, learningRateMultipliers).map { $0 / $1 }
+    }()
+
     public let weights: ModelWeights
     public let prefix: String
 

@@ -44,17 +44,21 @@ struct WanVAELayers {
 
 extension WanVAELayers {
     /// `DupUp3D` over frames `[t, c, h, w]`: each channel repeated, regrouped as (out, time, row, column) factors,
-    /// the time factor spread into frames and the row and column factors over a 2x larger image. A first chunk
-    /// drops the frames the time factor adds before it.
+    /// the time factor spread into frames and the row and column factors over a 2x larger image. On a first chunk
+    /// (one latent frame; or each image of a batch of single frames) only the last time factor is kept, as diffusers
+    /// drops the frames before it.
     static func duplicatedUp(_ x: Tensor, to outChannels: Int, temporal: Bool, firstChunk: Bool, on backend: any Backend) throws(EngineError) -> Tensor {
         let (t, ch, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         let ft = temporal ? 2 : 1, fs = 2
         let repeats = outChannels * ft * fs * fs / ch
         let copies = try x.reshaped([t, ch, 1, h, w])
-        let repeated = try backend.concat(Array(repeating: copies, count: repeats), axis: 2).reshaped([t, outChannels, ft, fs, fs, h, w])
-        let frames = try backend.permuted(repeated, [0, 2, 1, 5, 3, 6, 4]).reshaped([t * ft, outChannels, h * fs, w * fs])
-        guard firstChunk, ft > 1 else { return frames }
-        return try frames.narrowed(0, start: ft - 1, length: t * ft - (ft - 1))
+        var repeated = try backend.concat(Array(repeating: copies, count: repeats), axis: 2).reshaped([t, outChannels, ft, fs, fs, h, w])
+        var kept = ft
+        if firstChunk && ft > 1 {
+            repeated = try repeated.narrowed(2, start: ft - 1, length: 1)
+            kept = 1
+        }
+        return try backend.permuted(repeated, [0, 2, 1, 5, 3, 6, 4]).reshaped([t * kept, outChannels, h * fs, w * fs])
     }
 }
 
