@@ -57,7 +57,7 @@ let package = Package(
         .target(
             name: "Service",
             dependencies: [
-                "FlashWorld", "Models", "EngineCore", "MediaIO", "SplatIO", "SplatCore", "Cameras", "CSQLite",
+                "FlashWorld", "Video", "Models", "EngineCore", "MediaIO", "SplatIO", "SplatCore", "Cameras", "CSQLite",
                 .product(name: "Hummingbird", package: "hummingbird"),
             ],
             // The studio's web files and the OpenAPI document are compiled in by scripts/embed-assets.sh.
@@ -88,7 +88,7 @@ let package = Package(
         .testTarget(
             name: "ServiceTests",
             dependencies: [
-                "Service", "FlashWorld", "EngineCPU", "SplatCore", "SplatIO", "Cameras",
+                "Service", "FlashWorld", "Video", "EngineCPU", "SplatCore", "SplatIO", "Cameras",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoints", "ModelLoading", "EngineCore"], exclude: ["Fixtures"]),

@@ -40,6 +40,9 @@ struct ModelBench: ParsableCommand {
     @Flag(help: "Print JSON lines.")
     var json = false
 
+    @Flag(help: "After timing, run each module once more with every op timed alone, and print where its time goes.")
+    var profile = false
+
     func validate() throws {
         let known: Set = ["text", "transformer", "vae", "decoder"]
         guard Set(selected).isSubset(of: known), !selected.isEmpty else { throw ValidationError("--modules takes text, transformer, vae, decoder") }
@@ -120,6 +123,16 @@ struct ModelBench: ParsableCommand {
                 var times: [Double] = []
                 for _ in 0..<`repeat` { times.append(try milliseconds(body)) }
                 rows.append((name, times.sorted()[times.count / 2], backend.memoryStats.peak))
+                if profile, let gpu {
+                    gpu.startOpProfile()
+                    try body()
+                    let ops = gpu.stopOpProfile()
+                    let total = ops.map(\.milliseconds).reduce(0, +)
+                    print("\(name): \(String(format: "%.1f", total)) ms in \(ops.map(\.count).reduce(0, +)) ops, timed one by one; the most expensive:")
+                    for entry in ops.prefix(15) {
+                        print(String(format: "  %8.2f ms %5.1f%% %5d×  ", entry.milliseconds, 100 * entry.milliseconds / max(total, 1e-9), entry.count) + entry.op)
+                    }
+                }
             } catch {
                 printError("\(name): \(error)\n")
                 backend.trimMemory()

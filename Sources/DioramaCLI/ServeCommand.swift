@@ -5,6 +5,7 @@ import FoundationEssentials
 import Hummingbird
 import Service
 import Synchronization
+import Video
 
 #if canImport(Glibc)
     import Glibc
@@ -18,7 +19,8 @@ struct ServeCommand: ParsableCommand {
             Open http://HOST:PORT/ for the studio. APIs: FlashWorld's (POST /generate JSON, GET /task/{id},
             GET /download/{file_id}, DELETE /delete/{file_id}, GET /status); the image-to-3D service's (multipart
             POST /generate and /generate-spz, POST /generate_from_base64, GET /health); and /v1 (jobs, progress
-            events, PLY/SPZ/.splat/MP4 artifacts); GET /openapi.json documents them all, GET /metrics is Prometheus.
+            events, PLY/SPZ/.splat/MP4 artifacts; POST /v1/videos with --video-model); GET /openapi.json documents them
+            all, GET /metrics is Prometheus.
 
             Jobs are stored in DATA/jobs.sqlite before a request is answered; a job that was running when the
             process died is run again (up to max_attempts) and its partial files discarded. The server listens at
@@ -45,6 +47,9 @@ struct ServeCommand: ParsableCommand {
 
     @Option(help: "FlashWorld checkpoint, when it is not in the model folder.")
     var checkpoint: String?
+
+    @Option(help: "tiny-video, or a Wan2.2-TI2V-5B-Diffusers folder: serves POST /v1/videos (default: no video model).")
+    var videoModel: String?
 
     @Option(help: "auto (the GPU when one works), cuda or cpu (default auto).")
     var device: String?
@@ -80,7 +85,7 @@ struct ServeCommand: ParsableCommand {
             }
             try configuration.apply(environment: ProcessInfo.processInfo.environment)
             let flags: [(String, String?)] = [
-                ("host", host), ("port", port.map(String.init)), ("data_dir", dataDir), ("model", model), ("checkpoint", checkpoint),
+                ("host", host), ("port", port.map(String.init)), ("data_dir", dataDir), ("model", model), ("checkpoint", checkpoint), ("video_model", videoModel),
                 ("device", device), ("precision", precision),
                 ("token", token), ("cors_origins", corsOrigins), ("max_queued", maxQueued.map(String.init)),
                 ("max_concurrent", maxConcurrent.map(String.init)), ("artifact_lifetime", artifactLifetime.map { String($0) }),
@@ -136,6 +141,14 @@ struct ServeCommand: ParsableCommand {
                 log("model \(flashWorld.name) on \(backend.device) in \(precision)")
                 let warmUp = configuration.warmUp ? FlashWorldSceneGenerator.warmUpRequest() : nil
                 await service.install(FlashWorldSceneGenerator(model: flashWorld, backend: backend, renderer: DeviceChoice.viewRenderer(for: backend)), name: flashWorld.name, warmUp: warmUp)
+                if let videoModel = configuration.videoModel {
+                    let video =
+                        videoModel == "tiny-video"
+                        ? try WanVideoModel.tiny(on: backend).prepared(for: backend, precision: precision)
+                        : try VideoModelFolder.load(videoModel, on: backend, precision: precision)
+                    await service.installVideo(WanVideoGenerator(model: video, backend: backend))
+                    log("video model \(video.name) on \(backend.device) in \(precision)")
+                }
                 let readiness = await service.readiness
                 if readiness == .ready {
                     log("ready: the \(flashWorld.name) model")

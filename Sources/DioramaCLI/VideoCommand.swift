@@ -181,36 +181,17 @@ struct VideoCommand: ParsableCommand {
 
     /// Frames `[t, 3, h, w]` in [−1, 1] to an MP4 (through a temporary file, renamed when complete) or PNG files.
     func write(_ frames: Tensor, on backend: any Backend, fps: Int) throws {
-        let host = try reportingErrors { () throws(EngineError) in try backend.download(try backend.cast(frames, to: .float32)) }
-        let values = host.floats()
-        let (count, h, w) = (frames.shape[0], frames.shape[2], frames.shape[3])
-        let plane = h * w
-        func rgb(_ t: Int) -> [UInt8] {
-            var bytes = [UInt8](repeating: 0, count: 3 * plane)
-            let base = t * 3 * plane
-            for p in 0..<plane {
-                for c in 0..<3 { bytes[3 * p + c] = UInt8((min(max(values[base + c * plane + p] * 0.5 + 0.5, 0), 1) * 255).rounded()) }
-            }
-            return bytes
-        }
+        let video = try reportingErrors { () throws(EngineError) in try VideoFrames(frames, on: backend) }
         if isMP4 {
-            let partial = output + ".partial.mp4"
-            try reportingErrors { () throws(MediaError) in
-                let encoder = try VideoEncoder(path: partial, width: w, height: h, fps: Double(fps))
-                for t in 0..<count { try encoder.append(rgb: rgb(t)) }
-                try encoder.finish()
-            }
-            guard rename(partial, output) == 0 else {
-                unlink(partial)
-                printError("error: cannot write \(output): \(String(cString: strerror(errno)))\n")
-                throw ExitCode(73)
-            }
+            try reportingErrors { () throws(MediaError) in try video.writeMP4(to: output, fps: fps) }
         } else {
             mkdir(output, 0o755)
-            for t in 0..<count {
+            for t in 0..<video.count {
                 let name = String(t)
                 let path = (output.hasSuffix("/") ? output : output + "/") + "frame_" + String(repeating: "0", count: max(0, 4 - name.count)) + name + ".png"
-                let png = try reportingErrors { () throws(MediaError) in try PNGEncoder.encode(width: w, height: h, channels: 3, pixels: rgb(t)) }
+                let png = try reportingErrors { () throws(MediaError) in
+                    try PNGEncoder.encode(width: video.width, height: video.height, channels: 3, pixels: video.rgb(t))
+                }
                 try reportingErrors { () throws(SplatFileError) in try writeOutput(png, to: path) }
             }
         }

@@ -34,6 +34,8 @@ public final class CUDABackend: Backend {
         var lastError: String?
     }
     let fp8Refusals = Mutex(FP8Refusals())
+    /// Per-op device time while profiling (`startOpProfile`), nil otherwise.
+    let opProfile = Mutex<[String: (count: Int, milliseconds: Double)]?>(nil)
 
     /// How `linear_fp8` has run here: the cuBLASLt e4m3 path, and the shapes that fell back and why.
     public var fp8Path: String {
@@ -296,7 +298,35 @@ public final class CUDABackend: Backend {
             throw EngineError(
                 .invalidArgument, "\(op): input \(i) is on \(t.device), not \(device); create it on this backend or upload it first")
         }
-        return try dispatch(op, inputs)
+        guard opProfile.withLock({ $0 != nil }) else { return try dispatch(op, inputs) }
+        // Profiling: each op timed alone with events (the stream waits after every op, so only for diagnosis).
+        var outputs: [Tensor] = []
+        let milliseconds: Double
+        do {
+            milliseconds = try measure { outputs = try dispatch(op, inputs) }
+        } catch let error as EngineError {
+            throw error
+        } catch {
+            throw EngineError(.device, "\(error)")
+        }
+        let key = "\(op.name) \(inputs.first.map { "\($0.dtype) \($0.shape)" } ?? "")"
+        opProfile.withLock { profile in
+            profile?[key, default: (0, 0)].count += 1
+            profile?[key, default: (0, 0)].milliseconds += milliseconds
+        }
+        return outputs
+    }
+
+    /// Starts timing every op separately (each waits for the GPU), by op name, input type and shape.
+    public func startOpProfile() { opProfile.withLock { $0 = [:] } }
+
+    /// Stops timing ops and returns what was timed, the most expensive first.
+    public func stopOpProfile() -> [(op: String, count: Int, milliseconds: Double)] {
+        let profile = opProfile.withLock { profile in
+            defer { profile = nil }
+            return profile ?? [:]
+        }
+        return profile.map { ($0.key, $0.value.count, $0.value.milliseconds) }.sorted { $0.milliseconds > $1.milliseconds }
     }
 }
 

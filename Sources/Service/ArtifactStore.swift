@@ -15,6 +15,15 @@ enum ArtifactStore {
     static func path(for artifact: GenerationService.Artifact, of job: JobRecord, service: GenerationService) async throws -> String {
         if job.status == .expired { throw ServiceError(410, "the files of job \(job.id) have expired") }
         guard job.status == .completed else { throw ServiceError(409, "job \(job.id) is \(job.status.rawValue); its files exist once it completes") }
+        // A video job has its MP4 and nothing else; a scene job everything but that.
+        guard VideoJobParser.isVideo(job.request) == (artifact == .video) else {
+            throw ServiceError(404, artifact == .video ? "job \(job.id) made a scene, not a video" : "job \(job.id) made a video; its file is video.mp4")
+        }
+        if artifact == .video {
+            let path = service.artifactPath(job.fileID, .video)
+            guard access(path, R_OK) == 0 else { throw ServiceError(410, "the video of job \(job.id) has expired or was deleted") }
+            return path
+        }
         let source = service.artifactPath(job.fileID, .ply)
         let target = service.artifactPath(job.fileID, artifact)
         if access(target, R_OK) == 0 { return target }
@@ -23,7 +32,7 @@ enum ArtifactStore {
         try await service.converting(target) {
             let (cloud, _) = try SplatFile.read(InputSource(path: source))
             switch artifact {
-            case .ply: break
+            case .ply, .video: break
             case .spz, .splat: try SplatFile.write(cloud, toPath: target)
             case .flashWorldSPZ:
                 var raw = cloud.pruned(minOpacity: 0.00025)
@@ -61,6 +70,6 @@ enum ArtifactStore {
     }
 
     static func contentType(_ artifact: GenerationService.Artifact) -> String {
-        artifact == .mp4 ? "video/mp4" : "application/octet-stream"
+        artifact == .mp4 || artifact == .video ? "video/mp4" : "application/octet-stream"
     }
 }

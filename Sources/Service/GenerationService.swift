@@ -37,6 +37,8 @@ final class ProgressBoard: Sendable {
 public actor GenerationService {
     let store: any JobStore
     var generator: (any SceneGenerator)?
+    /// Runs `/v1/videos` jobs when the server was started with a video model.
+    public private(set) var videoGenerator: (any VideoGenerator)?
     public let dataDirectory: String
     public let limits: ServiceLimits
     /// Renders the orbit MP4's frames on a GPU when one is in use (the CPU renderer otherwise).
@@ -50,7 +52,8 @@ public actor GenerationService {
     /// Set when the process begins to stop: waits and event streams end so the server can exit.
     let stopping = Atomic<Bool>(false)
     public let metrics = ServiceMetrics()
-    var running: [String: Task<GeneratedScene, any Error>] = [:]
+    /// Running jobs by id: a way to cancel each (scene and video jobs alike).
+    var running: [String: RunningJob] = [:]
     var completedCount = 0
     var workers: [Task<Void, Never>] = []
     var lastFileID: Int64 = 0
@@ -161,6 +164,9 @@ public actor GenerationService {
 
     public func failed(_ reason: String) { readiness = .failed(reason) }
 
+    /// Makes video jobs possible (`/v1/videos`); without it they are refused with 503.
+    public func installVideo(_ generator: any VideoGenerator) { videoGenerator = generator }
+
     func now() -> Double {
         var t = timespec()
         clock_gettime(CLOCK_REALTIME, &t)
@@ -174,11 +180,19 @@ public actor GenerationService {
     /// 0's frame with no frame recorded, as Niantic's library writes them by default.
     public enum Artifact: String, CaseIterable, Sendable {
         case ply = "scene.ply", spz = "scene.spz", splat = "scene.splat", mp4 = "orbit.mp4", flashWorldSPZ = "flashworld.spz"
-        /// The ones `/v1` lists.
+        /// A video job's MP4, written by the job itself.
+        case video = "video.mp4"
+        /// The ones `/v1` lists for a scene.
         static let listed: [Artifact] = [.ply, .spz, .splat, .mp4]
         var fileExtension: String { String(rawValue.split(separator: ".").last!) }
         /// What follows the file id in the data folder.
-        var fileSuffix: String { self == .flashWorldSPZ ? "fw.spz" : fileExtension }
+        var fileSuffix: String {
+            switch self {
+            case .flashWorldSPZ: "fw.spz"
+            case .video: "video.mp4"
+            default: fileExtension
+            }
+        }
     }
 
     /// The PLY is written when the job finishes; the others are made from it on first request.
@@ -219,6 +233,15 @@ public actor GenerationService {
     public nonisolated func submit(_ body: [UInt8]) async throws -> (JobRecord, QueueInfo) {
         let request = try FlashWorldRequest.parse(body, limits: limits)
         return try await enqueue(body, seed: request.seed)
+    }
+
+    /// Accepts a video request (`/v1/videos`): parsed strictly against the video model's defaults, stored normalised.
+    public func submitVideo(_ body: [UInt8]) throws -> (JobRecord, QueueInfo) {
+        guard let videoGenerator else {
+            throw ServiceError(503, "this server has no video model; start it with --video-model tiny-video or a Wan2.2-TI2V-5B folder")
+        }
+        let request = try VideoJobParser.parse(body, defaults: videoGenerator.defaults, limits: limits)
+        return try enqueue(VideoJobParser.normalized(request), seed: request.seed)
     }
 
     func enqueue(_ body: [UInt8], seed requested: Int64?) throws -> (JobRecord, QueueInfo) {
@@ -355,6 +378,10 @@ public actor GenerationService {
         let id = job.id
         let board = progressBoard
         board.set(id, JobProgress(stage: "starting", fraction: 0))
+        if VideoJobParser.isVideo(job.request) {
+            await runVideo(&job)
+            return true
+        }
         let request: SceneRequest
         do {
             request = try FlashWorldRequest.parse(job.request, limits: limits)
@@ -365,7 +392,7 @@ public actor GenerationService {
         log("job \(id) started (attempt \(job.attempts))")
         let seed = UInt64(bitPattern: job.seed)
         let task = Task { try await generator.generate(request, seed: seed, progress: { board.set(id, $0) }) }
-        running[id] = task
+        running[id] = RunningJob(task)
         let began = now()
         do {
             let scene = try await task.value
@@ -383,6 +410,37 @@ public actor GenerationService {
             finish(&job, error: task.isCancelled ? "cancelled" : "\(error)")
         }
         return true
+    }
+
+    /// A video job: the generator writes the MP4 beside its final name and renames it into place.
+    func runVideo(_ job: inout JobRecord) async {
+        let (id, board) = (job.id, progressBoard)
+        guard let videoGenerator else {
+            finish(&job, error: "this server has no video model to run the video job (restart it with --video-model)")
+            return
+        }
+        let request: VideoJobRequest
+        do {
+            request = try VideoJobParser.parse(job.request, defaults: videoGenerator.defaults, limits: limits)
+        } catch {
+            finish(&job, error: "\(error)")
+            return
+        }
+        log("job \(id) started: video (attempt \(job.attempts))")
+        let (seed, path) = (UInt64(bitPattern: job.seed), artifactPath(job.fileID, .video))
+        let task = Task { try await videoGenerator.generate(request, seed: seed, to: path, progress: { board.set(id, $0) }) }
+        running[id] = RunningJob(task)
+        let began = now()
+        do {
+            let timings = try await task.value
+            job.fileSize = Int((try? InputSource(path: path).size) ?? 0)
+            job.timings = JSONText.encode(timings.map { [$0.stage, $0.seconds] as [Any] })
+            job.status = .completed
+            metrics.observeGeneration(seconds: now() - began)
+            finish(&job, error: nil)
+        } catch {
+            finish(&job, error: task.isCancelled ? "cancelled" : "\(error)")
+        }
     }
 
     func finish(_ job: inout JobRecord, error: String?) {
@@ -405,8 +463,14 @@ public actor GenerationService {
         let tenths = Int(((job.completedAt ?? 0) - (job.startedAt ?? 0)) * 10)
         let seconds = "\(tenths / 10).\(tenths % 10)"
         log(job.status == .completed
-            ? "job \(job.id) completed in \(seconds) s: \(job.gaussians ?? 0) Gaussians, \(job.fileSize ?? 0) bytes"
+            ? "job \(job.id) completed in \(seconds) s: \(job.gaussians.map { "\($0) Gaussians" } ?? "a video"), \(job.fileSize ?? 0) bytes"
             : "job \(job.id) failed after \(seconds) s: \(job.error ?? "")")
         try? store.update(job)
     }
+}
+
+/// A running job's handle: enough to cancel it, whatever it produces.
+struct RunningJob: Sendable {
+    let cancel: @Sendable () -> Void
+    init<T>(_ task: Task<T, any Error>) { cancel = { task.cancel() } }
 }

@@ -146,6 +146,8 @@ public enum FlashWorldRequest {
 /// What the service refuses past, and how hard it retries.
 public struct ServiceLimits: Sendable {
     public var maxFrames = 64
+    /// Frames of one video job (121 is five seconds at 24 fps).
+    public var maxVideoFrames = 241
     public var maxSide = 2048
     public var maxBodyBytes = 32 << 20
     /// Frames x height x width of one request: twice FlashWorld's 24 frames at 704x480.

@@ -10,6 +10,8 @@ public struct ServiceConfiguration: Sendable {
     /// `tiny` or a model folder.
     public var model = "tiny"
     public var checkpoint: String?
+    /// `tiny-video` or a Wan2.2-TI2V-5B folder, for `/v1/videos`; unset, video jobs are refused.
+    public var videoModel: String?
     /// `auto`, `cuda` or `cpu`.
     public var device = "auto"
     /// `fp32`, `bf16` or `fp8`; unset, the device's natural precision.
@@ -91,6 +93,9 @@ public struct ServiceConfiguration: Sendable {
         Setting(key: "data_dir", help: "folder for jobs.sqlite and the artifacts") { c, v throws(ServiceError) in c.dataDirectory = v },
         Setting(key: "model", help: "tiny, or a model folder") { c, v throws(ServiceError) in c.model = v },
         Setting(key: "checkpoint", help: "FlashWorld checkpoint, if not in the folder") { c, v throws(ServiceError) in c.checkpoint = v.isEmpty ? nil : v },
+        Setting(key: "video_model", help: "tiny-video, or a Wan2.2-TI2V-5B folder, for /v1/videos (default: none)") { c, v throws(ServiceError) in
+            c.videoModel = v.isEmpty ? nil : v
+        },
         Setting(key: "device", help: "auto, cuda or cpu") { c, v throws(ServiceError) in
             guard ["auto", "cuda", "cpu"].contains(v) else { throw ServiceError(400, "device must be auto, cuda or cpu, not \(v)") }
             c.device = v

@@ -2518,6 +2518,74 @@ export class Viewer {
     }
    }
   },
+  "/v1/videos": {
+   "post": {
+    "tags": [
+     "native"
+    ],
+    "operationId": "createVideo",
+    "summary": "Queue a video job (Wan2.2-TI2V-5B)",
+    "description": "Text-to-video, or image-to-video with `image`. Needs a server started with `--video-model`; otherwise 503. Fields are checked strictly: an unknown one is a 400 naming it. Omitted fields take the video model's defaults (`/v1/info` `video.defaults`). The job appears under `/v1/jobs` with `kind: video`; its one artifact is `video.mp4`.",
+    "requestBody": {
+     "required": true,
+     "content": {
+      "application/json": {
+       "schema": {
+        "$ref": "#/components/schemas/VideoRequest"
+       }
+      }
+     }
+    },
+    "responses": {
+     "202": {
+      "description": "Accepted and queued.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Job"
+        }
+       }
+      },
+      "headers": {
+       "Location": {
+        "description": "`/v1/jobs/{id}`.",
+        "schema": {
+         "type": "string"
+        }
+       }
+      }
+     },
+     "400": {
+      "description": "The request is wrong; the message names the field.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        },
+        "example": {
+         "error": "frames must be 4k + 1 (1, 5, …, 121) and at most 241, not 8"
+        }
+       }
+      }
+     },
+     "401": {
+      "$ref": "#/components/responses/Unauthorized"
+     },
+     "413": {
+      "$ref": "#/components/responses/TooLarge"
+     },
+     "415": {
+      "$ref": "#/components/responses/UnsupportedMediaType"
+     },
+     "429": {
+      "$ref": "#/components/responses/QueueFull"
+     },
+     "503": {
+      "$ref": "#/components/responses/Unavailable"
+     }
+    }
+   }
+  },
   "/v1/jobs/{id}": {
    "get": {
     "tags": [
@@ -4133,6 +4201,14 @@ export class Viewer {
        "null"
       ],
       "description": "Gaussians in the scene, when completed."
+     },
+     "kind": {
+      "type": "string",
+      "enum": [
+       "scene",
+       "video"
+      ],
+      "description": "A 3D scene (FlashWorld) or a video (`/v1/videos`)."
      }
     },
     "example": {
@@ -4191,6 +4267,74 @@ export class Viewer {
        "$ref": "#/components/schemas/Job"
       },
       "description": "Newest first."
+     }
+    }
+   },
+   "VideoRequest": {
+    "type": "object",
+    "additionalProperties": false,
+    "properties": {
+     "prompt": {
+      "type": "string",
+      "description": "What the video shows (at most 8192 characters; the encoder keeps 512 tokens)."
+     },
+     "negative_prompt": {
+      "type": "string",
+      "description": "What guidance steers away from (default: empty, as diffusers)."
+     },
+     "image": {
+      "type": "string",
+      "description": "First frame as a data URL or base64 (PNG, JPEG or WebP), centre-cropped and resized."
+     },
+     "frames": {
+      "type": "integer",
+      "description": "4k + 1 (default: the model's, 121)."
+     },
+     "width": {
+      "type": "integer",
+      "description": "Multiple of 32 (default 1280)."
+     },
+     "height": {
+      "type": "integer",
+      "description": "Multiple of 32 (default 704)."
+     },
+     "steps": {
+      "type": "integer",
+      "description": "Sampling steps, 1 to 200 (default 50)."
+     },
+     "guidance": {
+      "type": "number",
+      "description": "Classifier-free guidance scale, 0 to 30; 1 or less turns the negative pass off (default 5)."
+     },
+     "sampler": {
+      "type": "string",
+      "enum": [
+       "unipc",
+       "euler"
+      ],
+      "description": "UniPC (the model's) or flow-match Euler."
+     },
+     "teacache": {
+      "type": "number",
+      "description": "TeaCache threshold (e.g. 0.1); absent: off."
+     },
+     "cfg_skip": {
+      "type": "number",
+      "description": "Fraction of the last steps run without the unconditional pass, 0 to 1."
+     },
+     "fps": {
+      "type": "integer",
+      "description": "Frames per second of the MP4 (default 24)."
+     },
+     "seed": {
+      "type": "integer",
+      "description": "Noise seed; absent or negative: drawn at submission and reported."
+     },
+     "kind": {
+      "type": "string",
+      "enum": [
+       "video"
+      ]
      }
     }
    }

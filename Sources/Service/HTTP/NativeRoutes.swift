@@ -10,7 +10,16 @@ enum NativeRoutes {
         let v1 = router.group("v1")
 
         v1.get("info") { _, _ -> Response in
-            HTTPResponses.json(200, [
+            var video: Any = JSONNull.null
+            if let generator = await service.videoGenerator {
+                let d = generator.defaults
+                video = [
+                    "model": generator.name, "max_frames": service.limits.maxVideoFrames,
+                    "defaults": ["frames": d.frames, "width": d.width, "height": d.height, "steps": d.steps, "guidance": d.guidance, "fps": d.fps],
+                ]
+            }
+            return HTTPResponses.json(200, [
+                "video": video,
                 "model": await service.modelName, "version": version, "auth_required": configuration.token != nil,
                 "limits": [
                     "max_frames": configuration.maxFrames, "max_side": configuration.maxSide, "max_body_bytes": configuration.maxBodyBytes,
@@ -24,6 +33,18 @@ enum NativeRoutes {
             do {
                 let body = try await FlashWorldRoutes.collectBody(request, limit: service.limits.maxBodyBytes)
                 let (job, _) = try await service.submit(body)
+                var response = try await jobResponse(job, service: service, status: 202)
+                response.headers[.location] = "/v1/jobs/\(job.id)"
+                return response
+            } catch {
+                return HTTPResponses.error(error)
+            }
+        }
+
+        v1.post("videos") { request, _ -> Response in
+            do {
+                let body = try await FlashWorldRoutes.collectBody(request, limit: service.limits.maxBodyBytes)
+                let (job, _) = try await service.submitVideo(body)
                 var response = try await jobResponse(job, service: service, status: 202)
                 response.headers[.location] = "/v1/jobs/\(job.id)"
                 return response
@@ -114,7 +135,8 @@ enum NativeRoutes {
             guard let job = try await service.job(id: context.parameters.get("id") ?? "") else { return notFound(context) }
             let name = context.parameters.get("name") ?? ""
             guard let artifact = GenerationService.Artifact(rawValue: name) else {
-                return HTTPResponses.error(404, "no artifact \(name); a job offers \(GenerationService.Artifact.listed.map(\.rawValue).joined(separator: ", "))")
+                return HTTPResponses.error(
+                    404, "no artifact \(name); a scene job offers \(GenerationService.Artifact.listed.map(\.rawValue).joined(separator: ", ")), a video job video.mp4")
             }
             do {
                 let path = try await ArtifactStore.path(for: artifact, of: job, service: service)
@@ -152,12 +174,14 @@ enum NativeRoutes {
 
     /// The job as `/v1` shows it: state, queue position, live progress, timings and artifact links.
     static func jobObject(_ job: JobRecord, service: GenerationService, positions: [String: Int]? = nil) async throws -> [String: Any] {
-        let request = FlashWorldRequest.summary(job.request)
+        let isVideo = VideoJobParser.isVideo(job.request)
+        let request = isVideo ? VideoJobParser.summary(job.request) : FlashWorldRequest.summary(job.request)
         var progress: Any = JSONNull.null
         if job.status == .running, let p = service.progress(of: job.id) {
             progress = ["stage": p.stage, "step": p.step, "steps": p.steps, "fraction": p.fraction]
         } else if job.status == .completed {
-            progress = ["stage": "done", "step": 4, "steps": 4, "fraction": 1.0]
+            let steps = isVideo ? VideoJobParser.steps(job.request) : 4
+            progress = ["stage": "done", "step": steps, "steps": steps, "fraction": 1.0]
         }
         var timings: [Any] = []
         if let text = job.timings, let pairs = try? JSONDecoder().decode([[TimingValue]].self, from: Data(text.utf8)) {
@@ -172,13 +196,13 @@ enum NativeRoutes {
         var artifacts: Any = JSONNull.null
         if job.status == .completed {
             var links: [String: Any] = [:]
-            for artifact in GenerationService.Artifact.listed {
+            for artifact in isVideo ? [.video] : GenerationService.Artifact.listed {
                 links[artifact.fileExtension] = "/v1/jobs/\(job.id)/artifacts/\(artifact.rawValue)"
             }
             artifacts = links
         }
         return [
-            "id": job.id, "file_id": job.fileID, "status": job.status.rawValue, "created_at": job.createdAt,
+            "id": job.id, "kind": isVideo ? "video" : "scene", "file_id": job.fileID, "status": job.status.rawValue, "created_at": job.createdAt,
             "started_at": job.startedAt ?? JSONNull.null, "completed_at": job.completedAt ?? JSONNull.null,
             "queue_position": position,
             "progress": progress, "error": job.error ?? JSONNull.null, "attempts": job.attempts,
