@@ -50,7 +50,7 @@ let package = Package(
         .target(name: "Checkpoints"),
         .target(name: "ModelLoading", dependencies: ["EngineCore", "Checkpoints"]),
         .target(name: "Models", dependencies: ["EngineCore", "Checkpoints", "ModelLoading", "Cameras"]),
-        .target(name: "FlashWorld", dependencies: ["Models", "EngineCore", "Cameras", "SplatCore", "SplatRender", "MediaIO"]),
+        .target(name: "FlashWorld", dependencies: ["Models", "EngineCore", "Cameras", "SplatCore", "SplatRender", "MediaIO", "Parallelism"]),
         // Wan2.2 text- and image-to-video, beside FlashWorld on the same models.
         .target(name: "Video", dependencies: ["Models", "EngineCore", "Checkpoints", "ModelLoading", "MediaIO"]),
         .systemLibrary(name: "CSQLite", path: "Sources/CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),

@@ -3,6 +3,7 @@ import EngineCore
 import FoundationEssentials
 import MediaIO
 import Models
+import Parallelism
 import SplatCore
 import SplatRender
 
@@ -242,22 +243,36 @@ public struct FlashWorldPipeline: Sendable {
     static func cloud(_ gaussians: Tensor, scale: Float, logEpsilon: Float = 1e-8) throws -> GaussianCloud {
         let g = gaussians.floats()
         let m = gaussians.shape[0]
-        var positions = [Float](repeating: 0, count: 3 * m), logScales = positions
-        var rotations = [Float](repeating: 0, count: 4 * m), opacities = [Float](repeating: 0, count: m)
-        var sh = [Float](repeating: 0, count: 27 * m)
-        for i in 0..<m {
-            let v = g[(38 * i)..<(38 * i + 38)]
-            let base = 38 * i
-            for k in 0..<3 {
-                positions[3 * i + k] = v[base + k] * scale
-                logScales[3 * i + k] = logf(max(v[base + 4 + k] * scale + logEpsilon, .leastNormalMagnitude))
+        // Four million Gaussians: the columns are filled in parallel chunks straight through their buffers.
+        var cloud = GaussianCloud(unsafeUninitializedCount: m, shDegree: 2, frame: .rub, antialiased: false)
+        g.withUnsafeBufferPointer { source in
+            cloud.positions.withUnsafeMutableBufferPointer { positions in
+                cloud.logScales.withUnsafeMutableBufferPointer { logScales in
+                    cloud.rotations.withUnsafeMutableBufferPointer { rotations in
+                        cloud.logitOpacities.withUnsafeMutableBufferPointer { opacities in
+                            cloud.sh.withUnsafeMutableBufferPointer { sh in
+                                let columns = UncheckedSendable((source, positions, logScales, rotations, opacities, sh))
+                                let chunks = ranges(of: m, parts: activeProcessorCount * 4, minimum: 4096)
+                                parallelFor(chunks.count) { c in
+                                    let (v, positions, logScales, rotations, opacities, sh) = columns.value
+                                    for i in chunks[c] {
+                                        let base = 38 * i
+                                        for k in 0..<3 {
+                                            positions[3 * i + k] = v[base + k] * scale
+                                            logScales[3 * i + k] = logf(max(v[base + 4 + k] * scale + logEpsilon, .leastNormalMagnitude))
+                                        }
+                                        opacities[i] = logit(v[base + 3])
+                                        for k in 0..<4 { rotations[4 * i + k] = v[base + 7 + k] }
+                                        for k in 0..<27 { sh[27 * i + k] = v[base + 11 + k] }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
             }
-            opacities[i] = logit(v[base + 3])
-            for k in 0..<4 { rotations[4 * i + k] = v[base + 7 + k] }
-            for k in 0..<27 { sh[27 * i + k] = v[base + 11 + k] }
         }
-        return try GaussianCloud(
-            positions: positions, logScales: logScales, rotations: rotations, logitOpacities: opacities, sh: sh, shDegree: 2, frame: .rub)
+        return cloud
     }
 
     /// The reference's export: positions and scales times `T_norm` (not `T_norm + 0.01`), camera 0's frame kept; the
