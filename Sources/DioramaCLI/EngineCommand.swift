@@ -276,6 +276,12 @@ enum RandomChecks {
                 return [try random([2, 1, 300, 640], seed: 14, scale: 0.2), try random([2, 1, 300, 640], seed: 15, scale: 0.2),
                         try random([2, 1, 300, 640], seed: 16), try Tensor(mask, shape: [1, 1, 300, 300])]
             },
+            op(.attention(scale: nil), "attention bf16 d=1024 [2, 1, 330, 1024] (the decoder's head: two products and a softmax)", tolerance: 1e-2, why: bf16) {
+                try (57..<60).map { try random([2, 1, 330, 1024], seed: UInt64($0), dtype: .bfloat16, scale: $0 == 59 ? 1 : 0.1) }
+            },
+            op(.mean(axes: [2], keepDims: false), "mean bf16 over groups of 4 [24, 40, 4, 30, 44] (AvgDown3D, one thread a row)", tolerance: 1e-2, why: bf16) {
+                [try random([24, 40, 4, 30, 44], seed: 60, dtype: .bfloat16)]
+            },
             op(.conv2d(stride: [1], padding: [1]), "conv2d bf16 3x3 [2, 64, 60, 88] → 96", tolerance: 1e-2, why: bf16) {
                 [try random([2, 64, 60, 88], seed: 18, dtype: .bfloat16), try random([96, 64, 3, 3], seed: 19, dtype: .bfloat16, scale: 0.05),
                  try random([96], seed: 20, dtype: .bfloat16)]

@@ -35,8 +35,13 @@ extension CUDABackend {
         case .attention(let scale): return [try attention(inputs, scale: scale)]
         case .ropeInterleaved: return [try ropeInterleaved(inputs)]
         case .ropeFrequencies3D, .t5RelativeBuckets:
-            // Input-free tables, computed once per shape on the host and copied over (no read-back involved).
-            return try HostTables.compute(op).map { t throws(EngineError) in try upload(t) }
+            // Input-free tables, computed once per shape on the host, copied over and kept (every transformer pass
+            // asks for the same one; tensors are never written after they are made, so sharing is safe).
+            let key = "\(op)"
+            if let kept = hostTables.withLock({ $0[key] }) { return kept }
+            let made = try HostTables.compute(op).map { t throws(EngineError) in try upload(t) }
+            hostTables.withLock { $0[key] = made }
+            return made
         case .timestepEmbedding(let dim, let flip, let shift): return [try timestepEmbedding(inputs, dim: dim, flip: flip, shift: shift)]
         case .embedding: return [try embedding(inputs)]
         case .upsampleNearest2x: return [try upsampleNearest2x(try single(op, inputs))]
@@ -340,7 +345,12 @@ extension CUDABackend {
         a.append(Int64(rows))
         a.append(Int64(width))
         a.append(kind)
-        try launchRows("reduce_rows", rows: rows, a)
+        // Many short rows (AvgDown3D's groups of 2-8): one thread per row; a block per row would idle 250 threads.
+        if width <= 64 && rows >= 4096 {
+            try launchElementwise("reduce_rows_narrow", count: rows, a)
+        } else {
+            try launchRows("reduce_rows", rows: rows, a)
+        }
         return out
     }
 

@@ -391,6 +391,9 @@ extension CUDABackend {
         let out = try empty([batch, heads, length, valueDim], dtype: q.dtype)
         guard length > 0, keys > 0, dim + valueDim > 0 else { return try self.full(shape: out.shape, value: 0, dtype: out.dtype) }
         if bias == nil, try flashAttention(q, k, v, into: out, scale: scale ?? 1 / Float(dim).squareRoot()) { return out }
+        if let product = try productAttention(q, k, v, bias: bias, scale: scale ?? 1 / Float(dim).squareRoot(), outType: out.dtype) {
+            return product
+        }
         let budget = maxSharedMemory > 48 << 10 ? min(maxSharedMemory, 96 << 10) : 48 << 10
         let tile = max(1, min(64, budget / ((dim + valueDim) * 4)))
         var a = KernelArguments()
@@ -407,6 +410,35 @@ extension CUDABackend {
             "attention_rows_\(chunks)", grid: ((length + warps - 1) / warps, batch * heads, 1), block: 32 * warps,
             sharedBytes: tile * (dim + valueDim) * 4, a)
         return out
+    }
+
+    /// Attention as two batched products around a softmax, for wide heads the flash kernel does not take (the VAE's
+    /// and the reconstruction decoder's single 640- and 1024-wide heads over 1,320 pixels): both products on tensor
+    /// cores, the scores and the softmax in float32. Nil (nothing enqueued) when the score matrix would pass 1 GiB
+    /// or the heads are narrow enough for the row kernel.
+    func productAttention(_ q: Tensor, _ k: Tensor, _ v: Tensor, bias: Tensor?, scale: Float, outType: DType) throws(EngineError) -> Tensor? {
+        let (batch, heads, length, dim) = (q.shape[0], q.shape[1], q.shape[2], q.shape[3])
+        let (keys, valueDim) = (k.shape[2], v.shape[3])
+        let groups = batch * heads
+        guard max(dim, valueDim) >= 256, groups * length * keys * 4 <= 1 << 30 else { return nil }
+        let compute = productType([q.dtype, k.dtype, v.dtype])
+        func packed(_ t: Tensor, _ rows: Int, _ columns: Int) throws(EngineError) -> Tensor {
+            try contiguous(t.dtype == compute ? t : try cast(t, to: compute)).reshaped([groups, rows, columns])
+        }
+        let (queries, keyRows, values) = (try packed(q, length, dim), try packed(k, keys, dim), try packed(v, keys, valueDim))
+        // scores[g] = q[g] · k[g]ᵀ, as column-major (keys × length) = K (keys × dim, stored transposed) · Qᵀ.
+        let scores = try empty([batch, heads, length, keys], dtype: .float32)
+        try gemm(
+            MatrixOperand(address: Self.address(keyRows), rows: dim, columns: keys, leading: dim, batchStride: keys * dim, transposed: true),
+            MatrixOperand(address: Self.address(queries), rows: dim, columns: length, leading: dim, batchStride: length * dim),
+            MatrixOperand(address: Self.address(scores), rows: keys, columns: length, leading: keys, batchStride: length * keys), batch: groups,
+            dtype: compute, outputType: .float32)
+        var logits = try binary(.multiply, [scores, try full(shape: [1], value: scale, dtype: .float32)], code: 2)
+        if let bias { logits = try binary(.add, [logits, bias], code: 0) }
+        let weights = try softmax([logits], axis: 3)
+        let probabilities = try (compute == .float32 ? weights : try cast(weights, to: compute)).reshaped([groups, length, keys])
+        let out = try matmul([probabilities, values]).reshaped([batch, heads, length, valueDim])
+        return out.dtype == outType ? out : try cast(out, to: outType)
     }
 
     /// The tensor-core kernel for what the transformer's attention is: bf16, head dimension 128, no bias, the last axis

@@ -304,6 +304,32 @@ enum KernelSource {
             }
         }
 
+        // reduce_rows for many short rows: one thread per row, same arithmetic (double sums).
+        extern "C" __global__ void reduce_rows_narrow(const void* x, int dt, void* out, int dt_out, i64 rows, i64 width, int kind) {
+            for (i64 row = blockIdx.x * (i64)blockDim.x + threadIdx.x; row < rows; row += (i64)gridDim.x * blockDim.x) {
+                i64 base = row * width;
+                float result;
+                if (kind == R_MAX) {
+                    float m = -F_INF;
+                    bool nan = false;
+                    for (i64 i = 0; i < width; i++) { float v = load_f(x, base + i, dt); if (v != v) nan = true; m = fmaxf(m, v); }
+                    result = nan ? F_NAN : m;
+                } else {
+                    double s = 0.0;
+                    for (i64 i = 0; i < width; i++) s += (double)load_f(x, base + i, dt);
+                    double n = (double)(width > 0 ? width : 1);
+                    if (kind == R_SUM) result = (float)s;
+                    else if (kind == R_MEAN) result = (float)(s / n);
+                    else {
+                        double mean = s / n, v = 0.0;
+                        for (i64 i = 0; i < width; i++) { double d = (double)load_f(x, base + i, dt) - mean; v += d * d; }
+                        result = (float)(v / n);
+                    }
+                }
+                store_f(out, row, dt_out, result);
+            }
+        }
+
         // The Wan VAE norm over axis 1 of [b, c, spatial]: x / max(|x|, eps) * sqrt(c) * gamma (+ beta).
         extern "C" __global__ void channel_rms_norm(const void* x, int dt, const void* g, int gdt, const void* beta, int bdt, void* out, int dt_out,
                                                     i64 batches, int channels, i64 spatial, float eps, int has_beta) {
