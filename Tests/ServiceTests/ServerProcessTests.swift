@@ -12,8 +12,11 @@ final class ServerProcess {
     let dataDirectory: String
     var process: Process?
 
-    init(dataDirectory: String) {
+    let extraArguments: [String]
+
+    init(dataDirectory: String, extraArguments: [String] = []) {
         self.dataDirectory = dataDirectory
+        self.extraArguments = extraArguments
         port = Self.freePort()
     }
 
@@ -42,7 +45,7 @@ final class ServerProcess {
     func start() async throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try Self.binary())
-        process.arguments = ["serve", "--port", String(port), "--data-dir", dataDirectory]
+        process.arguments = ["serve", "--port", String(port), "--data-dir", dataDirectory] + extraArguments
         process.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
         process.standardError = FileHandle(forWritingAtPath: "/dev/null")
         try process.run()
@@ -157,6 +160,38 @@ struct ServiceTestError: Error, CustomStringConvertible {
         let leftovers = try FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.contains("partial") || $0.hasPrefix(".") }
         #expect(leftovers.isEmpty, "\(leftovers)")
         server.kill(SIGTERM)
+    }
+
+    /// With a video model, the studio shows its Video panel with the model's defaults and lists video jobs as such.
+    @Test func theStudioOffersVideosWithAVideoModel() async throws {
+        let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].first { FileManager.default.isExecutableFile(atPath: $0) }
+        let browser = try #require(chromium, "Chromium is missing; scripts/setup.sh installs it")
+        let folder = temporaryFolder("browser-video")
+        let server = ServerProcess(dataDirectory: folder, extraArguments: ["--video-model", "tiny-video", "--device", "cpu"])
+        try await server.start()
+        let id = try server.json("POST", "/v1/videos", body: #"{"prompt": "waves", "steps": 2}"#)["id"] as? String ?? ""
+        var job: [String: Any] = [:]
+        for _ in 0..<600 where job["status"] as? String != "completed" {
+            job = try server.json("GET", "/v1/jobs/\(id)")
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(job["status"] as? String == "completed" && job["kind"] as? String == "video")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: browser)
+        process.arguments = [
+            "--headless=new", "--no-sandbox", "--user-data-dir=\(folder)/chromium", "--virtual-time-budget=10000", "--dump-dom",
+            "http://127.0.0.1:\(server.port)/",
+        ]
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        try process.run()
+        let dom = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        server.kill(SIGTERM)
+        let panel = try #require(dom.range(of: "<details id=\"video-panel\"").map { String(dom[$0.lowerBound...].prefix { $0 != ">" }) })
+        #expect(!panel.contains("hidden"), "\(panel)")
+        #expect(dom.contains("video 9×32×64"), "the jobs list names the video job")
     }
 
     /// Headless Chromium opens the studio with a generated scene; the page reports how many pixels it drew.

@@ -384,6 +384,7 @@ function renderJob() {
   t.textContent = '';
   for (const x of j.timings || []) t.append(el('tr', {}, el('td', { textContent: x.stage }), el('td', { textContent: fmtSecs(x.seconds) })));
   if ((j.timings || []).length > 1) t.append(el('tr', {}, el('td', { innerHTML: '<b>sum</b>' }), el('td', { textContent: fmtSecs(j.timings.reduce((a, x) => a + x.seconds, 0)) })));
+  if (!(j.kind === 'video' && j.status === 'completed')) $('video-player').hidden = true;
   const dl = $('downloads');
   const have = j.artifacts ? Object.keys(EXT).filter((k) => j.artifacts[k]) : [];
   if (dl.dataset.job !== j.id + have.join()) {
@@ -412,6 +413,7 @@ function onJob(j) {
   if (TERMINAL.has(j.status) && was !== j.status) refreshJobs();
 }
 function showJobScene(j) {
+  if (j.kind === 'video') return showJobVideo(j);
   const url = sceneURL(j);
   if (!url) return notify('The job completed but lists no scene file', 'error');
   S.sceneJob = j.id;
@@ -466,6 +468,68 @@ async function follow(id) {
     }
   }
 }
+// ---- video jobs (POST /v1/videos, when the server has a video model) ----
+let shownVideo = '';
+async function showJobVideo(j) {
+  const url = j.artifacts && j.artifacts.mp4;
+  const player = $('video-player');
+  if (!url) return notify('The video job completed but lists no video', 'error');
+  if (shownVideo === j.id) { player.hidden = false; return; }
+  try {
+    const resp = await fetch(url, { headers: authHeaders() });
+    if (!resp.ok) throw new Error(await responseError(resp));
+    if (player.src) URL.revokeObjectURL(player.src);
+    player.src = URL.createObjectURL(await resp.blob());
+    player.hidden = false;
+    shownVideo = j.id;
+    S.sceneJob = j.id;
+  } catch (e) { notify(`The video could not be loaded: ${e.message}`, 'error'); }
+}
+function videoDefaults(v) {
+  const d = (v && v.defaults) || {};
+  for (const [id, key] of [['video-frames', 'frames'], ['video-height', 'height'], ['video-width', 'width'], ['video-steps', 'steps'], ['video-guidance', 'guidance']]) {
+    if (!$(id).value && d[key] !== undefined) $(id).value = d[key];
+  }
+}
+// The picked image at its own size (at most 2048 a side): the server crops it to the video's aspect.
+function imageForVideo() {
+  const { bmp } = S.image;
+  const k = Math.min(1, 2048 / Math.max(bmp.width, bmp.height));
+  const c = el('canvas', { width: Math.round(bmp.width * k), height: Math.round(bmp.height * k) });
+  c.getContext('2d').drawImage(bmp, 0, 0, c.width, c.height);
+  return c.toDataURL('image/png');
+}
+async function generateVideo() {
+  const num = (id) => ($(id).value === '' ? undefined : Number($(id).value));
+  const body = {
+    prompt: $('video-prompt').value, negative_prompt: $('video-negative').value,
+    frames: num('video-frames'), width: num('video-width'), height: num('video-height'),
+    steps: num('video-steps'), guidance: num('video-guidance'), teacache: num('video-teacache'),
+    seed: num('seed'),
+  };
+  if ($('video-use-image').checked) {
+    if (!S.image) return notify('Pick an image in section 3 first, or untick "Use the image prompt"', 'error');
+    body.image = imageForVideo();
+  }
+  if (!body.prompt.trim() && !body.image) return notify('Describe the video, or use the image prompt', 'error');
+  for (const k of Object.keys(body)) if (body[k] === undefined) delete body[k];
+  const btn = $('generate-video');
+  btn.disabled = true;
+  try {
+    const sent = Date.now() / 1000;
+    const j = await api('v1/videos', { method: 'POST', body });
+    S.skew = Number.isFinite(j.created_at) ? j.created_at - sent : 0;
+    if (Math.abs(S.skew) < 2) S.skew = 0;
+    S.sceneJob = null;
+    onJob(j);
+    refreshJobs();
+    follow(j.id);
+  } catch (e) {
+    notify(`Video failed: ${e.message}`, 'error');
+  } finally { btn.disabled = false; }
+}
+$('generate-video').onclick = generateVideo;
+
 async function generate() {
   if (S.keys.length < 2) return notify('The camera path needs at least two keyframes: press Space, Record, or a template button', 'error');
   const body = request(), lim = (S.info && S.info.limits) || {};
@@ -536,14 +600,14 @@ async function refreshJobs() {
     for (const j of jobs) {
       const btns = el('span', { className: 'buttons' });
       const add = (text, fn, title = '') => { const b = el('button', { textContent: text, title }); b.onclick = fn; btns.append(b); };
-      if (j.status === 'completed') add('Open', () => { if (S.follow) S.follow.abort(); S.skew = 0; S.job = j; renderJob(); showJobScene(j); }, 'Load the scene and show its downloads');
+      if (j.status === 'completed') add('Open', () => { if (S.follow) S.follow.abort(); S.skew = 0; S.job = j; renderJob(); showJobScene(j); }, j.kind === 'video' ? 'Play the video and show its download' : 'Load the scene and show its downloads');
       if (!TERMINAL.has(j.status)) {
         add('Follow', () => { S.skew = 0; onJob(j); follow(j.id); }, 'Show its progress');
         add('Cancel', () => cancelJob(j.id));
       }
       add('Delete', () => deleteJob(j.id));
       const when = j.created_at ? new Date(j.created_at * 1000).toLocaleString() : '';
-      const meta = [when, `${j.frames}×${j.height}×${j.width}`, j.gaussians ? `${j.gaussians.toLocaleString()} splats` : '',
+      const meta = [when, j.kind === 'video' ? `video ${j.frames}×${j.height}×${j.width}` : `${j.frames}×${j.height}×${j.width}`, j.gaussians ? `${j.gaussians.toLocaleString()} splats` : '',
         j.status === 'queued' && j.queue_position ? `queue #${j.queue_position}` : '',
         j.status === 'running' && j.progress ? `${Math.round(100 * (j.progress.fraction || 0))}% ${j.progress.stage || ''}` : ''].filter(Boolean).join(' · ');
       ul.append(el('li', { className: S.job && S.job.id === j.id ? 'current' : '' },
@@ -642,6 +706,8 @@ async function loadInfo() {
       if (d.fov > 0) S.fov = d.fov;
       if (d.frames && d.height && d.width) { S.frames = d.frames; S.H = d.height; S.W = d.width; }
     }
+    $('video-panel').hidden = !info.video;
+    if (info.video) videoDefaults(info.video);
     fillResolutions();
     recropImage();
     if (info.auth_required && !$('token').value.trim()) notify('This server needs an access token: enter it at the top right', 'error');
