@@ -28,6 +28,9 @@ struct VideoBench: ParsableCommand {
     @Option(help: "Timed steps (a full video is 50; the time per step is what is compared).")
     var steps = 3
 
+    @Option(help: "full, fp8 (e4m3 storage of the block linears) or model-offload: peak memory and time per mode.")
+    var memory: VideoMemoryMode = .full
+
     @Option(help: "TeaCache threshold, to time it too.")
     var teacache: Double?
 
@@ -43,7 +46,7 @@ struct VideoBench: ParsableCommand {
         let gpu = backend as? CUDABackend
         let build = monotonicSeconds()
         var random = RandomWeights(backend: backend)
-        let model = try random.wanVideo(precision: precision)
+        let model = try random.wanVideo(precision: precision).arranged(for: memory, on: backend)
         try backend.synchronize()
         print("\(gpu?.name ?? "CPU"), \(precision): weights built in \(String(format: "%.1f", monotonicSeconds() - build)) s, \(gib(backend.memoryStats.active)) GiB resident")
         let pipeline = VideoPipeline(model: model, backend: backend)
@@ -64,7 +67,7 @@ struct VideoBench: ParsableCommand {
         let perStep = stepTimes.reduce(0, +) / Double(max(stepTimes.count, 1))
         let decoder = result.timings.first { $0.stage == "decoder" }?.seconds ?? 0
         let text = result.timings.first { $0.stage == "text encoder" }?.seconds ?? 0
-        print("video \(frames)x\(size.height)x\(size.width), \(result.latents.shape[2]) latent frames, guidance on")
+        print("video \(frames)x\(size.height)x\(size.width), \(result.latents.shape[2]) latent frames, guidance on, memory \(memory.rawValue)")
         print(String(format: "  text encoder   %8.3f s", text))
         print(String(format: "  per step       %8.3f s  (two transformer passes; %d steps timed)", perStep, stepTimes.count))
         print(String(format: "  decoder        %8.3f s", decoder))

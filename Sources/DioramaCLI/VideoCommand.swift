@@ -66,6 +66,9 @@ struct VideoCommand: ParsableCommand {
     @Option(help: ArgumentHelp("A LoRA (safetensors; kohya, VideoX-Fun or diffusers keys) merged at a strength, default 1; repeatable.", valueName: "file[:strength]"))
     var lora: [String] = []
 
+    @Option(help: "full (every weight resident), fp8 (the transformer's block linears stored in e4m3, about half its memory) or model-offload (weights in host memory, each sub-model on the GPU for its stage).")
+    var memory: VideoMemoryMode = .full
+
     @Option(help: "Seed of the noise.")
     var seed: UInt64 = 42
 
@@ -115,12 +118,13 @@ struct VideoCommand: ParsableCommand {
         let start = monotonicSeconds()
         let backend = try device.backend(quiet: quiet)
         let precision = device.modelPrecision(for: backend)
-        let video: WanVideoModel
+        var video: WanVideoModel
         do {
             video =
                 model == "tiny-video"
                 ? try WanVideoModel.tiny(on: backend).mergingLoRAs(try loras(), on: backend).prepared(for: backend, precision: precision)
                 : try VideoModelFolder.load(model, on: backend, precision: precision, loras: try loras())
+            video = try video.arranged(for: memory, on: backend)
         } catch let error as EngineError {
             try reportingErrors { () throws(EngineError) in throw error }
             return
@@ -199,3 +203,4 @@ struct VideoCommand: ParsableCommand {
 }
 
 extension VideoSamplerKind: ExpressibleByArgument {}
+extension VideoMemoryMode: ExpressibleByArgument {}

@@ -138,11 +138,15 @@ public struct VideoPipeline: Sendable {
 
         progress("text", 0, 1)
         let guided = request.guidance > 1
-        let context = try model.textEncoder.context(
-            for: Self.cleanedPrompt(request.prompt), tokenizer: model.tokenizer, length: model.textLength, on: b)
+        // Each sub-model on the device for its stage (a no-op when the model is resident; a copy per stage when its
+        // weights are offloaded to host memory).
+        var textEncoder = model.textEncoder
+        textEncoder.weights = try model.textEncoder.weights.uploaded(to: b)
+        let context = try textEncoder.context(for: Self.cleanedPrompt(request.prompt), tokenizer: model.tokenizer, length: model.textLength, on: b)
         let negativeContext = guided
-            ? try model.textEncoder.context(for: Self.cleanedPrompt(request.negativePrompt), tokenizer: model.tokenizer, length: model.textLength, on: b)
+            ? try textEncoder.context(for: Self.cleanedPrompt(request.negativePrompt), tokenizer: model.tokenizer, length: model.textLength, on: b)
             : nil
+        textEncoder.weights = ModelWeights([:], source: "released")
         progress("text", 1, 1)
         try lap("text encoder")
 
@@ -151,12 +155,16 @@ public struct VideoPipeline: Sendable {
         if let image = request.image {
             progress("image", 0, 1)
             let pixels = try b.upload(try image.reshaped([1, 3, request.height, request.width]))
-            let mean = try b.cast(try model.vaeEncoder(pixels, on: b).mean, to: .float32).reshaped([1, z, 1, h, w])
+            var encoder = model.vaeEncoder
+            encoder.weights = try model.vaeEncoder.weights.uploaded(to: b)
+            let mean = try b.cast(try encoder(pixels, on: b).mean, to: .float32).reshaped([1, z, 1, h, w])
             condition = try b.divide(try b.subtract(mean, statistics.mean), statistics.std)
             progress("image", 1, 1)
             try lap("image encoder")
         }
 
+        var transformer = model.transformer
+        transformer.weights = try model.transformer.weights.uploaded(to: b)
         var latents = try noise.normal([1, z, f, h, w], on: b)
         var scheduler = request.sampler.scheduler(steps: request.steps, shift: model.flowShift)
         var cache = TeaCache(acceleration: request.acceleration, steps: request.steps)
@@ -168,8 +176,8 @@ public struct VideoPipeline: Sendable {
             let frameTimes = (0..<f).map { condition != nil && $0 == 0 ? Float(0) : Float(t) }
             let timestep = try b.constant(frameTimes, shape: [1, f])
             let skipUnconditional = Double(k) >= Double(request.steps) * (1 - request.acceleration.cfgSkipRatio) && request.acceleration.cfgSkipRatio > 0
-            let compute = try cache.shouldCompute(step: k, timestep: timestep, transformer: model.transformer, on: b)
-            var velocity = try cache.run(.conditional, compute: compute, input: input, timestep: timestep, text: context, transformer: model.transformer, on: b)
+            let compute = try cache.shouldCompute(step: k, timestep: timestep, transformer: transformer, on: b)
+            var velocity = try cache.run(.conditional, compute: compute, input: input, timestep: timestep, text: context, transformer: transformer, on: b)
             passes += guided ? 2 : 1
             if !compute { skipped += 1 }
             if let negativeContext {
@@ -177,7 +185,7 @@ public struct VideoPipeline: Sendable {
                     skipped += 1
                 } else {
                     let unconditional = try cache.run(
-                        .unconditional, compute: compute, input: input, timestep: timestep, text: negativeContext, transformer: model.transformer, on: b)
+                        .unconditional, compute: compute, input: input, timestep: timestep, text: negativeContext, transformer: transformer, on: b)
                     if !compute { skipped += 1 }
                     velocity = try b.add(unconditional, try b.scaled(try b.subtract(velocity, unconditional), by: Float(request.guidance)))
                 }
@@ -187,10 +195,13 @@ public struct VideoPipeline: Sendable {
             try lap("step \(k + 1)")
         }
         progress("step", request.steps, request.steps)
+        transformer.weights = ModelWeights([:], source: "released")
         latents = try pinned(latents, condition: condition)
 
         let unscaled = try b.add(try b.multiply(latents, statistics.std), statistics.mean)
-        let frames = try model.vaeDecoder.decode(unscaled, on: b) { done, total in progress("decode", done, total) }
+        var decoder = model.vaeDecoder
+        decoder.weights = try model.vaeDecoder.weights.uploaded(to: b)
+        let frames = try decoder.decode(unscaled, on: b) { done, total in progress("decode", done, total) }
         try lap("decoder")
         return VideoResult(frames: frames, latents: latents, timings: timings, transformerPasses: passes, skippedPasses: skipped)
     }

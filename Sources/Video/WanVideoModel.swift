@@ -111,6 +111,41 @@ public struct WanVideoModel: Sendable {
     }
 }
 
+/// How a video model uses device memory (VideoX-Fun's modes, `service-and-ui.md` §3.1).
+public enum VideoMemoryMode: String, Sendable, CaseIterable, Codable {
+    /// Every weight resident in its run-time type.
+    case full
+    /// The transformer's block linears stored in e4m3 (a plain cast, no scale, as VideoX-Fun's qfloat8) and widened
+    /// per product: about half the transformer's memory, products in the activations' type.
+    case fp8
+    /// Weights in host memory; each sub-model (text encoder, transformer, VAE encoder, decoder) is copied to the
+    /// device for its stage and released after it.
+    case modelOffload = "model-offload"
+}
+
+extension WanVideoModel {
+    /// The prepared model arranged for `mode` on `backend`.
+    public func arranged(for mode: VideoMemoryMode, on backend: any Backend) throws -> WanVideoModel {
+        var copy = self
+        switch mode {
+        case .full: break
+        case .fp8:
+            var tensors = transformer.weights.tensors
+            for (name, tensor) in tensors where ModelPrecision.isBlockLinearWeight(name) && tensor.dtype != .float8E4M3 {
+                tensors[name] = try backend.cast(tensor, to: .float8E4M3)
+            }
+            copy.transformer.weights = ModelWeights(tensors, source: transformer.weights.source)
+        case .modelOffload:
+            copy.textEncoder.weights = try textEncoder.weights.downloaded(from: backend)
+            copy.transformer.weights = try transformer.weights.downloaded(from: backend)
+            copy.vaeEncoder.weights = try vaeEncoder.weights.downloaded(from: backend)
+            copy.vaeDecoder.weights = try vaeDecoder.weights.downloaded(from: backend)
+            backend.trimMemory()
+        }
+        return copy
+    }
+}
+
 /// A model's default size, length, steps and guidance: the same in the CLI, the API and the studio.
 public struct VideoDefaults: Sendable, Equatable, Codable {
     public var frames: Int

@@ -192,3 +192,40 @@ struct VideoAccelerationTests {
         #expect(VideoPipeline.cleanedPrompt("  a  &amp;amp; b\n\tc ") == "a & b c")
     }
 }
+
+/// The memory modes on the CPU: e4m3 storage changes the weights' type and the video a little; offloading changes
+/// nothing but where the weights wait.
+struct VideoMemoryModeTests {
+    static func frames(_ mode: VideoMemoryMode) throws -> (VideoResult, WanVideoModel) {
+        let model = try VideoParityTests.model.get().arranged(for: mode, on: CPUBackend.shared)
+        var request = VideoRequest(prompt: "a lighthouse", negativePrompt: "blurry", defaults: .tiny)
+        request.steps = 3
+        var noise = SeededNoise(seed: 8)
+        return (try VideoPipeline(model: model, backend: CPUBackend.shared).generate(request, noise: &noise), model)
+    }
+
+    @Test func fp8StorageKeepsTheBlockLinearsInE4M3() throws {
+        let full = try VideoParityTests.model.get()
+        let stored = try full.arranged(for: .fp8, on: CPUBackend.shared)
+        let linears = stored.transformer.weights.tensors.filter { ModelPrecision.isBlockLinearWeight($0.key) }
+        #expect(!linears.isEmpty && linears.values.allSatisfy { $0.dtype == .float8E4M3 })
+        #expect(stored.transformer.weights["scale_shift_table"].dtype == .float32)
+        // One transformer pass moves by about e4m3's rounding (3 mantissa bits); a whole guided toy-model video is
+        // chaotic, so the bound is on the pass.
+        let b = CPUBackend.shared
+        let x = try b.randomNormal([1, 4, 3, 2, 4], seed: 3)
+        let t = try b.constant([500], shape: [1])
+        let text = try b.scaled(try b.randomNormal([1, 16, 32], seed: 4), by: 0.1)
+        let error = relativeError(try stored.transformer(x, timestep: t, text: text, on: b), try full.transformer(x, timestep: t, text: text, on: b))
+        #expect(error > 0 && error < 0.05, "one pass, fp8 storage against full: \(error)")
+        // And the whole pipeline runs in that mode.
+        let (video, _) = try Self.frames(.fp8)
+        #expect(video.frames.shape == [9, 3, 32, 64])
+    }
+
+    @Test func modelOffloadGivesTheSameVideo() throws {
+        let (full, _) = try Self.frames(.full)
+        let (offloaded, _) = try Self.frames(.modelOffload)
+        #expect(offloaded.frames.floats() == full.frames.floats())
+    }
+}

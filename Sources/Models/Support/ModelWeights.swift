@@ -59,6 +59,24 @@ extension ModelWeights {
     }
 }
 
+extension ModelWeights {
+    /// These weights on `backend`: tensors already there as they are, others copied over (a host-resident model's
+    /// part, for the stage that needs it). Free when everything is resident.
+    public func uploaded(to backend: any Backend) throws(EngineError) -> ModelWeights {
+        guard tensors.values.contains(where: { $0.device != backend.device }) else { return self }
+        var moved: [String: Tensor] = [:]
+        for (name, tensor) in tensors { moved[name] = tensor.device == backend.device ? tensor : try backend.upload(tensor) }
+        return ModelWeights(moved, source: source)
+    }
+
+    /// These weights in host memory (copied back from `backend`'s device), so the device holds none of them.
+    public func downloaded(from backend: any Backend) throws(EngineError) -> ModelWeights {
+        var moved: [String: Tensor] = [:]
+        for (name, tensor) in tensors { moved[name] = tensor.device == backend.device ? try backend.download(tensor) : tensor }
+        return ModelWeights(moved, source: source)
+    }
+}
+
 /// Why a model folder or configuration was refused.
 public struct ModelError: Error, Equatable, Sendable, CustomStringConvertible {
     public var message: String

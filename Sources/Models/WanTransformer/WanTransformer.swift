@@ -154,6 +154,10 @@ public struct WanTransformer: Sendable {
             if weight.dtype == .float8E4M3, let scale = w.optional("\(name).weight_scale") {
                 return try backend.run(.linearFP8, [x, weight, scale, w["\(name).bias"]])[0]
             }
+            if weight.dtype == .float8E4M3 {
+                // Stored in e4m3 without a scale to save memory (VideoX-Fun's qfloat8): widened for this product only.
+                return try backend.linear(x, try backend.cast(weight, to: activationType), w["\(name).bias"])
+            }
             return try backend.linear(x, weight, w["\(name).bias"])
         }
         func attention(_ prefix: String, _ query: Tensor, _ keyValue: Tensor, rotary: Bool) throws(EngineError) -> Tensor {
