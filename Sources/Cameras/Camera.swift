@@ -119,6 +119,12 @@ public struct Camera: Equatable, Sendable {
         for (name, value) in [("fx", intrinsics.fx), ("fy", intrinsics.fy)] where !(value > 0) {
             throw CameraError(.degenerate, camera: index, field: name, "is \(value); focal lengths must be positive")
         }
+        // In image sizes: 0.001 to 1000 is a field of view between about 179.9° and 0.06°; outside it the projection
+        // overflows or every Gaussian lands on one pixel.
+        for (name, value) in [("fx", intrinsics.fx), ("fy", intrinsics.fy)] where !(1e-3...1e3).contains(value) {
+            throw CameraError(
+                .degenerate, camera: index, field: name, "is \(value) image sizes; a usable focal length is 0.001 to 1000 times the image size")
+        }
     }
 
     /// Camera-to-world with OpenGL camera axes: `[R(q) | p]`.

@@ -254,7 +254,11 @@ public actor GenerationService {
         if millis <= lastFileID { millis = lastFileID + 1 }
         lastFileID = millis
         let seed = requested ?? Int64.random(in: 0..<(1 << 31))
-        let job = JobRecord(id: UUID().uuidString.lowercased(), fileID: String(millis), request: body, createdAt: now(), seed: seed)
+        // The millisecond keeps ids in order; twelve random digits make a file id unguessable (FlashWorld's routes
+        // take digits only, so it stays digits).
+        let suffix = String(UInt64.random(in: 0..<1_000_000_000_000))
+        let fileID = String(millis) + String(repeating: "0", count: 12 - suffix.count) + suffix
+        let job = JobRecord(id: UUID().uuidString.lowercased(), fileID: fileID, request: body, createdAt: now(), seed: seed)
         try store.insert(job)
         metrics.count("submitted")
         log("job \(job.id) queued (file \(job.fileID), seed \(seed))")

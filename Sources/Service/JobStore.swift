@@ -219,7 +219,8 @@ public final class SQLiteJobStore: JobStore, @unchecked Sendable {
 
     public func largestFileID() throws -> Int64 {
         var largest: Int64 = 0
-        try query("SELECT MAX(CAST(file_id AS INTEGER)) FROM jobs", row: { largest = sqlite3_column_int64($0, 0) })
+        // The millisecond prefix (file ids carry random digits after it).
+        try query("SELECT MAX(CAST(substr(file_id, 1, 13) AS INTEGER)) FROM jobs", row: { largest = sqlite3_column_int64($0, 0) })
         return largest
     }
 

@@ -9,6 +9,7 @@ public enum DioramaServer {
         router.add(middleware: OriginPolicyMiddleware(origins: configuration.corsOrigins))
         router.add(middleware: ResponseAccountingMiddleware(metrics: service.metrics))
         router.add(middleware: BearerTokenMiddleware(token: configuration.token))
+        router.add(middleware: RequestGuardMiddleware(origins: configuration.corsOrigins))
         addStudio(to: router)
         FlashWorldRoutes.add(to: router, service: service, configuration: configuration)
         ImageTo3DRoutes.add(to: router, service: service, configuration: configuration)
@@ -20,7 +21,7 @@ public enum DioramaServer {
     /// The studio's files, compiled in; the page needs no other origin.
     static func addStudio(to router: Router<BasicRequestContext>) {
         for path in StudioAssets.files.keys.sorted() + ["/"] {
-            router.get(RouterPath(path)) { request, _ -> Response in
+            router.getAndHead(RouterPath(path)) { request, _ -> Response in
                 guard let file = StudioAssets.file(at: request.uri.path) else { return HTTPResponses.error(404, "no such page") }
                 var headers = HTTPFields()
                 headers[.cacheControl] = "no-cache"

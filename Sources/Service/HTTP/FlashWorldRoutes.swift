@@ -1,5 +1,6 @@
 import FoundationEssentials
 import Hummingbird
+import NIOCore
 
 /// FlashWorld's HTTP API as its clients call it (`service-and-ui.md` §1.1): `POST /generate` (202 with task and file
 /// ids and the queue), `GET /task/{id}`, `GET /download/{file_id}`, `DELETE|POST /delete/{file_id}`, `GET /status`,
@@ -23,7 +24,7 @@ enum FlashWorldRoutes {
             }
         }
 
-        router.get("task/:id") { _, context -> Response in
+        router.getAndHead("task/:id") { _, context -> Response in
             let id = context.parameters.get("id") ?? ""
             guard let (job, queue) = try await service.jobWithQueue(id: id) else { return HTTPResponses.error(404, "Task not found") }
             // FlashWorld's clients know queued, running, completed and failed, and poll until one of the last two.
@@ -49,7 +50,7 @@ enum FlashWorldRoutes {
             return HTTPResponses.json(200, fields)
         }
 
-        router.get("download/:fileID") { request, context -> Response in
+        router.getAndHead("download/:fileID") { request, context -> Response in
             let fileID = context.parameters.get("fileID") ?? ""
             // File ids are digits: nothing a client sends can name a path outside the data folder.
             guard !fileID.isEmpty, fileID.allSatisfy(\.isASCIIDigit), let job = try await service.job(fileID: fileID), job.status == .completed else {
@@ -67,7 +68,7 @@ enum FlashWorldRoutes {
         router.delete("delete/:fileID", use: delete)
         router.post("delete/:fileID", use: delete)
 
-        router.get("status") { _, _ -> Response in
+        router.getAndHead("status") { _, _ -> Response in
             let (queued, running, completed) = try await service.status()
             return HTTPResponses.json(200, [
                 "success": true,
@@ -84,8 +85,11 @@ enum FlashWorldRoutes {
     static func collectBody(_ request: Request, limit: Int) async throws(ServiceError) -> [UInt8] {
         do {
             return Array(buffer: try await request.body.collect(upTo: limit))
-        } catch {
+        } catch is NIOTooManyBytesError {
             throw ServiceError(413, "the request body exceeds \(limit) bytes")
+        } catch {
+            // A broken chunked encoding or a connection cut mid-body: the request itself is wrong, not too large.
+            throw ServiceError(400, "the request body could not be read: it ended early or its chunked encoding is malformed")
         }
     }
 }

@@ -107,7 +107,7 @@ enum GradioRoutes {
             return complete(data)
         }
 
-        router.get("gradio_api/file/:name") { request, context -> Response in
+        router.getAndHead("gradio_api/file/:name") { request, context -> Response in
             let name = context.parameters.get("name") ?? ""
             let fileID = String(name.dropLast(4))
             guard name.hasSuffix(".spz"), !fileID.isEmpty, fileID.allSatisfy(\.isASCIIDigit), let job = try await service.job(fileID: fileID) else {

@@ -90,17 +90,22 @@ enum HTTPResponses {
         var range = 0..<size
         var status = HTTPResponse.Status.ok
         // Ranges in other units, or several at once, are ignored (the whole file is sent), as RFC 9110 allows.
+        // A range that cannot be read as one (`bytes=5-3`, digits that overflow) is ignored as RFC 9110 says: the whole
+        // file. Only a well-formed range that starts past the end is 416.
         if let header = request.headers[.range], header.hasPrefix("bytes="), !header.contains(","), request.headers[.ifRange].map({ $0 == etag }) ?? true {
-            guard let parsed = byteRange(header, size: size) else {
+            switch byteRange(header, size: size) {
+            case .some(.some(let parsed)):
+                range = parsed
+                status = .partialContent
+                headers[.contentRange] = "bytes \(range.lowerBound)-\(range.upperBound - 1)/\(size)"
+            case .some(.none):
                 headers[.contentRange] = "bytes */\(size)"
                 headers[.contentType] = "application/json"
                 return Response(
                     status: .rangeNotSatisfiable, headers: headers,
-                    body: .init(byteBuffer: ByteBuffer(string: JSONText.encode(["error": "range \(header) is outside the \(size) bytes"]))))
+                    body: .init(byteBuffer: ByteBuffer(string: JSONText.encode(["error": "the range starts past the file's \(size) bytes"]))))
+            case .none: break
             }
-            range = parsed
-            status = .partialContent
-            headers[.contentRange] = "bytes \(range.lowerBound)-\(range.upperBound - 1)/\(size)"
         }
         headers[.contentLength] = String(range.count)
         let chunk = 1 << 20
@@ -122,19 +127,25 @@ enum HTTPResponses {
         })
     }
 
-    /// One `bytes=a-b`, `bytes=a-` or `bytes=-n` range within `size`; nil when it cannot be served.
-    static func byteRange(_ header: String, size: Int) -> Range<Int>? {
+    /// One `bytes=a-b`, `bytes=a-` or `bytes=-n` range within `size` (an end past the file clamped to it): nil when the
+    /// header is not a valid single range (ignore it), `.some(nil)` when it is valid but starts past the end (416).
+    static func byteRange(_ header: String, size: Int) -> Range<Int>?? {
         guard header.hasPrefix("bytes="), !header.contains(",") else { return nil }
         let spec = header.dropFirst(6).split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)
         guard spec.count == 2 else { return nil }
         let (first, last) = (spec[0].trimmingCharacters(in: .whitespaces), spec[1].trimmingCharacters(in: .whitespaces))
+        let digits = { (s: String) in !s.isEmpty && s.allSatisfy(\.isASCIIDigit) }
         if first.isEmpty {
-            guard let n = Int(last), n > 0, size > 0 else { return nil }
+            guard digits(last) else { return nil }
+            let n = Int(last) ?? Int.max
+            guard n > 0, size > 0 else { return .some(nil) }
             return max(0, size - n)..<size
         }
-        guard let a = Int(first), a >= 0, a < size else { return nil }
+        guard digits(first), last.isEmpty || digits(last) else { return nil }
+        guard let a = Int(first), a < size else { return .some(nil) }
         if last.isEmpty { return a..<size }
-        guard let b = Int(last), b >= a else { return nil }
-        return a..<min(size, b + 1)
+        let b = Int(last) ?? Int.max
+        guard b >= a else { return nil }
+        return a..<min(size, b == Int.max ? size : b + 1)
     }
 }

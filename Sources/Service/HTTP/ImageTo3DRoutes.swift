@@ -47,7 +47,7 @@ enum ImageTo3DRoutes {
             }
         }
 
-        router.get("health") { _, _ -> Response in
+        router.getAndHead("health") { _, _ -> Response in
             let readiness = await service.readiness
             let (queued, running, _) = try await service.status()
             let (state, detail): (String, String?) =

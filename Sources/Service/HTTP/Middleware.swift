@@ -83,3 +83,48 @@ struct ResponseAccountingMiddleware<Context: RequestContext>: RouterMiddleware {
         return response
     }
 }
+
+/// Stops what a page on another site could make a browser do: a state-changing request whose `Origin` is neither
+/// allowed (`cors_origins`) nor this server's own is refused (403), and a body in a type only HTML forms send without
+/// a CORS preflight (`text/plain`, `application/x-www-form-urlencoded`) is refused on every route (415; none takes
+/// them). With `cors_origins` `*` (the default, as FlashWorld) any page may call the API; set a token or a list.
+/// Also drops the body of `HEAD` answers.
+struct RequestGuardMiddleware<Context: RequestContext>: RouterMiddleware {
+    let origins: [String]
+
+    static func sameOrigin(_ origin: String, host: String?) -> Bool {
+        guard let host, !host.isEmpty else { return false }
+        return origin == "http://\(host)" || origin == "https://\(host)"
+    }
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        if [.post, .delete, .put, .patch].contains(request.method) {
+            if let origin = request.headers[.origin], !origins.contains("*"), !origins.contains(origin),
+                !Self.sameOrigin(origin, host: request.head.authority)
+            {
+                return HTTPResponses.error(403, "a \(request.method) from the page at \(String(origin.prefix(200))) is refused; allow its origin with --cors-origins")
+            }
+            if let type = request.headers[.contentType]?.lowercased(),
+                type.hasPrefix("text/plain") || type.hasPrefix("application/x-www-form-urlencoded")
+            {
+                return HTTPResponses.error(
+                    415, "send JSON with Content-Type: application/json (or multipart/form-data where a route takes files), not \(String(type.prefix(100)))")
+            }
+        }
+        guard request.method == .head else { return try await next(request, context) }
+        // Every GET route is also a HEAD route (`getAndHead`): the same status and headers, Content-Length included,
+        // and no body.
+        let response = try await next(request, context)
+        return Response(status: response.status, headers: response.headers)
+    }
+}
+
+extension RouterMethods {
+    /// A GET route that answers HEAD too (the body dropped by `RequestGuardMiddleware`).
+    @discardableResult func getAndHead(
+        _ path: RouterPath = "", use handler: @Sendable @escaping (Request, Context) async throws -> some ResponseGenerator
+    ) -> Self {
+        on(path, method: .get, use: handler)
+        return on(path, method: .head, use: handler)
+    }
+}

@@ -9,7 +9,7 @@ enum NativeRoutes {
     static func add(to router: Router<BasicRequestContext>, service: GenerationService, configuration: ServiceConfiguration) {
         let v1 = router.group("v1")
 
-        v1.get("info") { _, _ -> Response in
+        v1.getAndHead("info") { _, _ -> Response in
             var video: Any = JSONNull.null
             if let generator = await service.videoGenerator {
                 let d = generator.defaults
@@ -53,7 +53,7 @@ enum NativeRoutes {
             }
         }
 
-        v1.get("jobs") { request, _ -> Response in
+        v1.getAndHead("jobs") { request, _ -> Response in
             let query = request.uri.queryParameters
             var status: JobRecord.Status?
             if let text = query["status"].map(String.init) {
@@ -74,7 +74,7 @@ enum NativeRoutes {
             return HTTPResponses.json(200, ["jobs": objects])
         }
 
-        v1.get("jobs/:id") { _, context -> Response in
+        v1.getAndHead("jobs/:id") { _, context -> Response in
             guard let (job, queue) = try await service.jobWithQueue(id: context.parameters.get("id") ?? "") else { return notFound(context) }
             return HTTPResponses.json(200, try await jobObject(job, service: service, positions: [job.id: queue.position]))
         }
@@ -96,7 +96,7 @@ enum NativeRoutes {
             }
         }
 
-        v1.get("jobs/:id/events") { _, context -> Response in
+        v1.getAndHead("jobs/:id/events") { _, context -> Response in
             let id = context.parameters.get("id") ?? ""
             guard try await service.job(id: id) != nil else { return notFound(context) }
             var headers = HTTPFields()
@@ -131,10 +131,11 @@ enum NativeRoutes {
             })
         }
 
-        v1.get("jobs/:id/artifacts/:name") { request, context -> Response in
+        v1.getAndHead("jobs/:id/artifacts/:name") { request, context -> Response in
             guard let job = try await service.job(id: context.parameters.get("id") ?? "") else { return notFound(context) }
             let name = context.parameters.get("name") ?? ""
-            guard let artifact = GenerationService.Artifact(rawValue: name) else {
+            // flashworld.spz is the FlashWorld routes' file; /v1 lists and serves its own names only.
+            guard let artifact = GenerationService.Artifact(rawValue: name), artifact != .flashWorldSPZ else {
                 return HTTPResponses.error(
                     404, "no artifact \(name); a scene job offers \(GenerationService.Artifact.listed.map(\.rawValue).joined(separator: ", ")), a video job video.mp4")
             }
@@ -146,11 +147,11 @@ enum NativeRoutes {
             }
         }
 
-        router.get("openapi.json") { _, _ -> Response in
+        router.getAndHead("openapi.json") { _, _ -> Response in
             HTTPResponses.bytes(StudioAssets.openAPI, contentType: "application/json")
         }
 
-        router.get("metrics") { _, _ -> Response in
+        router.getAndHead("metrics") { _, _ -> Response in
             let (queued, running, completed) = try await service.status()
             let ready: Double = await service.readiness == .ready ? 1 : 0
             let text = service.metrics.exposition(gauges: [

@@ -1,0 +1,107 @@
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Testing
+
+@testable import Service
+
+/// What a careless client or a hostile page could do (issue "the service under hostile and careless clients"), each
+/// case refused or answered as HTTP says.
+struct HardeningTests {
+    func makeService(_ folder: String) async throws -> GenerationService {
+        let service = GenerationService(store: try SQLiteJobStore(path: "\(folder)/jobs.sqlite"), generator: StubGenerator(), dataDirectory: folder)
+        try await service.start()
+        return service
+    }
+
+    func completedJob(_ client: some TestClientProtocol, _ service: GenerationService) async throws -> (id: String, fileID: String) {
+        var job: [String: Any] = [:]
+        try await client.execute(uri: "/v1/jobs", method: .post, headers: [.contentType: "application/json"], body: requestBody()) { job = json($0.body) }
+        let id = job["id"] as? String ?? ""
+        _ = try await waitUntilFinished(service, id)
+        return (id, job["file_id"] as? String ?? "")
+    }
+
+    /// A page on another site cannot queue or delete with a restricted origin list, whatever type it declares; the
+    /// form-only body types are refused everywhere (a page can send them without a CORS preflight).
+    @Test func crossSiteWritesAreRefused() async throws {
+        let folder = temporaryFolder("csrf")
+        let service = try await makeService(folder)
+        var configuration = ServiceConfiguration()
+        configuration.corsOrigins = ["http://good.example"]
+        try await application(service, configuration).test(.router) { client in
+            let (_, fileID) = try await completedJob(client, service)
+            let evil: HTTPFields = [.origin: "http://evil.example", .contentType: "text/plain"]
+            try await client.execute(uri: "/v1/jobs", method: .post, headers: evil, body: requestBody()) { response in
+                #expect(response.status == .forbidden && (json(response.body)["error"] as? String ?? "").contains("evil.example"))
+            }
+            try await client.execute(uri: "/delete/\(fileID)", method: .post, headers: evil) { #expect($0.status == .forbidden) }
+            #expect(access(service.artifactPath(fileID), F_OK) == 0, "the refused delete removed nothing")
+            for type in ["text/plain; charset=utf-8", "application/x-www-form-urlencoded"] {
+                try await client.execute(
+                    uri: "/v1/jobs", method: .post, headers: [.origin: "http://good.example", .contentType: type], body: requestBody()
+                ) { response in
+                    #expect(response.status == .unsupportedMediaType, "\(type)")
+                }
+            }
+            try await client.execute(
+                uri: "/v1/jobs", method: .post, headers: [.origin: "http://good.example", .contentType: "application/json"], body: requestBody()
+            ) { #expect($0.status == .accepted) }
+        }
+        #expect(RequestGuardMiddleware<BasicRequestContext>.sameOrigin("http://127.0.0.1:7860", host: "127.0.0.1:7860"))
+        #expect(!RequestGuardMiddleware<BasicRequestContext>.sameOrigin("http://127.0.0.1:7861", host: "127.0.0.1:7860"))
+        await service.stop()
+    }
+
+    /// Ranges that are not one valid range are ignored (the whole file); ends past the file are clamped; only a start
+    /// past the end is 416. HEAD answers as GET without a body; /v1 serves only the names it lists.
+    @Test func rangesHeadAndUnlistedArtifacts() async throws {
+        let folder = temporaryFolder("ranges-head")
+        let service = try await makeService(folder)
+        try await application(service).test(.router) { client in
+            let (id, _) = try await completedJob(client, service)
+            let uri = "/v1/jobs/\(id)/artifacts/scene.ply"
+            var size = 0
+            try await client.execute(uri: uri, method: .get) { size = $0.body.readableBytes }
+            #expect(size > 100)
+            try await client.execute(uri: uri, method: .get, headers: [.range: "bytes=5-3"]) { response in
+                #expect(response.status == .ok && response.body.readableBytes == size)
+            }
+            try await client.execute(uri: uri, method: .get, headers: [.range: "bytes=0-99999999999999999999"]) { response in
+                #expect(response.status == .partialContent && response.body.readableBytes == size)
+            }
+            try await client.execute(uri: uri, method: .get, headers: [.range: "bytes=\(size + 10)-"]) { #expect($0.status == .rangeNotSatisfiable) }
+            try await client.execute(uri: uri, method: .head) { response in
+                #expect(response.status == .ok && response.body.readableBytes == 0 && response.headers[.contentLength] == String(size))
+            }
+            try await client.execute(uri: "/v1/jobs/\(id)", method: .head) { #expect($0.status == .ok && $0.body.readableBytes == 0) }
+            try await client.execute(uri: "/v1/jobs/\(id)/artifacts/flashworld.spz", method: .get) { #expect($0.status == .notFound) }
+        }
+        await service.stop()
+    }
+
+    @Test func absurdFocalLengthsAreRefusedAtSubmission() async throws {
+        let folder = temporaryFolder("focal")
+        let service = try await makeService(folder)
+        try await application(service).test(.router) { client in
+            let body = #"{"text_prompt": "x", "resolution": [1, 32, 64], "cameras": [{"quaternion": [1, 0, 0, 0], "position": [0, 0, 0], "fx": 1e-300, "fy": 30, "cx": 32, "cy": 16}]}"#
+            try await client.execute(uri: "/v1/jobs", method: .post, body: ByteBuffer(string: body)) { response in
+                #expect(response.status == .badRequest && (json(response.body)["error"] as? String ?? "").contains("fx"))
+            }
+        }
+        #expect(try await service.status().queued.isEmpty)
+        await service.stop()
+    }
+
+    /// File ids are digits (FlashWorld's routes take digits only) with twelve random ones after the millisecond.
+    @Test func fileIDsAreUnguessable() async throws {
+        let folder = temporaryFolder("file-ids")
+        let service = try await makeService(folder)
+        var ids: [String] = []
+        for _ in 0..<3 { ids.append(try await service.submit(Array(requestBody().readableBytesView)).0.fileID) }
+        #expect(ids.allSatisfy { $0.count == 25 && $0.allSatisfy(\.isASCIIDigit) })
+        #expect(Set(ids.map { $0.suffix(12) }).count == 3)
+        #expect(try SQLiteJobStore(path: "\(folder)/jobs.sqlite").largestFileID() == Int64(ids.map { $0.prefix(13) }.max()!)!)
+        await service.stop()
+    }
+}
