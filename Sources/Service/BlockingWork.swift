@@ -1,4 +1,5 @@
 import Dispatch
+import Parallelism
 import Synchronization
 
 /// Heavy synchronous work (a generation, a format conversion, a video) runs on Dispatch's threads, off Swift's
@@ -18,6 +19,44 @@ enum BlockingWork {
         } onCancel: {
             flag.set()
         }
+    }
+}
+
+extension BlockingWork {
+    /// Request parsing that can cost real CPU (multipart bodies, image decoding): on Dispatch's threads, at most
+    /// `parsingSlots` at once, so a few heavy uploads never hold the HTTP handlers or crowd out each other's CPUs.
+    static func parsing<T: Sendable>(_ work: @escaping @Sendable () throws(ServiceError) -> T) async throws(ServiceError) -> T {
+        await parsingGate.enter()
+        defer { Task { await parsingGate.leave() } }
+        do {
+            return try await run { () throws -> T in try work() }
+        } catch let error as ServiceError {
+            throw error
+        } catch {
+            throw ServiceError(500, "server error: \(error)")
+        }
+    }
+
+    static let parsingGate = Gate(slots: max(1, activeProcessorCount / 2))
+}
+
+/// A counting semaphore for async callers, first come first served.
+actor Gate {
+    private var free: Int
+    private var waiting: [CheckedContinuation<Void, Never>] = []
+
+    init(slots: Int) { free = slots }
+
+    func enter() async {
+        if free > 0 {
+            free -= 1
+            return
+        }
+        await withCheckedContinuation { waiting.append($0) }
+    }
+
+    func leave() {
+        if waiting.isEmpty { free += 1 } else { waiting.removeFirst().resume() }
     }
 }
 

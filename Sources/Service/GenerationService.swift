@@ -231,7 +231,9 @@ public actor GenerationService {
     /// Accepts a request: checked (image decoding included) off the actor, then stored before this returns, so it
     /// survives a crash.
     public nonisolated func submit(_ body: [UInt8]) async throws -> (JobRecord, QueueInfo) {
-        let request = try FlashWorldRequest.parse(body, limits: limits)
+        // Decoding the image and checking the cameras cost CPU: off the HTTP handlers, a bounded number at a time.
+        let limits = self.limits
+        let request = try await BlockingWork.parsing { () throws(ServiceError) in try FlashWorldRequest.parse(body, limits: limits) }
         return try await enqueue(body, seed: request.seed)
     }
 

@@ -105,3 +105,31 @@ struct HardeningTests {
         await service.stop()
     }
 }
+
+/// The multipart parser: RFC 2046's boundary limit, bounded part headers, and linear time on the worst bodies.
+struct MultipartHardeningTests {
+    @Test func overlongAndInvalidBoundariesAreRefused() {
+        let body = [UInt8](repeating: UInt8(ascii: "-"), count: 1 << 20)
+        for boundary in [String(repeating: "-", count: 8000), "a\u{7}b", "ends with space "] {
+            #expect(throws: ServiceError.self) { _ = try MultipartForm(body: body, contentType: "multipart/form-data; boundary=\"\(boundary)\"") }
+        }
+    }
+
+    /// A megabyte of dashes against a 72-dash delimiter, the naive search's worst case (about 70 comparisons per
+    /// byte; Knuth-Morris-Pratt reads each byte about once): the match at the very end is found, a missing one is not.
+    @Test func theBoundarySearchIsLinear() throws {
+        let body = [UInt8](repeating: UInt8(ascii: "-"), count: 1 << 20) + Array("x".utf8)
+        let needle = [UInt8](repeating: UInt8(ascii: "-"), count: 72) + Array("x".utf8)
+        #expect(MultipartForm.find(needle, in: body, from: 0) == body.count - needle.count)
+        #expect(MultipartForm.find(Array("xy".utf8), in: body, from: 0) == nil)
+        // Headers that never end within 16 KiB are refused without reading the rest.
+        let headers = Array("--b\r\nContent-Disposition: form-data; name=\"a\"\r\n".utf8) + [UInt8](repeating: UInt8(ascii: "h"), count: 20000)
+        #expect(throws: ServiceError.self) { _ = try MultipartForm(body: headers, contentType: "multipart/form-data; boundary=b") }
+    }
+
+    @Test func aWellFormedFormStillParses() throws {
+        let body = Array("--b\r\nContent-Disposition: form-data; name=\"seed\"\r\n\r\n7\r\n--b\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a.png\"\r\n\r\nPNG\r\n--b--\r\n".utf8)
+        let form = try MultipartForm(body: body, contentType: "multipart/form-data; boundary=b")
+        #expect(form.parts.map(\.name) == ["seed", "f"] && form.parts[1].fileName == "a.png" && form.parts[1].data == Array("PNG".utf8))
+    }
+}

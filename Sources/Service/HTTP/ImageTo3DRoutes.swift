@@ -68,7 +68,8 @@ enum ImageTo3DRoutes {
     static func generateFromForm(_ request: Request, service: GenerationService, configuration: ServiceConfiguration, answer: Answer) async -> Response {
         do {
             let body = try await FlashWorldRoutes.collectBody(request, limit: service.limits.maxBodyBytes)
-            let form = try MultipartForm(body: body, contentType: request.headers[.contentType] ?? "")
+            let contentType = request.headers[.contentType] ?? ""
+            let form = try await BlockingWork.parsing { () throws(ServiceError) in try MultipartForm(body: body, contentType: contentType) }
             guard let image = form.parts.first(where: { $0.name == "prompt_image_file" }), !image.data.isEmpty else {
                 throw ServiceError(400, "the form needs a prompt_image_file part with the image (PNG, JPEG or WebP)")
             }
@@ -115,6 +116,12 @@ struct MultipartForm {
     }
     var parts: [Part] = []
 
+    /// RFC 2046's limits: a boundary of 1 to 70 characters from its set; and ours: part headers of at most 16 KiB and
+    /// at most 64 parts. Every search is linear in the body.
+    static let maxHeaderBytes = 16 << 10
+    static let maxParts = 64
+    static let boundaryCharacters = Set("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ'()+_,-./:=? ".utf8)
+
     init(body: [UInt8], contentType: String) throws(ServiceError) {
         guard let range = contentType.range(of: "boundary=") else {
             throw ServiceError(400, "multipart/form-data needs a boundary in its Content-Type")
@@ -122,14 +129,18 @@ struct MultipartForm {
         var boundary = String(contentType[range.upperBound...].prefix { $0 != ";" }).trimmingCharacters(in: .whitespaces)
         if boundary.hasPrefix("\""), boundary.hasSuffix("\""), boundary.count >= 2 { boundary = String(boundary.dropFirst().dropLast()) }
         guard !boundary.isEmpty else { throw ServiceError(400, "the multipart boundary is empty") }
+        guard boundary.utf8.count <= 70, boundary.utf8.allSatisfy(Self.boundaryCharacters.contains), boundary.last != " " else {
+            throw ServiceError(400, "the multipart boundary must be 1 to 70 letters, digits or '()+_,-./:=? (RFC 2046)")
+        }
         let delimiter = Array("--\(boundary)".utf8)
         guard var cursor = Self.find(delimiter, in: body, from: 0) else { throw ServiceError(400, "the body has no multipart boundary \(boundary)") }
         while true {
             cursor += delimiter.count
             if body.count >= cursor + 2, body[cursor] == UInt8(ascii: "-"), body[cursor + 1] == UInt8(ascii: "-") { return }
+            guard parts.count < Self.maxParts else { throw ServiceError(400, "the form has more than \(Self.maxParts) parts") }
             cursor = Self.skipLineBreak(body, cursor)
-            guard let headerEnd = Self.find(Array("\r\n\r\n".utf8), in: body, from: cursor) else {
-                throw ServiceError(400, "a multipart part has no end to its headers")
+            guard let headerEnd = Self.find(Array("\r\n\r\n".utf8), in: body, from: cursor, within: Self.maxHeaderBytes + 4) else {
+                throw ServiceError(400, "a multipart part's headers do not end within \(Self.maxHeaderBytes) bytes")
             }
             let headers = String(decoding: body[cursor..<headerEnd], as: UTF8.self)
             let dataStart = headerEnd + 4
@@ -162,17 +173,25 @@ struct MultipartForm {
         return nil
     }
 
-    static func find(_ needle: [UInt8], in haystack: [UInt8], from start: Int) -> Int? {
-        guard !needle.isEmpty, haystack.count >= needle.count else { return nil }
-        var i = start
-        let last = haystack.count - needle.count
-        while i <= last {
-            if haystack[i] == needle[0] {
-                var k = 1
-                while k < needle.count, haystack[i + k] == needle[k] { k += 1 }
-                if k == needle.count { return i }
-            }
-            i += 1
+    /// The first `needle` at or after `start` (and within `within` bytes of it), in linear time (Knuth-Morris-Pratt:
+    /// a body of dashes and a boundary of dashes cost one pass, not body x boundary).
+    static func find(_ needle: [UInt8], in haystack: [UInt8], from start: Int, within: Int = .max) -> Int? {
+        guard !needle.isEmpty, start >= 0, start <= haystack.count else { return nil }
+        let end = start + min(haystack.count - start, within)
+        guard end - start >= needle.count else { return nil }
+        // failure[i]: the length of the longest proper prefix of needle[0...i] that is also its suffix.
+        var failure = [Int](repeating: 0, count: needle.count)
+        var k = 0
+        for i in 1..<needle.count {
+            while k > 0 && needle[i] != needle[k] { k = failure[k - 1] }
+            if needle[i] == needle[k] { k += 1 }
+            failure[i] = k
+        }
+        k = 0
+        for i in start..<end {
+            while k > 0 && haystack[i] != needle[k] { k = failure[k - 1] }
+            if haystack[i] == needle[k] { k += 1 }
+            if k == needle.count { return i - needle.count + 1 }
         }
         return nil
     }
