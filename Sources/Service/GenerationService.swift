@@ -234,7 +234,8 @@ public actor GenerationService {
         // Decoding the image and checking the cameras cost CPU: off the HTTP handlers, a bounded number at a time.
         let limits = self.limits
         let request = try await BlockingWork.parsing { () throws(ServiceError) in try FlashWorldRequest.parse(body, limits: limits) }
-        return try await enqueue(body, seed: request.seed)
+        let summary = JobSummary(kind: "scene", prompt: request.prompt, frames: request.frames, width: request.width, height: request.height, steps: 4)
+        return try await enqueue(body, seed: request.seed, summary: summary)
     }
 
     /// Accepts a video request (`/v1/videos`): parsed strictly against the video model's defaults, stored normalised.
@@ -243,10 +244,12 @@ public actor GenerationService {
             throw ServiceError(503, "this server has no video model; start it with --video-model tiny-video or a Wan2.2-TI2V-5B folder")
         }
         let request = try VideoJobParser.parse(body, defaults: videoGenerator.defaults, limits: limits)
-        return try enqueue(VideoJobParser.normalized(request), seed: request.seed)
+        let summary = JobSummary(
+            kind: "video", prompt: request.prompt, frames: request.frames, width: request.width, height: request.height, steps: request.steps)
+        return try enqueue(VideoJobParser.normalized(request), seed: request.seed, summary: summary)
     }
 
-    func enqueue(_ body: [UInt8], seed requested: Int64?) throws -> (JobRecord, QueueInfo) {
+    func enqueue(_ body: [UInt8], seed requested: Int64?, summary: JobSummary) throws -> (JobRecord, QueueInfo) {
         if case .failed(let reason) = readiness { throw ServiceError(503, "the service cannot generate: \(reason)") }
         guard try store.count(.queued) < limits.maxQueued else {
             metrics.count("rejected_queue_full")
@@ -260,7 +263,8 @@ public actor GenerationService {
         // take digits only, so it stays digits).
         let suffix = String(UInt64.random(in: 0..<1_000_000_000_000))
         let fileID = String(millis) + String(repeating: "0", count: 12 - suffix.count) + suffix
-        let job = JobRecord(id: UUID().uuidString.lowercased(), fileID: fileID, request: body, createdAt: now(), seed: seed)
+        var job = JobRecord(id: UUID().uuidString.lowercased(), fileID: fileID, request: body, createdAt: now(), seed: seed)
+        job.summary = summary
         try store.insert(job)
         metrics.count("submitted")
         log("job \(job.id) queued (file \(job.fileID), seed \(seed))")
@@ -276,7 +280,7 @@ public actor GenerationService {
 
     /// A job and its place in the queue read together, so a job never reads as queued at position 0.
     public func jobWithQueue(id: String) throws -> (JobRecord, QueueInfo)? {
-        guard let job = try store.job(id: id) else { return nil }
+        guard let job = try store.jobWithoutRequest(id: id) else { return nil }
         return (job, try queueInfo(for: id))
     }
 
@@ -343,7 +347,7 @@ public actor GenerationService {
             if isStopping { throw ServiceError(503, "the server is shutting down; job \(id) is kept and runs after the restart") }
             // Running or queued is known without reading the stored request.
             if running[id] == nil, try !store.queuedIDs().contains(id) {
-                if let job = try store.job(id: id), job.status.isFinished { return job }
+                if let job = try store.jobWithoutRequest(id: id), job.status.isFinished { return job }
             }
             try await Task.sleep(for: .milliseconds(100))
         }

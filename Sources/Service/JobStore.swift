@@ -27,6 +27,8 @@ public struct JobRecord: Sendable, Equatable {
     /// Seconds per stage of the finished run, as JSON `[["stage", seconds], …]`.
     public var timings: String?
     public var gaussians: Int?
+    /// What listings and status reads show (kind, a prompt excerpt, size, steps), so they never read the request.
+    public var summary = JobSummary()
 
     public init(id: String, fileID: String, request: [UInt8], createdAt: Double, seed: Int64 = 0) {
         self.id = id
@@ -39,12 +41,37 @@ public struct JobRecord: Sendable, Equatable {
     }
 }
 
+/// A job's request as listings show it: bounded whatever the request held.
+public struct JobSummary: Codable, Sendable, Equatable {
+    public var kind = "scene"
+    public var prompt = ""
+    public var frames = 0
+    public var width = 0
+    public var height = 0
+    public var steps = 0
+
+    /// The longest prompt excerpt a listing shows.
+    public static let promptLimit = 1000
+
+    public init(kind: String = "scene", prompt: String = "", frames: Int = 0, width: Int = 0, height: Int = 0, steps: Int = 0) {
+        self.kind = kind
+        self.prompt = prompt.count > Self.promptLimit ? String(prompt.prefix(Self.promptLimit)) + "…" : prompt
+        (self.frames, self.width, self.height, self.steps) = (frames, width, height, steps)
+    }
+
+    var isEmpty: Bool { frames == 0 && prompt.isEmpty }
+    var json: String { String(decoding: (try? JSONEncoder().encode(self)) ?? Data(), as: UTF8.self) }
+    init(json: String) { self = (try? JSONDecoder().decode(JobSummary.self, from: Data(json.utf8))) ?? JobSummary() }
+}
+
 /// Where jobs live. SQLite on one machine; a PostgreSQL store for many GPU hosts implements the same protocol.
 public protocol JobStore: Sendable {
     func insert(_ job: JobRecord) throws
     func update(_ job: JobRecord) throws
     func job(id: String) throws -> JobRecord?
     func job(fileID: String) throws -> JobRecord?
+    /// The job without its stored request (status reads and event streams: constant size whatever the request was).
+    func jobWithoutRequest(id: String) throws -> JobRecord?
     /// Jobs in a state, oldest first (optionally only those finished before a time).
     func jobs(_ status: JobRecord.Status, completedBefore: Double?) throws -> [JobRecord]
     /// The ids of queued jobs in queue order, without their requests (queue positions are read often).
@@ -52,7 +79,7 @@ public protocol JobStore: Sendable {
     func count(_ status: JobRecord.Status) throws -> Int
     /// The largest numeric file id used, so new ids stay unique after a restart.
     func largestFileID() throws -> Int64
-    /// The newest jobs first, in any state or one.
+    /// The newest jobs first, in any state or one, without their requests.
     func recentJobs(status: JobRecord.Status?, limit: Int) throws -> [JobRecord]
     /// Atomically takes the oldest queued job: marks it running at `startedAt`, counts the attempt, and returns it.
     /// Two workers (or two hosts sharing a store) never get the same job; PostgreSQL would use
@@ -95,7 +122,8 @@ public final class SQLiteJobStore: JobStore, @unchecked Sendable {
         // Stores made before seeds and timings were kept gain the columns.
         var existing: Set<String> = []
         try query("PRAGMA table_info(jobs)", row: { s in if let name = sqlite3_column_text(s, 1) { existing.insert(String(cString: name)) } })
-        for (column, type) in [("seed", "INTEGER NOT NULL DEFAULT 0"), ("timings", "TEXT"), ("gaussians", "INTEGER")] where !existing.contains(column) {
+        for (column, type) in [("seed", "INTEGER NOT NULL DEFAULT 0"), ("timings", "TEXT"), ("gaussians", "INTEGER"), ("summary", "TEXT NOT NULL DEFAULT ''")]
+        where !existing.contains(column) {
             try execute("ALTER TABLE jobs ADD COLUMN \(column) \(type)")
         }
         try execute("CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, created_at)")
@@ -148,6 +176,7 @@ public final class SQLiteJobStore: JobStore, @unchecked Sendable {
         sqlite3_bind_int64(s, 11, job.seed)
         if let v = job.timings { sqlite3_bind_text(s, 12, v, -1, Self.transient) } else { sqlite3_bind_null(s, 12) }
         if let v = job.gaussians { sqlite3_bind_int64(s, 13, Int64(v)) } else { sqlite3_bind_null(s, 13) }
+        sqlite3_bind_text(s, 14, job.summary.json, -1, Self.transient)
     }
 
     private static func record(_ s: OpaquePointer?) -> JobRecord {
@@ -166,20 +195,26 @@ public final class SQLiteJobStore: JobStore, @unchecked Sendable {
         job.seed = sqlite3_column_int64(s, 10)
         job.timings = text(11)
         job.gaussians = sqlite3_column_type(s, 12) == SQLITE_NULL ? nil : Int(sqlite3_column_int64(s, 12))
+        job.summary = JobSummary(json: text(13) ?? "")
         return job
     }
 
-    static let columns = "id, file_id, status, request, created_at, started_at, completed_at, error, attempts, file_size, seed, timings, gaussians"
+    static let columns = "id, file_id, status, request, created_at, started_at, completed_at, error, attempts, file_size, seed, timings, gaussians, summary"
+    /// The same columns with an empty request in its place.
+    static let lightColumns = columns.replacing("request,", with: "X'' AS request,")
 
     public func insert(_ job: JobRecord) throws {
-        try query("INSERT INTO jobs (\(Self.columns)) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", bind: { self.bindAll($0, job) })
+        try query("INSERT INTO jobs (\(Self.columns)) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", bind: { self.bindAll($0, job) })
     }
 
+    /// Everything but the request, which never changes after the insert (and may be absent from a light record).
     public func update(_ job: JobRecord) throws {
         try query(
-            "UPDATE jobs SET id=?1, file_id=?2, status=?3, request=?4, created_at=?5, started_at=?6, completed_at=?7, error=?8, attempts=?9, file_size=?10, seed=?11, timings=?12, gaussians=?13 WHERE id=?1",
+            "UPDATE jobs SET id=?1, file_id=?2, status=?3, created_at=?5, started_at=?6, completed_at=?7, error=?8, attempts=?9, file_size=?10, seed=?11, timings=?12, gaussians=?13, summary=?14 WHERE id=?1",
             bind: { self.bindAll($0, job) })
     }
+
+    public func jobWithoutRequest(id: String) throws -> JobRecord? { try one("SELECT \(Self.lightColumns) FROM jobs WHERE id=?", id) }
 
     private func one(_ sql: String, _ key: String) throws -> JobRecord? {
         var found: JobRecord?
@@ -228,7 +263,7 @@ public final class SQLiteJobStore: JobStore, @unchecked Sendable {
         var found: [JobRecord] = []
         let filter = status == nil ? "" : "WHERE status=?1 "
         try query(
-            "SELECT \(Self.columns) FROM jobs \(filter)ORDER BY created_at DESC, rowid DESC LIMIT \(max(0, limit))",
+            "SELECT \(Self.lightColumns) FROM jobs \(filter)ORDER BY created_at DESC, rowid DESC LIMIT \(max(0, limit))",
             bind: { s in if let status { sqlite3_bind_text(s, 1, status.rawValue, -1, Self.transient) } }, row: { found.append(Self.record($0)) })
         return found
     }

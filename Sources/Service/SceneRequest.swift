@@ -110,6 +110,10 @@ public enum FlashWorldRequest {
             image = data
         }
         let text = body.text_prompt ?? ""
+        // The encoder keeps 512 tokens; a longer text cannot matter and would only weigh on every read of the job.
+        guard text.count <= VideoJobParser.maxPromptCharacters else {
+            throw ServiceError(400, "text_prompt is \(text.count) characters; at most \(VideoJobParser.maxPromptCharacters) are read (the encoder keeps 512 tokens)")
+        }
         guard image != nil || !text.allSatisfy(\.isWhitespace) else { throw ServiceError(400, "No Prompts provided") }
         var crop: CenterCrop?
         if let image {

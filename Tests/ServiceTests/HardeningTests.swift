@@ -133,3 +133,37 @@ struct MultipartHardeningTests {
         #expect(form.parts.map(\.name) == ["seed", "f"] && form.parts[1].fileName == "a.png" && form.parts[1].data == Array("PNG".utf8))
     }
 }
+
+/// Listings and status reads stay small whatever a request held: they read the stored summary, never the request, and
+/// the prompt they show is an excerpt.
+struct BoundedReadTests {
+    @Test func listingsAndStatusReadsDoNotEchoTheRequest() async throws {
+        let folder = temporaryFolder("bounded-reads")
+        let service = GenerationService(store: try SQLiteJobStore(path: "\(folder)/jobs.sqlite"), generator: StubGenerator(), dataDirectory: folder)
+        try await service.start()
+        let prompt = String(repeating: "a very long prompt ", count: 400)  // 7,600 characters
+        let filler = String(repeating: "x", count: 2_000_000)  // an ignored field of 2 MB
+        let body = #"{"text_prompt": "\#(prompt)", "resolution": [2, 32, 64], "cameras": [\#(camera)], "ignored": "\#(filler)"}"#
+        try await application(service).test(.router) { client in
+            var id = ""
+            try await client.execute(uri: "/v1/jobs", method: .post, body: ByteBuffer(string: body)) { id = json($0.body)["id"] as? String ?? "" }
+            _ = try await waitUntilFinished(service, id)
+            for uri in ["/v1/jobs", "/v1/jobs/\(id)"] {
+                try await client.execute(uri: uri, method: .get) { response in
+                    #expect(response.status == .ok && response.body.readableBytes < 4000, "\(uri): \(response.body.readableBytes) bytes")
+                }
+            }
+            try await client.execute(uri: "/v1/jobs/\(id)", method: .get) { response in
+                let shown = json(response.body)["prompt"] as? String ?? ""
+                #expect(shown.count == JobSummary.promptLimit + 1 && shown.hasSuffix("…"))
+            }
+        }
+        let tooLong = #"{"text_prompt": "\#(String(repeating: "x", count: 9000))"}"#
+        await #expect(throws: ServiceError.self) { _ = try await service.submit(Array(tooLong.utf8)) }
+        let listed = try await service.recentJobs(status: nil, limit: 5)
+        #expect(listed.count == 1 && listed[0].request.isEmpty && listed[0].summary.frames == 2)
+        // The stored request is untouched by status updates.
+        #expect(try await service.job(id: listed[0].id)?.request.count ?? 0 > 2_000_000)
+        await service.stop()
+    }
+}

@@ -175,14 +175,22 @@ enum NativeRoutes {
 
     /// The job as `/v1` shows it: state, queue position, live progress, timings and artifact links.
     static func jobObject(_ job: JobRecord, service: GenerationService, positions: [String: Int]? = nil) async throws -> [String: Any] {
-        let isVideo = VideoJobParser.isVideo(job.request)
-        let request = isVideo ? VideoJobParser.summary(job.request) : FlashWorldRequest.summary(job.request)
+        var summary = job.summary
+        if summary.isEmpty {
+            // A job stored before summaries were kept: read its request once.
+            let full = job.request.isEmpty ? try await service.job(id: job.id) ?? job : job
+            let isVideo = VideoJobParser.isVideo(full.request)
+            let old = isVideo ? VideoJobParser.summary(full.request) : FlashWorldRequest.summary(full.request)
+            summary = JobSummary(
+                kind: isVideo ? "video" : "scene", prompt: old.prompt, frames: old.frames, width: old.width, height: old.height,
+                steps: isVideo ? VideoJobParser.steps(full.request) : 4)
+        }
+        let isVideo = summary.kind == "video"
         var progress: Any = JSONNull.null
         if job.status == .running, let p = service.progress(of: job.id) {
             progress = ["stage": p.stage, "step": p.step, "steps": p.steps, "fraction": p.fraction]
         } else if job.status == .completed {
-            let steps = isVideo ? VideoJobParser.steps(job.request) : 4
-            progress = ["stage": "done", "step": steps, "steps": steps, "fraction": 1.0]
+            progress = ["stage": "done", "step": summary.steps, "steps": summary.steps, "fraction": 1.0]
         }
         var timings: [Any] = []
         if let text = job.timings, let pairs = try? JSONDecoder().decode([[TimingValue]].self, from: Data(text.utf8)) {
@@ -207,7 +215,7 @@ enum NativeRoutes {
             "started_at": job.startedAt ?? JSONNull.null, "completed_at": job.completedAt ?? JSONNull.null,
             "queue_position": position,
             "progress": progress, "error": job.error ?? JSONNull.null, "attempts": job.attempts,
-            "prompt": request.prompt, "frames": request.frames, "width": request.width, "height": request.height,
+            "prompt": summary.prompt, "frames": summary.frames, "width": summary.width, "height": summary.height,
             "seed": job.seed, "timings": timings, "artifacts": artifacts, "gaussians": job.gaussians ?? JSONNull.null,
         ]
     }
