@@ -3,6 +3,7 @@ import Dispatch
 import FlashWorld
 import FoundationEssentials
 import Hummingbird
+import HummingbirdCore
 import Service
 import Synchronization
 import Video
@@ -69,6 +70,12 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Jobs running at once on the device (default 1).")
     var maxConcurrent: Int?
 
+    @Option(help: "Seconds an idle connection stays open (default 30).")
+    var idleTimeout: Int?
+
+    @Option(help: "Open connections at most (default 1024); more wait until one closes.")
+    var maxConnections: Int?
+
     @Option(help: "Seconds finished jobs' files are kept, 0 for ever (default 604800, a week).")
     var artifactLifetime: Double?
 
@@ -89,6 +96,7 @@ struct ServeCommand: ParsableCommand {
                 ("device", device), ("precision", precision),
                 ("token", token), ("cors_origins", corsOrigins), ("max_queued", maxQueued.map(String.init)),
                 ("max_concurrent", maxConcurrent.map(String.init)), ("artifact_lifetime", artifactLifetime.map { String($0) }),
+                ("idle_timeout", idleTimeout.map(String.init)), ("max_connections", maxConnections.map(String.init)),
             ]
             for (key, value) in flags { if let value { try configuration.set(key, value) } }
             if noWarmUp { configuration.warmUp = false }
@@ -170,8 +178,12 @@ struct ServeCommand: ParsableCommand {
         }
         defer { signals.forEach { $0.cancel() } }
         let router = DioramaServer.router(service: service, configuration: configuration)
+        // Idle connections are closed and open ones capped, so thousands of silent sockets cannot starve /health.
         let app = Application(
-            router: router, configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "diorama"))
+            router: router, server: .http1(configuration: .init(idleTimeout: .seconds(Int64(configuration.idleTimeout)))),
+            configuration: .init(
+                address: .hostname(configuration.host, port: configuration.port), serverName: "diorama",
+                availableConnectionsDelegate: MaximumAvailableConnections(configuration.maxConnections)))
         log("serving the studio and APIs on http://\(configuration.host):\(configuration.port)/ (data in \(directory))")
         if configuration.token == nil && configuration.host != "127.0.0.1" && configuration.host != "localhost" {
             printError("warning: listening on \(configuration.host) without a token; set DIORAMA_TOKEN to require one\n")

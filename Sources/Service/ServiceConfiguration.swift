@@ -23,6 +23,10 @@ public struct ServiceConfiguration: Sendable {
     public var maxQueued = 64
     /// Jobs run at once on the one device.
     public var maxConcurrent = 1
+    /// Seconds a connection may sit with nothing read or written before it is closed.
+    public var idleTimeout = 30
+    /// Open connections at most; beyond, new ones wait in the listen backlog until one closes.
+    public var maxConnections = 1024
     public var maxAttempts = 3
     public var maxFrames = 64
     public var maxSide = 2048
@@ -110,6 +114,12 @@ public struct ServiceConfiguration: Sendable {
         },
         Setting(key: "max_queued", help: "jobs waiting at most (429 beyond)") { c, v throws(ServiceError) in c.maxQueued = try integer("max_queued", v, range: 1...100_000) },
         Setting(key: "max_concurrent", help: "jobs running at once") { c, v throws(ServiceError) in c.maxConcurrent = try integer("max_concurrent", v, range: 1...64) },
+        Setting(key: "idle_timeout", help: "seconds an idle connection stays open (default 30)") { c, v throws(ServiceError) in
+            c.idleTimeout = try integer("idle_timeout", v, range: 1...3600)
+        },
+        Setting(key: "max_connections", help: "open connections at most (default 1024)") { c, v throws(ServiceError) in
+            c.maxConnections = try integer("max_connections", v, range: 8...100_000)
+        },
         Setting(key: "max_attempts", help: "runs of a job interrupted by crashes") { c, v throws(ServiceError) in c.maxAttempts = try integer("max_attempts", v, range: 1...100) },
         Setting(key: "max_frames", help: "frames a request may ask for") { c, v throws(ServiceError) in c.maxFrames = try integer("max_frames", v, range: 1...1024) },
         Setting(key: "max_side", help: "pixels a side a request may ask for") { c, v throws(ServiceError) in c.maxSide = try integer("max_side", v, range: 32...16384) },

@@ -162,6 +162,46 @@ struct ServiceTestError: Error, CustomStringConvertible {
         server.kill(SIGTERM)
     }
 
+    /// Silent connections are closed after the idle timeout, and an HTTP/1.0 request without keep-alive gets its
+    /// answer and the end of the connection.
+    @Test func idleAndOneShotConnectionsAreClosed() async throws {
+        let server = ServerProcess(dataDirectory: temporaryFolder("idle"), extraArguments: ["--idle-timeout", "1", "--no-warm-up"])
+        try await server.start()
+        defer { server.kill(SIGTERM) }
+        func connect() -> Int32 {
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = in_port_t(UInt16(server.port).bigEndian)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+            var timeout = timeval(tv_sec: 5, tv_usec: 0)
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+            return fd
+        }
+        /// Everything the server sends until it closes (or the 5-second receive timeout).
+        func readToEnd(_ fd: Int32) -> (bytes: [UInt8], closed: Bool) {
+            var all: [UInt8] = []
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            while true {
+                let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, 4096, 0) }
+                if n == 0 { return (all, true) }
+                if n < 0 { return (all, false) }
+                all += buffer[0..<n]
+            }
+        }
+        let silent = connect()
+        defer { close(silent) }
+        let started = Date()
+        #expect(readToEnd(silent).closed, "the silent connection was closed")
+        #expect(Date().timeIntervalSince(started) < 4.5)
+        let oneShot = connect()
+        defer { close(oneShot) }
+        _ = Array("GET /health HTTP/1.0\r\n\r\n".utf8).withUnsafeBytes { send(oneShot, $0.baseAddress, $0.count, 0) }
+        let (answer, closed) = readToEnd(oneShot)
+        #expect(String(decoding: answer.prefix(12), as: UTF8.self).hasPrefix("HTTP/1.") && closed)
+    }
+
     /// With a video model, the studio shows its Video panel with the model's defaults and lists video jobs as such.
     @Test func theStudioOffersVideosWithAVideoModel() async throws {
         let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].first { FileManager.default.isExecutableFile(atPath: $0) }
