@@ -99,12 +99,15 @@ public actor GenerationService {
         }
         completedCount = try store.count(.completed)
         try expireArtifacts()
+        try purgeFinishedJobs()
         for _ in 0..<concurrency { spawnWorker() }
-        if let lifetime = artifactLifetime {
+        let shortest = [artifactLifetime, limits.jobRetention > 0 ? limits.jobRetention : nil].compactMap { $0 }.min()
+        if let shortest {
             workers.append(Task { [weak self] in
                 while !Task.isCancelled {
-                    try? await Task.sleep(for: .seconds(min(60, max(0.05, lifetime / 4))))
+                    try? await Task.sleep(for: .seconds(min(60, max(0.05, shortest / 4))))
                     try? await self?.expireArtifacts()
+                    try? await self?.purgeFinishedJobs()
                 }
             })
         }
@@ -226,6 +229,21 @@ public actor GenerationService {
         }
     }
 
+    /// Failed, cancelled and expired jobs older than the retention leave the store (their files went already), so the
+    /// database does not grow without bound.
+    public func purgeFinishedJobs(now current: Double? = nil) throws {
+        guard limits.jobRetention > 0 else { return }
+        let removed = try store.purgeFinished(before: (current ?? now()) - limits.jobRetention)
+        if removed > 0 { log("purged \(removed) finished job\(removed == 1 ? "" : "s") older than the retention") }
+    }
+
+    /// Bytes free on the data folder's filesystem (nil when it cannot be read).
+    nonisolated func freeDiskBytes() -> Int64? {
+        var info = statvfs()
+        guard statvfs(dataDirectory, &info) == 0 else { return nil }
+        return Int64(info.f_bavail) * Int64(info.f_frsize)
+    }
+
     // MARK: Jobs
 
     /// Accepts a request: checked (image decoding included) off the actor, then stored before this returns, so it
@@ -251,6 +269,11 @@ public actor GenerationService {
 
     func enqueue(_ body: [UInt8], seed requested: Int64?, summary: JobSummary) throws -> (JobRecord, QueueInfo) {
         if case .failed(let reason) = readiness { throw ServiceError(503, "the service cannot generate: \(reason)") }
+        // A job that cannot write its files would fail later and lose the work: refuse it now.
+        if let free = freeDiskBytes(), free < limits.minFreeDiskBytes {
+            metrics.count("rejected_disk_full")
+            throw ServiceError(507, "the server's data disk has \(free >> 20) MiB free, under the \(limits.minFreeDiskBytes >> 20) MiB it keeps; try again later")
+        }
         guard try store.count(.queued) < limits.maxQueued else {
             metrics.count("rejected_queue_full")
             throw ServiceError(429, "the queue is full (\(limits.maxQueued) jobs); try again later")

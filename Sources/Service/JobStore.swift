@@ -86,6 +86,8 @@ public protocol JobStore: Sendable {
     /// `SELECT … FOR UPDATE SKIP LOCKED` where SQLite uses one `UPDATE … RETURNING`.
     func claimNext(startedAt: Double) throws -> JobRecord?
     func delete(id: String) throws
+    /// Removes failed, cancelled and expired jobs that finished before `cutoff`; returns how many.
+    func purgeFinished(before cutoff: Double) throws -> Int
 }
 
 public struct JobStoreError: Error, CustomStringConvertible {
@@ -282,5 +284,13 @@ public final class SQLiteJobStore: JobStore, @unchecked Sendable {
 
     public func delete(id: String) throws {
         try query("DELETE FROM jobs WHERE id=?", bind: { sqlite3_bind_text($0, 1, id, -1, Self.transient) })
+    }
+
+    public func purgeFinished(before cutoff: Double) throws -> Int {
+        var removed = 0
+        try query(
+            "DELETE FROM jobs WHERE status IN ('failed', 'cancelled', 'expired') AND completed_at < ?1 RETURNING id",
+            bind: { sqlite3_bind_double($0, 1, cutoff) }, row: { _ in removed += 1 })
+        return removed
     }
 }

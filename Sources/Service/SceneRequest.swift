@@ -159,5 +159,9 @@ public struct ServiceLimits: Sendable {
     public var maxQueued = 64
     /// A job that was running when the process died is run again at most this many times in all.
     public var maxAttempts = 3
+    /// Seconds a failed, cancelled or expired job's row is kept before it is purged (0 keeps them).
+    public var jobRetention: Double = 30 * 24 * 3600
+    /// Bytes the data folder's filesystem must keep free; below, submissions are refused (507).
+    public var minFreeDiskBytes: Int64 = 1 << 30
     public init() {}
 }

@@ -34,6 +34,10 @@ public struct ServiceConfiguration: Sendable {
     public var maxTotalPixels = 48 * 704 * 480
     /// Seconds a finished job's files are kept; 0 keeps them.
     public var artifactLifetime: Double = 7 * 24 * 3600
+    /// Seconds failed, cancelled and expired jobs stay listed before their rows are purged; 0 keeps them.
+    public var jobRetention: Double = 30 * 24 * 3600
+    /// MiB the data folder's filesystem must keep free for new jobs to be accepted.
+    public var minFreeDiskMiB = 1024
     /// The image-to-3D API's `/generate_from_base64` answers SPZ instead of PLY.
     public var compression = false
     /// Run one small generation before reporting ready.
@@ -58,6 +62,8 @@ public struct ServiceConfiguration: Sendable {
         limits.maxBodyBytes = maxBodyBytes
         limits.maxTotalPixels = maxTotalPixels
         limits.maxAttempts = maxAttempts
+        limits.jobRetention = jobRetention
+        limits.minFreeDiskBytes = Int64(minFreeDiskMiB) << 20
         return limits
     }
 
@@ -128,6 +134,12 @@ public struct ServiceConfiguration: Sendable {
             c.maxTotalPixels = try integer("max_total_pixels", v, range: 1024...(1 << 40))
         },
         Setting(key: "artifact_lifetime", help: "seconds finished files are kept, 0 forever") { c, v throws(ServiceError) in c.artifactLifetime = try number("artifact_lifetime", v) },
+        Setting(key: "job_retention", help: "seconds failed, cancelled and expired jobs stay listed, 0 forever (default 30 days)") { c, v throws(ServiceError) in
+            c.jobRetention = try number("job_retention", v)
+        },
+        Setting(key: "min_free_disk_mib", help: "MiB the data folder's disk must keep free to accept jobs (default 1024)") { c, v throws(ServiceError) in
+            c.minFreeDiskMiB = try integer("min_free_disk_mib", v, range: 0...(1 << 30))
+        },
         Setting(key: "compression", help: "image-to-3D base64 answers SPZ") { c, v throws(ServiceError) in c.compression = try flag("compression", v) },
         Setting(key: "warm_up", help: "one small generation before ready") { c, v throws(ServiceError) in c.warmUp = try flag("warm_up", v) },
         Setting(key: "image_frames", help: "frames of an image-to-3D job") { c, v throws(ServiceError) in c.imageFramesSetting = try integer("image_frames", v, range: 1...1024) },

@@ -167,3 +167,42 @@ struct BoundedReadTests {
         await service.stop()
     }
 }
+
+/// The data folder does not grow without bound: finished jobs' rows leave after the retention, and a nearly full disk
+/// refuses new jobs instead of failing them later.
+struct DiskBoundTests {
+    @Test func finishedRowsArePurgedAfterTheRetention() async throws {
+        let folder = temporaryFolder("retention")
+        var limits = ServiceLimits()
+        limits.jobRetention = 60
+        let service = GenerationService(
+            store: try SQLiteJobStore(path: "\(folder)/jobs.sqlite"), generator: nil, dataDirectory: folder, limits: limits)
+        try await service.start()
+        let (queued, _) = try await service.submit(Array(requestBody().readableBytesView))
+        let (kept, _) = try await service.submit(Array(requestBody().readableBytesView))
+        _ = try await service.cancel(id: queued.id)
+        try await service.purgeFinishedJobs()
+        #expect(try await service.job(id: queued.id) != nil, "inside the retention the row stays")
+        try await service.purgeFinishedJobs(now: Date().timeIntervalSince1970 + 120)
+        #expect(try await service.job(id: queued.id) == nil, "past it the cancelled row is gone")
+        #expect(try await service.job(id: kept.id)?.status == .queued, "a queued job is never purged")
+        await service.stop()
+    }
+
+    @Test func aNearlyFullDiskRefusesNewJobs() async throws {
+        let folder = temporaryFolder("disk-full")
+        var limits = ServiceLimits()
+        limits.minFreeDiskBytes = Int64.max / 2
+        let service = GenerationService(
+            store: try SQLiteJobStore(path: "\(folder)/jobs.sqlite"), generator: StubGenerator(), dataDirectory: folder, limits: limits)
+        try await service.start()
+        do {
+            _ = try await service.submit(Array(requestBody().readableBytesView))
+            Issue.record("a job was accepted on a full disk")
+        } catch let error as ServiceError {
+            #expect(error.status == 507 && error.message.contains("MiB free"))
+        }
+        #expect(try await service.status().queued.isEmpty)
+        await service.stop()
+    }
+}
