@@ -51,6 +51,8 @@ public actor GenerationService {
     let progressBoard = ProgressBoard()
     /// Set when the process begins to stop: waits and event streams end so the server can exit.
     let stopping = Atomic<Bool>(false)
+    /// The last write probe of the data folder: when, and what was wrong.
+    let storageProbe = Mutex<(checkedAt: Double, problem: String?)>((-10, nil))
     public let metrics = ServiceMetrics()
     /// Running jobs by id: a way to cancel each (scene and video jobs alike).
     var running: [String: RunningJob] = [:]
@@ -237,6 +239,26 @@ public actor GenerationService {
         if removed > 0 { log("purged \(removed) finished job\(removed == 1 ? "" : "s") older than the retention") }
     }
 
+    /// Why the data folder cannot be written now (nil when it can): a probe file is created and removed, at most
+    /// once a second. A folder that cannot take files fails every job, so submissions stop and /health says why.
+    public nonisolated func storageProblem() -> String? {
+        storageProbe.withLock { probe in
+            let current = monotonicNow()
+            if current - probe.checkedAt < 1 { return probe.problem }
+            let path = "\(dataDirectory)/.write-probe-\(getpid()).tmp"
+            let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+            if fd >= 0 {
+                close(fd)
+                unlink(path)
+                probe.problem = nil
+            } else {
+                probe.problem = "the data folder cannot be written (\(String(cString: strerror(errno))))"
+            }
+            probe.checkedAt = current
+            return probe.problem
+        }
+    }
+
     /// Bytes free on the data folder's filesystem (nil when it cannot be read).
     nonisolated func freeDiskBytes() -> Int64? {
         var info = statvfs()
@@ -270,6 +292,10 @@ public actor GenerationService {
     func enqueue(_ body: [UInt8], seed requested: Int64?, summary: JobSummary) throws -> (JobRecord, QueueInfo) {
         if case .failed(let reason) = readiness { throw ServiceError(503, "the service cannot generate: \(reason)") }
         // A job that cannot write its files would fail later and lose the work: refuse it now.
+        if let problem = storageProblem() {
+            metrics.count("rejected_storage")
+            throw ServiceError(503, "\(problem); jobs are refused until it can, and queued ones wait")
+        }
         if let free = freeDiskBytes(), free < limits.minFreeDiskBytes {
             metrics.count("rejected_disk_full")
             throw ServiceError(507, "the server's data disk has \(free >> 20) MiB free, under the \(limits.minFreeDiskBytes >> 20) MiB it keeps; try again later")
@@ -407,7 +433,10 @@ public actor GenerationService {
 
     /// Claims the oldest queued job and runs it; false when there was none (or no generator yet).
     func runNext() async -> Bool {
-        guard !isStopping, let generator, readiness == .ready, var job = try? store.claimNext(startedAt: now()) else { return false }
+        // Queued jobs wait while the data folder cannot take their files, rather than failing for good.
+        guard !isStopping, let generator, readiness == .ready, storageProblem() == nil, var job = try? store.claimNext(startedAt: now()) else {
+            return false
+        }
         let id = job.id
         let board = progressBoard
         board.set(id, JobProgress(stage: "starting", fraction: 0))
@@ -480,6 +509,19 @@ public actor GenerationService {
         running[job.id] = nil
         progressBoard.clear(job.id)
         job.completedAt = now()
+        // A job that failed because the data folder stopped taking files goes back to the queue (its attempt counted)
+        // and runs once the folder works again.
+        if error != nil, error != "cancelled", storageProblem() != nil, job.attempts < limits.maxAttempts,
+            let current = try? store.job(id: job.id), current.status == .running, current.startedAt == job.startedAt
+        {
+            removeArtifacts(job.fileID)
+            job.status = .queued
+            job.startedAt = nil
+            job.completedAt = nil
+            try? store.update(job)
+            log("job \(job.id) could not write its files; queued again (attempt \(job.attempts) of \(limits.maxAttempts))")
+            return
+        }
         if let error {
             job.status = .failed
             job.error = error
@@ -506,4 +548,11 @@ public actor GenerationService {
 struct RunningJob: Sendable {
     let cancel: @Sendable () -> Void
     init<T>(_ task: Task<T, any Error>) { cancel = { task.cancel() } }
+}
+
+/// Seconds on the monotonic clock.
+func monotonicNow() -> Double {
+    var t = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &t)
+    return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
 }

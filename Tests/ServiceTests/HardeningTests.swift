@@ -206,3 +206,38 @@ struct DiskBoundTests {
         await service.stop()
     }
 }
+
+/// A data folder that stops taking files: submissions are refused with 503, /health says degraded, queued jobs wait,
+/// and no answer shows a server path.
+struct StorageFailureTests {
+    @Test func anUnwritableDataFolderDegradesInsteadOfLosingJobs() async throws {
+        let folder = temporaryFolder("unwritable")
+        let service = GenerationService(store: try SQLiteJobStore(path: "\(folder)-jobs.sqlite"), generator: StubGenerator(), dataDirectory: folder)
+        try await service.start()
+        try await application(service).test(.router) { client in
+            try await client.execute(uri: "/health", method: .get) { #expect($0.status == .ok) }
+            // The folder becomes a plain file (as root, permissions alone cannot stop a write).
+            #expect(rename(folder, folder + "-gone") == 0)
+            let blocker = open(folder, O_WRONLY | O_CREAT, 0o600)
+            close(blocker)
+            try await Task.sleep(for: .milliseconds(1100))
+            try await client.execute(uri: "/v1/jobs", method: .post, body: requestBody()) { response in
+                #expect(response.status == .serviceUnavailable && (json(response.body)["error"] as? String ?? "").contains("cannot be written"))
+            }
+            try await client.execute(uri: "/health", method: .get) { response in
+                #expect(response.status == .serviceUnavailable && json(response.body)["status"] as? String == "degraded")
+            }
+            // Back to a folder: jobs are taken again.
+            unlink(folder)
+            #expect(rename(folder + "-gone", folder) == 0)
+            try await Task.sleep(for: .milliseconds(1100))
+            try await client.execute(uri: "/v1/jobs", method: .post, body: requestBody()) { #expect($0.status == .accepted) }
+        }
+        await service.stop()
+    }
+
+    @Test func serverErrorsShowNoPaths() {
+        let cleaned = HTTPResponses.withoutPaths("could not place /var/lib/diorama/17966.spz: Permission denied (open '/tmp/x/y.mp4'), see http://host/a/b")
+        #expect(cleaned == "could not place 17966.spz: Permission denied (open 'y.mp4'), see http://host/a/b")
+    }
+}

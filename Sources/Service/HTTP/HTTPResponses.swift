@@ -53,7 +53,29 @@ enum HTTPResponses {
 
     /// Every rejection: its status and `{"error": what to fix}` (plus `detail`, which FastAPI clients read).
     static func error(_ status: Int, _ message: String, detail: Bool = false) -> Response {
-        json(status, detail ? ["error": message, "detail": message] : ["error": message])
+        // Server-side failures may quote file paths from deep inside; clients see the file's name only.
+        let shown = status >= 500 ? withoutPaths(message) : message
+        return json(status, detail ? ["error": shown, "detail": shown] : ["error": shown])
+    }
+
+    /// `message` with every absolute path (`/a/b/c.ply`) cut to its last component.
+    static func withoutPaths(_ message: String) -> String {
+        var out = ""
+        var rest = message[...]
+        while let slash = rest.firstIndex(of: "/") {
+            let before = rest[..<slash]
+            // A path starts at a slash that begins a word (not the one in "a/b" or in a URL's "//host").
+            let startsWord = before.last.map { $0 == " " || $0 == "(" || $0 == "'" || $0 == "\"" || $0 == "=" } ?? true
+            let token = rest[slash...].prefix { !$0.isWhitespace && $0 != "'" && $0 != "\"" && $0 != ")" && $0 != "," }
+            out += before
+            if startsWord, !token.hasPrefix("//"), token.dropFirst().contains("/") {
+                out += token.split(separator: "/").last.map(String.init) ?? ""
+            } else {
+                out += token
+            }
+            rest = rest[token.endIndex...]
+        }
+        return out + rest
     }
 
     static func error(_ error: any Error, detail: Bool = false) -> Response {

@@ -50,14 +50,17 @@ enum ImageTo3DRoutes {
         router.getAndHead("health") { _, _ -> Response in
             let readiness = await service.readiness
             let (queued, running, _) = try await service.status()
-            let (state, detail): (String, String?) =
+            var (state, detail): (String, String?) =
                 switch readiness {
                 case .loading: ("loading", "loading the model")
                 case .warmingUp: ("warming_up", "running the warm-up generation")
                 case .ready: (running.isEmpty ? "ready" : "busy", nil)
                 case .failed(let reason): ("failed", reason)
                 }
-            return HTTPResponses.json(readiness == .ready ? 200 : 503, [
+            // Ready but unable to keep files: degraded, with the reason (503, so balancers send work elsewhere).
+            let problem = readiness == .ready ? service.storageProblem() : nil
+            if let problem { (state, detail) = ("degraded", problem) }
+            return HTTPResponses.json(readiness == .ready && problem == nil ? 200 : 503, [
                 "status": state, "model": await service.modelName, "queued": queued.count, "running": running.count,
                 "detail": detail ?? JSONNull.null,
             ])
