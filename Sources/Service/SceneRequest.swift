@@ -91,7 +91,9 @@ public enum FlashWorldRequest {
         }
         let resolution = body.resolution ?? [24, 480, 704]
         guard resolution.count == 3, resolution.allSatisfy({ $0 > 0 }) else {
-            throw ServiceError(400, "resolution must be [frames, height, width], not \(resolution)")
+            throw ServiceError(
+                400, resolution.count == 3 ? "resolution must be three positive numbers, not \(resolution)"
+                    : "resolution must be [frames, height, width], not a list of \(resolution.count) numbers")
         }
         let (frames, height, width) = (resolution[0], resolution[1], resolution[2])
         guard frames <= limits.maxFrames, width <= limits.maxSide, height <= limits.maxSide else {

@@ -241,3 +241,28 @@ struct StorageFailureTests {
         #expect(cleaned == "could not place 17966.spz: Permission denied (open 'y.mp4'), see http://host/a/b")
     }
 }
+
+/// What the server keeps and says for refusals is bounded whatever the input.
+struct BoundedRefusalTests {
+    @Test func gradioResultsAreBoundedInCountAndSize() {
+        let results = GradioRoutes.Results()
+        for i in 0..<(GradioRoutes.Results.capacity + 100) { _ = results.put("[\"\(i)\"]") }
+        #expect(results.count == GradioRoutes.Results.capacity)
+        let id = results.put(String(repeating: "x", count: 100_000))
+        #expect((results.take(id) ?? "").utf8.count < 200)
+    }
+
+    @Test func refusalsQuoteAnExcerptOfTheirInput() async throws {
+        let folder = temporaryFolder("excerpt")
+        let service = GenerationService(store: try SQLiteJobStore(path: "\(folder)/jobs.sqlite"), generator: StubGenerator(), dataDirectory: folder)
+        try await service.start()
+        let huge = "[" + Array(repeating: "1", count: 200_000).joined(separator: ",") + "]"
+        try await application(service).test(.router) { client in
+            try await client.execute(uri: "/v1/jobs", method: .post, body: ByteBuffer(string: #"{"text_prompt": "x", "resolution": \#(huge)}"#)) { response in
+                #expect(response.status == .badRequest && response.body.readableBytes < 1200, "\(response.body.readableBytes) bytes")
+            }
+        }
+        #expect(HTTPResponses.withoutPaths("a") == "a")
+        await service.stop()
+    }
+}

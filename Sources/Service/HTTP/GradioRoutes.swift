@@ -9,18 +9,25 @@ import Synchronization
 /// `event: complete` with `["<response JSON>"]`; `download_file` the same way, answering a file URL the page fetches;
 /// and the hidden `gradio_delete`. A generate event is its job, so it outlives a restart.
 enum GradioRoutes {
-    /// Results of calls that finish at once (refusals, downloads, deletes), until they are read or expire.
+    /// Results of calls that finish at once (refusals, downloads, deletes), until they are read or expire: at most
+    /// `capacity` of at most `maxBytes` each, for ten minutes, so refused calls cannot pile up memory.
     final class Results: Sendable {
+        static let capacity = 1000
+        static let maxBytes = 4096
+        static let lifetime = 600.0
         private let entries = Mutex<[String: (data: String, at: Double)]>([:])
         func put(_ data: String) -> String {
             let id = "r" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
             let now = Date().timeIntervalSince1970
+            let kept = data.utf8.count <= Self.maxBytes ? data : JSONText.encode([JSONText.encode(["error": "the result was too large to keep"])])
             entries.withLock { table in
-                table = table.filter { now - $0.value.at < 3600 }
-                table[id] = (data, now)
+                table = table.filter { now - $0.value.at < Self.lifetime }
+                if table.count >= Self.capacity, let oldest = table.min(by: { $0.value.at < $1.value.at })?.key { table[oldest] = nil }
+                table[id] = (kept, now)
             }
             return id
         }
+        var count: Int { entries.withLock { $0.count } }
         func take(_ id: String) -> String? { entries.withLock { $0.removeValue(forKey: id)?.data } }
     }
 
@@ -48,9 +55,9 @@ enum GradioRoutes {
         call.get("gradio_generate/:event") { _, context -> Response in
             let id = context.parameters.get("event") ?? ""
             if let data = results.take(id) { return complete(data) }
-            guard try await service.job(id: id) != nil else { return HTTPResponses.error(404, "no event \(id)") }
+            guard try await service.jobWithQueue(id: id) != nil else { return HTTPResponses.error(404, "no event \(id)") }
             return stream { () async throws -> String? in
-                guard let job = try await service.job(id: id) else { return JSONText.encode([JSONText.encode(["error": "the job was deleted"])]) }
+                guard let job = try await service.jobWithQueue(id: id)?.0 else { return JSONText.encode([JSONText.encode(["error": "the job was deleted"])]) }
                 switch job.status {
                 case .queued, .running: return nil
                 case .completed:

@@ -53,10 +53,14 @@ enum HTTPResponses {
 
     /// Every rejection: its status and `{"error": what to fix}` (plus `detail`, which FastAPI clients read).
     static func error(_ status: Int, _ message: String, detail: Bool = false) -> Response {
-        // Server-side failures may quote file paths from deep inside; clients see the file's name only.
-        let shown = status >= 500 ? withoutPaths(message) : message
+        // Server-side failures may quote file paths from deep inside; clients see the file's name only. A message
+        // that quotes input is cut to an excerpt: an answer never echoes unbounded input.
+        var shown = status >= 500 ? withoutPaths(message) : message
+        if shown.count > maxMessageCharacters { shown = String(shown.prefix(maxMessageCharacters)) + "… (cut)" }
         return json(status, detail ? ["error": shown, "detail": shown] : ["error": shown])
     }
+
+    static let maxMessageCharacters = 1000
 
     /// `message` with every absolute path (`/a/b/c.ply`) cut to its last component.
     static func withoutPaths(_ message: String) -> String {
