@@ -61,6 +61,9 @@ public actor GenerationService {
     var lastFileID: Int64 = 0
     var waiters: [CheckedContinuation<Void, Never>] = []
     var conversions: [String: Task<Void, any Error>] = [:]
+    /// Measured seconds per million output pixels (frames × width × height) of finished jobs, by kind, for the
+    /// admission estimate (a moving average; nil until a job of that kind finished here).
+    var secondsPerMegapixel: [String: Double] = [:]
     /// One line per job event (queued, started, finished, recovered, expired) for the operator's log.
     let log: @Sendable (String) -> Void
 
@@ -296,6 +299,13 @@ public actor GenerationService {
             metrics.count("rejected_storage")
             throw ServiceError(503, "\(problem); jobs are refused until it can, and queued ones wait")
         }
+        // A job this server would take too long for is refused now, with the estimate and the limit.
+        let megapixels = Double(summary.frames * summary.width * summary.height) / 1e6 * Double(max(summary.steps, 1)) / 4
+        if limits.maxJobSeconds > 0, let rate = secondsPerMegapixel[summary.kind], rate * megapixels > limits.maxJobSeconds {
+            metrics.count("rejected_too_costly")
+            throw ServiceError(
+                413, "this \(summary.kind) would take about \(Int(rate * megapixels)) s on this server, over max_job_seconds (\(Int(limits.maxJobSeconds)) s); ask for fewer frames, steps or pixels")
+        }
         if let free = freeDiskBytes(), free < limits.minFreeDiskBytes {
             metrics.count("rejected_disk_full")
             throw ServiceError(507, "the server's data disk has \(free >> 20) MiB free, under the \(limits.minFreeDiskBytes >> 20) MiB it keeps; try again later")
@@ -505,6 +515,15 @@ public actor GenerationService {
         }
     }
 
+    /// Folds a finished job's duration into its kind's rate (seconds per four-step megapixel).
+    func recordDuration(_ seconds: Double, of summary: JobSummary) {
+        let megapixels = Double(summary.frames * summary.width * summary.height) / 1e6 * Double(max(summary.steps, 1)) / 4
+        // Tiny jobs are mostly fixed overhead and would overstate the rate of large ones.
+        guard megapixels >= 0.1, seconds > 0 else { return }
+        let rate = seconds / megapixels
+        secondsPerMegapixel[summary.kind] = secondsPerMegapixel[summary.kind].map { 0.7 * $0 + 0.3 * rate } ?? rate
+    }
+
     func finish(_ job: inout JobRecord, error: String?) {
         running[job.id] = nil
         progressBoard.clear(job.id)
@@ -533,7 +552,10 @@ public actor GenerationService {
             if current?.status != .running { removeArtifacts(job.fileID) }
             return
         }
-        if job.status == .completed { completedCount += 1 }
+        if job.status == .completed {
+            completedCount += 1
+            recordDuration((job.completedAt ?? 0) - (job.startedAt ?? 0), of: job.summary)
+        }
         metrics.count(job.status == .completed ? "completed" : "failed")
         let tenths = Int(((job.completedAt ?? 0) - (job.startedAt ?? 0)) * 10)
         let seconds = "\(tenths / 10).\(tenths % 10)"

@@ -163,6 +163,9 @@ public struct ServiceLimits: Sendable {
     public var maxAttempts = 3
     /// Seconds a failed, cancelled or expired job's row is kept before it is purged (0 keeps them).
     public var jobRetention: Double = 30 * 24 * 3600
+    /// Seconds a job may be expected to take on this server (from the measured rate of finished jobs of its kind);
+    /// longer ones are refused at submission. 0 turns the check off.
+    public var maxJobSeconds: Double = 1800
     /// Bytes the data folder's filesystem must keep free; below, submissions are refused (507).
     public var minFreeDiskBytes: Int64 = 1 << 30
     public init() {}

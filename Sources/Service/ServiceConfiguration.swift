@@ -36,6 +36,8 @@ public struct ServiceConfiguration: Sendable {
     public var artifactLifetime: Double = 7 * 24 * 3600
     /// Seconds failed, cancelled and expired jobs stay listed before their rows are purged; 0 keeps them.
     public var jobRetention: Double = 30 * 24 * 3600
+    /// Seconds a job may be expected to take, from the measured rate of earlier jobs; 0 turns the check off.
+    public var maxJobSeconds: Double = 1800
     /// MiB the data folder's filesystem must keep free for new jobs to be accepted.
     public var minFreeDiskMiB = 1024
     /// The image-to-3D API's `/generate_from_base64` answers SPZ instead of PLY.
@@ -63,6 +65,7 @@ public struct ServiceConfiguration: Sendable {
         limits.maxTotalPixels = maxTotalPixels
         limits.maxAttempts = maxAttempts
         limits.jobRetention = jobRetention
+        limits.maxJobSeconds = maxJobSeconds
         limits.minFreeDiskBytes = Int64(minFreeDiskMiB) << 20
         return limits
     }
@@ -136,6 +139,9 @@ public struct ServiceConfiguration: Sendable {
         Setting(key: "artifact_lifetime", help: "seconds finished files are kept, 0 forever") { c, v throws(ServiceError) in c.artifactLifetime = try number("artifact_lifetime", v) },
         Setting(key: "job_retention", help: "seconds failed, cancelled and expired jobs stay listed, 0 forever (default 30 days)") { c, v throws(ServiceError) in
             c.jobRetention = try number("job_retention", v)
+        },
+        Setting(key: "max_job_seconds", help: "seconds a job may be expected to take here, from earlier jobs' rate; 0 off (default 1800)") {
+            c, v throws(ServiceError) in c.maxJobSeconds = try number("max_job_seconds", v)
         },
         Setting(key: "min_free_disk_mib", help: "MiB the data folder's disk must keep free to accept jobs (default 1024)") { c, v throws(ServiceError) in
             c.minFreeDiskMiB = try integer("min_free_disk_mib", v, range: 0...(1 << 30))

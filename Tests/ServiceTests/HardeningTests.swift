@@ -266,3 +266,29 @@ struct BoundedRefusalTests {
         await service.stop()
     }
 }
+
+/// Admission: once this server has measured how long jobs take, a request it would take too long for is refused at
+/// submission, naming the estimate and the limit.
+struct AdmissionTests {
+    @Test func tooCostlyRequestsAreRefusedFromTheMeasuredRate() async throws {
+        let folder = temporaryFolder("admission")
+        var limits = ServiceLimits()
+        limits.maxJobSeconds = 10
+        let service = GenerationService(
+            store: try SQLiteJobStore(path: "\(folder)/jobs.sqlite"), generator: StubGenerator(), dataDirectory: folder, limits: limits)
+        try await service.start()
+        let small = Array(requestBody().readableBytesView)  // 2 x 32 x 64
+        let large = Array(#"{"text_prompt": "x", "resolution": [1, 2048, 2048]}"#.utf8)
+        _ = try await service.submit(large)  // no rate measured yet: admitted
+        // 20 s for a 24 x 480 x 704 scene (8.1 megapixels): about 2.5 s a megapixel.
+        await service.recordDuration(20, of: JobSummary(kind: "scene", frames: 24, width: 704, height: 480, steps: 4))
+        _ = try await service.submit(small)
+        do {
+            _ = try await service.submit(large)  // 4.2 megapixels: about 10.4 s here
+            Issue.record("a scene over the time limit was admitted")
+        } catch let error as ServiceError {
+            #expect(error.status == 413 && error.message.contains("max_job_seconds (10 s)"), "\(error)")
+        }
+        await service.stop()
+    }
+}
