@@ -109,6 +109,11 @@ struct ServeCommand: ParsableCommand {
     /// The command line stays synchronous; the server runs on Swift's concurrency pool until it stops.
     func run() throws {
         let configuration = try resolvedConfiguration()
+        // A busy port is said in one line before anything is created (the data folder included).
+        if let problem = Self.portProblem(host: configuration.host, port: configuration.port) {
+            printError("error: \(problem)\n")
+            throw ExitCode(69)
+        }
         let outcome = ServeOutcome()
         let done = DispatchSemaphore(value: 0)
         Task {
@@ -119,6 +124,30 @@ struct ServeCommand: ParsableCommand {
         if let error = outcome.error {
             printError("error: \(error)\n")
             throw ExitCode(74)
+        }
+    }
+
+    /// Why `host:port` cannot be listened on (in use, not permitted, not an address of this machine), or nil.
+    static func portProblem(host: String, port: Int) -> String? {
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        hints.ai_flags = AI_PASSIVE
+        var found: UnsafeMutablePointer<addrinfo>?
+        guard getaddrinfo(host, String(port), &hints, &found) == 0, let info = found else {
+            return "cannot listen on \(host): it is not an address or name of this machine"
+        }
+        defer { freeaddrinfo(found) }
+        let fd = socket(info.pointee.ai_family, info.pointee.ai_socktype, info.pointee.ai_protocol)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var yes: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, socklen_t(MemoryLayout<Int32>.size))
+        guard bind(fd, info.pointee.ai_addr, info.pointee.ai_addrlen) != 0 else { return nil }
+        switch errno {
+        case EADDRINUSE: return "port \(port) on \(host) is in use; choose another with --port"
+        case EACCES: return "port \(port) needs privileges on this machine; choose one above 1023 with --port"
+        case EADDRNOTAVAIL: return "cannot listen on \(host): it is not an address of this machine"
+        default: return "cannot listen on \(host):\(port): \(String(cString: strerror(errno)))"
         }
     }
 
@@ -183,8 +212,12 @@ struct ServeCommand: ParsableCommand {
             router: router, server: .http1(configuration: .init(idleTimeout: .seconds(Int64(configuration.idleTimeout)))),
             configuration: .init(
                 address: .hostname(configuration.host, port: configuration.port), serverName: "diorama",
-                availableConnectionsDelegate: MaximumAvailableConnections(configuration.maxConnections)))
-        log("serving the studio and APIs on http://\(configuration.host):\(configuration.port)/ (data in \(directory))")
+                availableConnectionsDelegate: MaximumAvailableConnections(configuration.maxConnections)),
+            // Said once the socket listens, not before.
+            onServerRunning: { _ in
+                log("serving the studio and APIs on http://\(configuration.host):\(configuration.port)/ (data in \(directory))")
+            })
+
         if configuration.token == nil && configuration.host != "127.0.0.1" && configuration.host != "localhost" {
             printError("warning: listening on \(configuration.host) without a token; set DIORAMA_TOKEN to require one\n")
         }

@@ -162,6 +162,32 @@ struct ServiceTestError: Error, CustomStringConvertible {
         server.kill(SIGTERM)
     }
 
+    /// A busy port is one clear line and exit 69, and nothing is created.
+    @Test func aBusyPortIsSaidAndNothingIsCreated() throws {
+        let port = ServerProcess.freePort()
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(listener) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        #expect(bound == 0 && listen(listener, 1) == 0)
+        let folder = temporaryFolder("busy") + "-data"
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try ServerProcess.binary())
+        process.arguments = ["serve", "--port", String(port), "--data-dir", folder]
+        let errors = Pipe()
+        process.standardError = errors
+        process.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
+        try process.run()
+        let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 69)
+        #expect(text == "error: port \(port) on 127.0.0.1 is in use; choose another with --port\n")
+        #expect(access(folder, F_OK) != 0, "no data folder was created")
+    }
+
     /// Silent connections are closed after the idle timeout, and an HTTP/1.0 request without keep-alive gets its
     /// answer and the end of the connection.
     @Test func idleAndOneShotConnectionsAreClosed() async throws {
