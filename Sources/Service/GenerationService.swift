@@ -273,10 +273,10 @@ public actor GenerationService {
 
     /// Accepts a request: checked (image decoding included) off the actor, then stored before this returns, so it
     /// survives a crash.
-    public nonisolated func submit(_ body: [UInt8]) async throws -> (JobRecord, QueueInfo) {
+    public nonisolated func submit(_ body: [UInt8], strict: Bool = false) async throws -> (JobRecord, QueueInfo) {
         // Decoding the image and checking the cameras cost CPU: off the HTTP handlers, a bounded number at a time.
         let limits = self.limits
-        let request = try await BlockingWork.parsing { () throws(ServiceError) in try FlashWorldRequest.parse(body, limits: limits) }
+        let request = try await BlockingWork.parsing { () throws(ServiceError) in try FlashWorldRequest.parse(body, limits: limits, strict: strict) }
         let summary = JobSummary(kind: "scene", prompt: request.prompt, frames: request.frames, width: request.width, height: request.height, steps: 4)
         return try await enqueue(body, seed: request.seed, summary: summary)
     }

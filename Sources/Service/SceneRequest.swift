@@ -82,12 +82,25 @@ public enum FlashWorldRequest {
         return (body?.text_prompt ?? "", r[0], r[2], r[1])
     }
 
-    public static func parse(_ bytes: [UInt8], limits: ServiceLimits) throws(ServiceError) -> SceneRequest {
+    /// The request's fields; the native `/v1` API refuses others (`strict`), FlashWorld's own routes ignore them as
+    /// the reference does.
+    static let fields: Set = ["image_prompt", "text_prompt", "resolution", "image_index", "seed", "cameras"]
+
+    public static func parse(_ bytes: [UInt8], limits: ServiceLimits, strict: Bool = false) throws(ServiceError) -> SceneRequest {
         let body: Body
         do {
             body = try JSONDecoder().decode(Body.self, from: Data(bytes))
+        } catch let error as DecodingError {
+            throw ServiceError(400, error.requestMessage)
         } catch {
-            throw ServiceError(400, "the body is not FlashWorld request JSON: \(error)")
+            throw ServiceError(400, "the body is not JSON")
+        }
+        if strict, let object = try? JSONDecoder().decode([String: JSONValue].self, from: Data(bytes)) {
+            let unknown = object.keys.filter { !fields.contains($0) }.sorted()
+            guard unknown.isEmpty else {
+                throw ServiceError(
+                    400, "unknown field\(unknown.count == 1 ? "" : "s") \(unknown.prefix(10).joined(separator: ", ")); known: \(fields.sorted().joined(separator: ", "))")
+            }
         }
         let resolution = body.resolution ?? [24, 480, 704]
         guard resolution.count == 3, resolution.allSatisfy({ $0 > 0 }) else {
@@ -169,4 +182,35 @@ public struct ServiceLimits: Sendable {
     /// Bytes the data folder's filesystem must keep free; below, submissions are refused (507).
     public var minFreeDiskBytes: Int64 = 1 << 30
     public init() {}
+}
+
+extension DecodingError {
+    /// What a client should fix, in a line: the field's path and the problem (not Swift's debug description).
+    var requestMessage: String {
+        func path(_ context: Context, _ last: CodingKey? = nil) -> String {
+            let keys = context.codingPath + (last.map { [$0] } ?? [])
+            let text = keys.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
+            return text.hasPrefix(".") ? String(text.dropFirst()) : text
+        }
+        switch self {
+        case .dataCorrupted(let context) where context.codingPath.isEmpty: return "the body is not valid JSON"
+        case .dataCorrupted(let context): return "\(path(context)) is not valid here"
+        case .keyNotFound(let key, let context): return "\(path(context, key)) is missing"
+        case .typeMismatch(let type, let context): return "\(path(context)) must be \(Self.describe(type))"
+        case .valueNotFound(let type, let context): return "\(path(context)) must be \(Self.describe(type)), not null"
+        @unknown default: return "the body does not match the request's fields"
+        }
+    }
+
+    static func describe(_ type: Any.Type) -> String {
+        switch "\(type)" {
+        case "String": "a string"
+        case "Int", "Int64", "Int32": "a whole number"
+        case "Double", "Float": "a number"
+        case "Bool": "true or false"
+        case let name where name.hasPrefix("Array"): "a list"
+        case let name where name.hasPrefix("Dictionary"): "an object"
+        default: "an object"
+        }
+    }
 }

@@ -2484,7 +2484,7 @@ export class Viewer {
     ],
     "operationId": "createJob",
     "summary": "Queue a job",
-    "description": "Checked and stored durably before the answer. `cameras` may be omitted.",
+    "description": "Checked and stored durably before the answer. `cameras` may be omitted. Unlike FlashWorld's `/generate`, an unknown field is a 400 naming it; a malformed body is a 400 naming the field and the problem.",
     "requestBody": {
      "required": true,
      "content": {

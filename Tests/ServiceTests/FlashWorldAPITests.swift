@@ -124,7 +124,7 @@ struct FlashWorldAPITests {
         try await app.test(.router) { client in
             let cases: [(ByteBuffer, HTTPResponse.Status, String)] = [
                 (requestBody(prompt: " "), .badRequest, "No Prompts provided"),
-                (ByteBuffer(string: "not json"), .badRequest, "not FlashWorld request JSON"),
+                (ByteBuffer(string: "not json"), .badRequest, "not valid JSON"),
                 (requestBody(extra: #", "image_prompt": "/etc/passwd""#), .badRequest, "server paths are not read"),
                 (requestBody(extra: #", "image_prompt": "aGVsbG8gd29ybGQ=""#), .badRequest, "Image decode error"),
                 (ByteBuffer(string: #"{"text_prompt": "x", "resolution": [2, 30, 64], "cameras": [\#(camera)]}"#), .badRequest, "multiples of 32"),

@@ -146,7 +146,13 @@ struct BoundedReadTests {
         let body = #"{"text_prompt": "\#(prompt)", "resolution": [2, 32, 64], "cameras": [\#(camera)], "ignored": "\#(filler)"}"#
         try await application(service).test(.router) { client in
             var id = ""
-            try await client.execute(uri: "/v1/jobs", method: .post, body: ByteBuffer(string: body)) { id = json($0.body)["id"] as? String ?? "" }
+            // FlashWorld's route ignores unknown fields (the native one refuses them).
+            try await client.execute(uri: "/generate", method: .post, headers: [.contentType: "application/json"], body: ByteBuffer(string: body)) {
+                id = json($0.body)["task_id"] as? String ?? ""
+            }
+            try await client.execute(uri: "/v1/jobs", method: .post, body: ByteBuffer(string: body)) { response in
+                #expect(response.status == .badRequest && (json(response.body)["error"] as? String ?? "").contains("unknown field ignored"))
+            }
             _ = try await waitUntilFinished(service, id)
             for uri in ["/v1/jobs", "/v1/jobs/\(id)"] {
                 try await client.execute(uri: uri, method: .get) { response in
@@ -274,8 +280,8 @@ struct AdmissionTests {
         let folder = temporaryFolder("admission")
         var limits = ServiceLimits()
         limits.maxJobSeconds = 10
-        let service = GenerationService(
-            store: try SQLiteJobStore(path: "\(folder)/jobs.sqlite"), generator: StubGenerator(), dataDirectory: folder, limits: limits)
+        // No generator: nothing runs, so the only rate is the one recorded here.
+        let service = GenerationService(store: try SQLiteJobStore(path: "\(folder)/jobs.sqlite"), generator: nil, dataDirectory: folder, limits: limits)
         try await service.start()
         let small = Array(requestBody().readableBytesView)  // 2 x 32 x 64
         let large = Array(#"{"text_prompt": "x", "resolution": [1, 2048, 2048]}"#.utf8)
@@ -290,5 +296,23 @@ struct AdmissionTests {
             #expect(error.status == 413 && error.message.contains("max_job_seconds (10 s)"), "\(error)")
         }
         await service.stop()
+    }
+}
+
+/// Malformed requests are answered with the field and the problem, not Swift's decoding internals.
+struct RequestMessageTests {
+    @Test(arguments: [
+        (#"{bad"#, "the body is not valid JSON"),
+        (#"{"text_prompt": 5}"#, "text_prompt must be a string"),
+        (#"{"text_prompt": "x", "resolution": [2, "a", 3]}"#, "resolution[1] must be a whole number"),
+        (#"{"text_prompt": "x", "cameras": [{"position": [0, 0, 0]}]}"#, "cameras[0]"),
+    ])
+    func decodingProblemsNameTheField(body: String, message: String) {
+        do {
+            _ = try FlashWorldRequest.parse(Array(body.utf8), limits: ServiceLimits())
+            Issue.record("\(body) was accepted")
+        } catch {
+            #expect(error.status == 400 && error.message.hasPrefix(message) && !error.message.contains("debugDescription"), "\(error.message)")
+        }
     }
 }

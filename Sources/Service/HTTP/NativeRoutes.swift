@@ -32,7 +32,8 @@ enum NativeRoutes {
         v1.post("jobs") { request, _ -> Response in
             do {
                 let body = try await FlashWorldRoutes.collectBody(request, limit: service.limits.maxBodyBytes)
-                let (job, _) = try await service.submit(body)
+                // The native API is strict: an unknown field is a 400 naming it (FlashWorld's routes stay lenient).
+                let (job, _) = try await service.submit(body, strict: true)
                 var response = try await jobResponse(job, service: service, status: 202)
                 response.headers[.location] = "/v1/jobs/\(job.id)"
                 return response
