@@ -32,7 +32,7 @@ literal() {
   echo "        let text: String"
   echo "    }"
   echo
-  echo "    static func file(at path: String) -> File? { files[path == \"/\" ? \"/index.html\" : path] }"
+  echo "    static func file(at path: String) -> File? { files[path == \"/\" ? \"/index.html\" : path == \"/docs\" ? \"/docs.html\" : path] }"
   echo
   echo "    static let files: [String: File] = ["
   [ -z "$(ls Sources/Service/Studio)" ] && echo "        :"

@@ -228,6 +228,31 @@ struct ServiceTestError: Error, CustomStringConvertible {
         #expect(String(decoding: answer.prefix(12), as: UTF8.self).hasPrefix("HTTP/1.") && closed)
     }
 
+    /// `/docs` renders every operation of the server's own OpenAPI document, with nothing from another origin.
+    @Test func theAPIReferenceRendersFromTheDocument() async throws {
+        let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].first { FileManager.default.isExecutableFile(atPath: $0) }
+        let browser = try #require(chromium, "Chromium is missing; scripts/setup.sh installs it")
+        let folder = temporaryFolder("docs")
+        let server = ServerProcess(dataDirectory: folder, extraArguments: ["--no-warm-up", "--token", "secret"])
+        try await server.start()
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: browser)
+        process.arguments = [
+            "--headless=new", "--no-sandbox", "--user-data-dir=\(folder)/chromium", "--virtual-time-budget=5000", "--dump-dom",
+            "http://127.0.0.1:\(server.port)/docs",
+        ]
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        try process.run()
+        let dom = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        server.kill(SIGTERM)
+        let operations = dom.range(of: "data-operations=\"").map { Int(dom[$0.upperBound...].prefix { $0 != "\"" }) ?? 0 } ?? 0
+        #expect(operations >= 25, "rendered \(operations) operations")
+        #expect(dom.contains("/v1/videos") && dom.contains("/v1/jobs/{id}/artifacts/{name}"))
+    }
+
     /// With a video model, the studio shows its Video panel with the model's defaults and lists video jobs as such.
     @Test func theStudioOffersVideosWithAVideoModel() async throws {
         let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].first { FileManager.default.isExecutableFile(atPath: $0) }

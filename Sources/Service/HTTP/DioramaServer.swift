@@ -20,7 +20,7 @@ public enum DioramaServer {
 
     /// The studio's files, compiled in; the page needs no other origin.
     static func addStudio(to router: Router<BasicRequestContext>) {
-        for path in StudioAssets.files.keys.sorted() + ["/"] {
+        for path in StudioAssets.files.keys.sorted() + ["/", "/docs"] {
             router.getAndHead(RouterPath(path)) { request, _ -> Response in
                 guard let file = StudioAssets.file(at: request.uri.path) else { return HTTPResponses.error(404, "no such page") }
                 var headers = HTTPFields()

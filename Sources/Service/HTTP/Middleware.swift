@@ -30,13 +30,14 @@ struct OriginPolicyMiddleware<Context: RequestContext>: RouterMiddleware {
     }
 }
 
-/// With a token configured, every API call needs `Authorization: Bearer <token>`; the studio's files, `/health` and
-/// `/v1/info` (limits, defaults, and whether a token is needed) stay open so a browser can load the page and say what
+/// With a token configured, every API call needs `Authorization: Bearer <token>`; the studio's files, the API
+/// reference (`/docs`, `/openapi.json`), `/health` and `/v1/info` (limits, defaults, and whether a token is needed)
+/// stay open so a browser can load the page and say what
 /// it needs, and a load balancer can probe.
 struct BearerTokenMiddleware<Context: RequestContext>: RouterMiddleware {
     let token: String?
     static func isOpen(_ path: String) -> Bool {
-        path == "/" || path == "/health" || path == "/v1/info" || StudioAssets.file(at: path) != nil
+        path == "/" || path == "/health" || path == "/v1/info" || path == "/openapi.json" || StudioAssets.file(at: path) != nil
     }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
