@@ -175,11 +175,15 @@ struct AccessTests {
         configuration.token = "s3cret"
         configuration.corsOrigins = ["https://studio.example"]
         try await application(service, configuration).test(.router) { client in
-            for uri in ["/status", "/v1/jobs", "/metrics", "/openapi.json", "/task/x"] {
+            for uri in ["/status", "/v1/jobs", "/metrics", "/task/x"] {
                 try await client.execute(uri: uri, method: .get) { response in
                     #expect(response.status == .unauthorized && response.headers[.wwwAuthenticate] == "Bearer", "\(uri)")
                     #expect(field(json(response.body), "error").contains("Bearer"))
                 }
+            }
+            // The API's documentation is no secret: the reference page and its document stay open.
+            for uri in ["/openapi.json", "/docs"] {
+                try await client.execute(uri: uri, method: .get) { #expect($0.status == .ok, "\(uri)") }
             }
             try await client.execute(uri: "/status", method: .get, headers: [.authorization: "Bearer wrong"]) { #expect($0.status == .unauthorized) }
             try await client.execute(uri: "/status", method: .get, headers: [.authorization: "Bearer s3cret"]) { #expect($0.status == .ok) }
