@@ -151,8 +151,13 @@ struct RenderCommand: ParsableCommand {
         let originalFrame = cloud.frame
         if cloud.frame != .rub { cloud = cloud.converted(to: .rub) }
 
-        let path = try reportingErrors { () throws(CameraError) in
+        var path = try reportingErrors { () throws(CameraError) in
             try cameras(for: source, document: document, cloud: cloud, size: imageSize)
+        }
+        // A camera file's path into one still: its first camera, said once.
+        if destination == .image && path.count > 1 && frames == nil {
+            printError("note: \(output) holds one frame: rendering the first of the path's \(path.count) cameras (name a folder for all)\n")
+            path = CameraPath(Array(path.cameras.prefix(1)))
         }
         if destination == .image && path.count != 1 {
             try reportingErrors { () throws(CameraError) in
@@ -169,7 +174,8 @@ struct RenderCommand: ParsableCommand {
         for source: CameraPathSource, document: CameraPathDocument?, cloud: GaussianCloud, size: ImageSize
     ) throws(CameraError) -> CameraPath {
         let intrinsics = NormalizedIntrinsics(verticalFieldOfView: fov, width: size.width, height: size.height)
-        let count = frames ?? Self.defaultGeneratedFrames
+        // A still (.png) is one frame unless asked otherwise; videos and folders get the default path length.
+        let count = frames ?? (destination == .image ? 1 : Self.defaultGeneratedFrames)
         let framing = SceneFraming(cloud)
         let reach = framing.viewingDistance(verticalFieldOfView: fov) * distance
         let up = SIMD3<Double>(0, 1, 0)
