@@ -278,7 +278,7 @@ public actor GenerationService {
         let limits = self.limits
         let request = try await BlockingWork.parsing { () throws(ServiceError) in try FlashWorldRequest.parse(body, limits: limits, strict: strict) }
         let summary = JobSummary(kind: "scene", prompt: request.prompt, frames: request.frames, width: request.width, height: request.height, steps: 4)
-        return try await enqueue(body, seed: request.seed, summary: summary)
+        return try await enqueue(FlashWorldRequest.normalized(body) ?? body, seed: request.seed, summary: summary)
     }
 
     /// Accepts a video request (`/v1/videos`): parsed strictly against the video model's defaults, stored normalised.

@@ -82,6 +82,15 @@ public enum FlashWorldRequest {
         return (body?.text_prompt ?? "", r[0], r[2], r[1])
     }
 
+    /// The body a job stores: the request's own fields as sent, nothing else (an ignored field of any size is not
+    /// kept). Nil when the body is not an object (the parse has refused it by then).
+    static func normalized(_ bytes: [UInt8]) -> [UInt8]? {
+        guard let object = try? JSONDecoder().decode([String: JSONValue].self, from: Data(bytes)) else { return nil }
+        let kept = object.filter { fields.contains($0.key) }
+        guard kept.count != object.count else { return bytes }
+        return (try? JSONEncoder().encode(kept)).map { Array($0) }
+    }
+
     /// The request's fields; the native `/v1` API refuses others (`strict`), FlashWorld's own routes ignore them as
     /// the reference does.
     static let fields: Set = ["image_prompt", "text_prompt", "resolution", "image_index", "seed", "cameras"]

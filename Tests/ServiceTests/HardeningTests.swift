@@ -168,8 +168,10 @@ struct BoundedReadTests {
         await #expect(throws: ServiceError.self) { _ = try await service.submit(Array(tooLong.utf8)) }
         let listed = try await service.recentJobs(status: nil, limit: 5)
         #expect(listed.count == 1 && listed[0].request.isEmpty && listed[0].summary.frames == 2)
-        // The stored request is untouched by status updates.
-        #expect(try await service.job(id: listed[0].id)?.request.count ?? 0 > 2_000_000)
+        // The stored request keeps the request's own fields only: the 2 MB ignored field is gone, the prompt is not.
+        let stored = try await service.job(id: listed[0].id)?.request ?? []
+        #expect(stored.count > 7_000 && stored.count < 20_000 && !String(decoding: stored, as: UTF8.self).contains("ignored"))
+        #expect(listed[0].status == .completed)
         await service.stop()
     }
 }
