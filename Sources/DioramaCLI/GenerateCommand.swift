@@ -204,10 +204,21 @@ struct GenerateCommand: ParsableCommand {
         if !quiet { printError("running on \(backend.device) in \(precision)\n") }
         let pipeline = FlashWorldPipeline(model: flashWorld, backend: backend, renderer: DeviceChoice.viewRenderer(for: backend))
         var noise = SeededNoise(seed: seed ?? requestSeed ?? 42)
+        var firstStepStarted: Double?
         let result = try pipeline.generate(generation, noise: &noise) { stage, step, steps in
             guard !quiet else { return }
             switch stage {
-            case "step": printError("step \(step)/\(steps): transformer…\n")
+            case "step":
+                // Time left from the steps so far (each step is one transformer pass and its feedback).
+                let now = monotonicSeconds()
+                var left = ""
+                if let first = firstStepStarted, step > 1 {
+                    let perStep = (now - first) / Double(step - 1)
+                    left = " (about \(Int((perStep * Double(steps - step + 1)).rounded())) s left)"
+                } else if step == 1 {
+                    firstStepStarted = now
+                }
+                printError("step \(step)/\(steps): transformer…\(left)\n")
             case "reconstruction", "render", "re-encode": printError("step \(step)/\(steps): \(stage)…\n")
             default: printError("\(stage)…\n")
             }

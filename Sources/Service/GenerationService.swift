@@ -48,7 +48,7 @@ public actor GenerationService {
     public let artifactLifetime: Double?
     public private(set) var readiness: Readiness
     public private(set) var modelName = ""
-    let progressBoard = ProgressBoard()
+    nonisolated let progressBoard = ProgressBoard()
     /// Set when the process begins to stop: waits and event streams end so the server can exit.
     let stopping = Atomic<Bool>(false)
     /// The last write probe of the data folder: when, and what was wrong.

@@ -318,3 +318,22 @@ struct RequestMessageTests {
         }
     }
 }
+
+/// A running job's progress carries the time left, from the time so far and the fraction done.
+struct ProgressETATests {
+    @Test func runningJobsSayHowLongIsLeft() async throws {
+        let folder = temporaryFolder("eta")
+        let service = GenerationService(store: try SQLiteJobStore(path: "\(folder)/jobs.sqlite"), generator: nil, dataDirectory: folder)
+        var job = JobRecord(id: "j", fileID: "1", request: [], createdAt: 0)
+        job.summary = JobSummary(kind: "scene", prompt: "x", frames: 2, width: 64, height: 32, steps: 4)
+        job.status = .running
+        job.startedAt = Date().timeIntervalSince1970 - 30
+        service.progressBoard.set("j", JobProgress(stage: "step 2 of 4: render", step: 2, steps: 4, fraction: 0.6))
+        let object = try await NativeRoutes.jobObject(job, service: service, positions: [:])
+        let eta = try #require((object["progress"] as? [String: Any])?["eta_seconds"] as? Double)
+        #expect((19...21).contains(eta), "30 s for 60%: about 20 s left, not \(eta)")
+        service.progressBoard.set("j", JobProgress(stage: "starting", fraction: 0.01))
+        let early = try await NativeRoutes.jobObject(job, service: service, positions: [:])
+        #expect((early["progress"] as? [String: Any])?["eta_seconds"] is JSONNull, "no estimate from 1%")
+    }
+}

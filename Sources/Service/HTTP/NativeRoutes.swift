@@ -189,7 +189,13 @@ enum NativeRoutes {
         let isVideo = summary.kind == "video"
         var progress: Any = JSONNull.null
         if job.status == .running, let p = service.progress(of: job.id) {
-            progress = ["stage": p.stage, "step": p.step, "steps": p.steps, "fraction": p.fraction]
+            var object: [String: Any] = ["stage": p.stage, "step": p.step, "steps": p.steps, "fraction": p.fraction, "eta_seconds": JSONNull.null]
+            // Time left from the time so far and the fraction done (once there is enough of both to say).
+            if let started = job.startedAt, p.fraction >= 0.05, p.fraction < 1 {
+                let elapsed = max(0, Date().timeIntervalSince1970 - started)
+                if elapsed >= 1 { object["eta_seconds"] = (elapsed * (1 - p.fraction) / p.fraction).rounded() }
+            }
+            progress = object
         } else if job.status == .completed {
             progress = ["stage": "done", "step": summary.steps, "steps": summary.steps, "fraction": 1.0]
         }

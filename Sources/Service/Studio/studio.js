@@ -378,7 +378,7 @@ function renderJob() {
   const frac = j.status === 'completed' ? 1 : p && Number.isFinite(p.fraction) ? p.fraction : 0;
   $('job-bar').style.width = `${(100 * frac).toFixed(1)}%`;
   $('job-stage').textContent = j.status === 'failed' || j.status === 'cancelled' ? (j.error || '')
-    : p && !TERMINAL.has(j.status) ? `${p.stage}${p.steps && !/\bstep \d/.test(p.stage) ? ` — step ${p.step} of ${p.steps}` : ''} (${Math.round(100 * frac)}%)` : '';
+    : p && !TERMINAL.has(j.status) ? `${p.stage}${p.steps && !/\bstep \d/.test(p.stage) ? ` — step ${p.step} of ${p.steps}` : ''} (${Math.round(100 * frac)}%${Number.isFinite(p.eta_seconds) ? `, about ${fmtSecs(p.eta_seconds)} left` : ''})` : '';
   $('job-stage').className = j.status === 'failed' ? 'err' : 'muted';
   const t = $('timings');
   t.textContent = '';
