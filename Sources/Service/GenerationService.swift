@@ -471,7 +471,12 @@ public actor GenerationService {
             board.set(id, JobProgress(stage: "writing", fraction: 0.99))
             let path = artifactPath(job.fileID)
             // Written off the actor beside the final name and renamed into place: a crash leaves no partial artifact.
-            try await BlockingWork.run { try SplatFile.write(scene.cloud, toPath: path) }
+            // The PLY, and the SPZ most clients take (so its first download is a plain read): both with the job.
+            let spz = artifactPath(job.fileID, .spz)
+            try await BlockingWork.run {
+                try SplatFile.write(scene.cloud, toPath: path)
+                try SplatFile.write(scene.cloud, toPath: spz)
+            }
             job.fileSize = Int((try? InputSource(path: path).size) ?? 0)
             job.gaussians = scene.cloud.count
             job.timings = JSONText.encode(scene.timings.map { [$0.stage, $0.seconds] as [Any] })

@@ -610,8 +610,15 @@ export async function loadScene(input, { headers = {}, signal, onBegin, onBatch,
   if (typeof Blob !== 'undefined' && input instanceof Blob) {
     stream = input.stream(); total = input.size; name = input.name || '';
   } else {
-    const resp = await fetch(input, { headers, signal });
-    if (!resp.ok) throw new Error(await responseError(resp));
+    let resp = await fetch(input, { headers, signal });
+    // 202: the server is making this format from the scene; ask again when it says.
+    for (let waited = 0; resp.status === 202 && waited < 600;) {
+      const seconds = Math.max(1, +resp.headers.get('Retry-After') || 2);
+      await new Promise((r) => setTimeout(r, seconds * 1000));
+      waited += seconds;
+      resp = await fetch(input, { headers, signal });
+    }
+    if (!resp.ok || resp.status === 202) throw new Error(await responseError(resp));
     if (!resp.body) throw new Error('the response has no body');
     stream = resp.body;
     if (!resp.headers.get('Content-Encoding')) total = parseInt(resp.headers.get('Content-Length') || '0', 10) || 0;
@@ -1200,7 +1207,8 @@ function renderJob() {
 }
 setInterval(() => { if (S.job && !TERMINAL.has(S.job.status)) $('job-elapsed').textContent = elapsedText(S.job); }, 250);
 
-function sceneURL(j) { const a = j.artifacts || {}; return a.splat || a.ply || a.spz || null; }
+// SPZ and PLY are written with the job (the others are made on first request).
+function sceneURL(j) { const a = j.artifacts || {}; return a.spz || a.ply || a.splat || null; }
 function onJob(j) {
   if (j.status === 'deleted') {
     if (S.job && S.job.id === j.id) { S.job = null; renderJob(); }
@@ -1369,8 +1377,16 @@ async function download(url, name, btn) {
   const label = btn.textContent;
   btn.disabled = true;
   try {
-    const resp = await fetch(url, { headers: authHeaders() });
-    if (!resp.ok) throw new Error(await responseError(resp));
+    let resp = await fetch(url, { headers: authHeaders() });
+    // 202: the file is being made from the scene; ask again when the server says.
+    for (let waited = 0; resp.status === 202 && waited < 1800;) {
+      const seconds = Math.max(1, +resp.headers.get('Retry-After') || 2);
+      btn.textContent = `${label} (making…)`;
+      await sleep(seconds * 1000);
+      waited += seconds;
+      resp = await fetch(url, { headers: authHeaders() });
+    }
+    if (!resp.ok || resp.status === 202) throw new Error(await responseError(resp));
     const total = +resp.headers.get('Content-Length') || 0, parts = [], reader = resp.body.getReader();
     for (let got = 0; ;) {
       const { done, value } = await reader.read();
@@ -2962,7 +2978,7 @@ export class Viewer {
     ],
     "operationId": "getJobArtifact",
     "summary": "A job's file",
-    "description": "Served with an ETag and `Accept-Ranges: bytes`. A single `Range: bytes=...` gives 206; `If-None-Match` with the current ETag gives 304. `application/octet-stream` for the splats, `video/mp4` for the orbit.",
+    "description": "Served with an ETag and `Accept-Ranges: bytes`. A single `Range: bytes=...` gives 206; `If-None-Match` with the current ETag gives 304. `application/octet-stream` for the splats, `video/mp4` for the orbit. scene.ply and scene.spz exist once the job completes; scene.splat and orbit.mp4 are made on first request: the answer is 202 with Retry-After until they exist (add ?wait=1 to wait for the file instead).",
     "parameters": [
      {
       "name": "id",
@@ -3130,6 +3146,9 @@ export class Viewer {
         }
        }
       }
+     },
+     "202": {
+      "description": "The file is being made; ask again after Retry-After seconds."
      }
     }
    }

@@ -106,7 +106,7 @@ struct FlashWorldAPITests {
                 #expect(status?["completed_count"] as? Int == 1 && status?["queued_count"] as? Int == 0)
             }
             try await client.execute(uri: "/delete/\(fileID)", method: .delete) { response in
-                #expect(json(response.body)["deleted"] as? [String] == ["\(fileID).ply"])
+                #expect(json(response.body)["deleted"] as? [String] == ["\(fileID).ply", "\(fileID).spz"], "the PLY and the SPZ written with the job")
             }
             try await client.execute(uri: "/download/\(fileID)", method: .get) { response in #expect(response.status == .notFound) }
         }

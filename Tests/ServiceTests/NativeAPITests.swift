@@ -46,18 +46,23 @@ struct NativeAPITests {
                     #expect(!(json(response.body)["error"] as? String ?? "").isEmpty)
                 }
             }
+            // PLY and SPZ exist with the job; .splat and the MP4 are made on first request: 202 with Retry-After, or
+            // the file for a client that waits.
+            try await client.execute(uri: "/v1/jobs/\(id)/artifacts/scene.splat", method: .get) { response in
+                #expect(response.status == .accepted && response.headers[.retryAfter] == "2")
+            }
             // Every splat format reads back as the same 20 Gaussians.
-            for name in ["scene.ply", "scene.spz", "scene.splat"] {
+            for name in ["scene.ply", "scene.spz", "scene.splat?wait=1"] {
                 try await client.execute(uri: "/v1/jobs/\(id)/artifacts/\(name)", method: .get) { response in
                     #expect(response.status == .ok && response.headers[.eTag] != nil && response.headers[.acceptRanges] == "bytes")
-                    let format = SplatFormat(path: name)!
+                    let format = SplatFormat(path: String(name.prefix { $0 != "?" }))!
                     let (cloud, _) = try SplatFile.read(InputSource(bytes: [UInt8](buffer: response.body)), format: format)
                     #expect(cloud.count == 20, "\(name)")
                 }
             }
             try await client.execute(uri: "/v1/jobs/\(id)/artifacts/scene.obj", method: .get) { #expect($0.status == .notFound) }
             // The orbit video: rendered along the request's path through ffmpeg, an MP4 (an ftyp box first).
-            try await client.execute(uri: "/v1/jobs/\(id)/artifacts/orbit.mp4", method: .get) { response in
+            try await client.execute(uri: "/v1/jobs/\(id)/artifacts/orbit.mp4?wait=1", method: .get) { response in
                 let bytes = [UInt8](buffer: response.body)
                 #expect(response.status == .ok && response.headers[.contentType] == "video/mp4")
                 #expect(bytes.count > 8 && Array(bytes[4..<8]) == Array("ftyp".utf8))

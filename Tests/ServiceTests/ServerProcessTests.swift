@@ -299,7 +299,7 @@ struct ServiceTestError: Error, CustomStringConvertible {
             try await Task.sleep(for: .milliseconds(50))
         }
         #expect(job["status"] as? String == "completed")
-        let scene = "/v1/jobs/\(id)/artifacts/scene.splat".addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""
+        let scene = "/v1/jobs/\(id)/artifacts/scene.spz".addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""
         let process = Process()
         process.executableURL = URL(fileURLWithPath: browser)
         process.arguments = [

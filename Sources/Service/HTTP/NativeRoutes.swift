@@ -1,6 +1,10 @@
 import FoundationEssentials
 import Hummingbird
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// Diorama's own API under `/v1`: jobs (create, list, inspect, cancel, delete), progress as server-sent events, and
 /// artifacts as PLY, SPZ, .splat and MP4 with ETag and Range; plus `/openapi.json` and Prometheus `/metrics`.
 enum NativeRoutes {
@@ -141,6 +145,18 @@ enum NativeRoutes {
                     404, "no artifact \(name); a scene job offers \(GenerationService.Artifact.listed.map(\.rawValue).joined(separator: ", ")), a video job video.mp4")
             }
             do {
+                // PLY and SPZ are written with the job; the others are made on first request, in the background: the
+                // answer is 202 with Retry-After until the file exists (`?wait=1` waits for it instead).
+                let ready = access(service.artifactPath(job.fileID, artifact), R_OK) == 0
+                if !ready, job.status == .completed, request.uri.queryParameters["wait"] == nil, [.splat, .mp4].contains(artifact) {
+                    Task { _ = try? await ArtifactStore.path(for: artifact, of: job, service: service) }
+                    var response = HTTPResponses.json(202, [
+                        "status": "making", "artifact": name, "retry_after": 2,
+                        "detail": "\(name) is being made from the scene; ask again (or add ?wait=1 to wait for it)",
+                    ])
+                    response.headers[.retryAfter] = "2"
+                    return response
+                }
                 let path = try await ArtifactStore.path(for: artifact, of: job, service: service)
                 return HTTPResponses.file(path, request: request, contentType: ArtifactStore.contentType(artifact), downloadName: "\(job.fileID)-\(name)")
             } catch {

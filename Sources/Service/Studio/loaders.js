@@ -326,8 +326,15 @@ export async function loadScene(input, { headers = {}, signal, onBegin, onBatch,
   if (typeof Blob !== 'undefined' && input instanceof Blob) {
     stream = input.stream(); total = input.size; name = input.name || '';
   } else {
-    const resp = await fetch(input, { headers, signal });
-    if (!resp.ok) throw new Error(await responseError(resp));
+    let resp = await fetch(input, { headers, signal });
+    // 202: the server is making this format from the scene; ask again when it says.
+    for (let waited = 0; resp.status === 202 && waited < 600;) {
+      const seconds = Math.max(1, +resp.headers.get('Retry-After') || 2);
+      await new Promise((r) => setTimeout(r, seconds * 1000));
+      waited += seconds;
+      resp = await fetch(input, { headers, signal });
+    }
+    if (!resp.ok || resp.status === 202) throw new Error(await responseError(resp));
     if (!resp.body) throw new Error('the response has no body');
     stream = resp.body;
     if (!resp.headers.get('Content-Encoding')) total = parseInt(resp.headers.get('Content-Length') || '0', 10) || 0;

@@ -399,7 +399,8 @@ function renderJob() {
 }
 setInterval(() => { if (S.job && !TERMINAL.has(S.job.status)) $('job-elapsed').textContent = elapsedText(S.job); }, 250);
 
-function sceneURL(j) { const a = j.artifacts || {}; return a.splat || a.ply || a.spz || null; }
+// SPZ and PLY are written with the job (the others are made on first request).
+function sceneURL(j) { const a = j.artifacts || {}; return a.spz || a.ply || a.splat || null; }
 function onJob(j) {
   if (j.status === 'deleted') {
     if (S.job && S.job.id === j.id) { S.job = null; renderJob(); }
@@ -568,8 +569,16 @@ async function download(url, name, btn) {
   const label = btn.textContent;
   btn.disabled = true;
   try {
-    const resp = await fetch(url, { headers: authHeaders() });
-    if (!resp.ok) throw new Error(await responseError(resp));
+    let resp = await fetch(url, { headers: authHeaders() });
+    // 202: the file is being made from the scene; ask again when the server says.
+    for (let waited = 0; resp.status === 202 && waited < 1800;) {
+      const seconds = Math.max(1, +resp.headers.get('Retry-After') || 2);
+      btn.textContent = `${label} (making…)`;
+      await sleep(seconds * 1000);
+      waited += seconds;
+      resp = await fetch(url, { headers: authHeaders() });
+    }
+    if (!resp.ok || resp.status === 202) throw new Error(await responseError(resp));
     const total = +resp.headers.get('Content-Length') || 0, parts = [], reader = resp.body.getReader();
     for (let got = 0; ;) {
       const { done, value } = await reader.read();
