@@ -118,6 +118,24 @@ struct ServiceTestError: Error, CustomStringConvertible {
 }
 
 @Suite(.serialized) struct ServerProcessTests {
+
+    /// Headless Chromium's DOM of `url` after `budget` ms of virtual time (`extra` flags, e.g. WebGL on SwiftShader).
+    static func dumpDOM(_ url: String, profile: String, budget: Int, extra: [String] = []) throws -> String {
+        let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].first { FileManager.default.isExecutableFile(atPath: $0) }
+        let browser = try #require(chromium, "Chromium is missing; scripts/setup.sh installs it")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: browser)
+        process.arguments = ["--headless=new", "--no-sandbox"] + extra + [
+            "--user-data-dir=\(profile)", "--virtual-time-budget=\(budget)", "--dump-dom", url,
+        ]
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        try process.run()
+        let dom = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        return dom
+    }
     /// A job that a killed process was running is run again after the restart, a queued one runs, both complete, and
     /// no partial file is left: nothing is lost.
     @Test func aKilledServerLosesNoJob() async throws {
@@ -230,23 +248,10 @@ struct ServiceTestError: Error, CustomStringConvertible {
 
     /// `/docs` renders every operation of the server's own OpenAPI document, with nothing from another origin.
     @Test func theAPIReferenceRendersFromTheDocument() async throws {
-        let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].first { FileManager.default.isExecutableFile(atPath: $0) }
-        let browser = try #require(chromium, "Chromium is missing; scripts/setup.sh installs it")
         let folder = temporaryFolder("docs")
         let server = ServerProcess(dataDirectory: folder, extraArguments: ["--no-warm-up", "--token", "secret"])
         try await server.start()
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: browser)
-        process.arguments = [
-            "--headless=new", "--no-sandbox", "--user-data-dir=\(folder)/chromium", "--virtual-time-budget=5000", "--dump-dom",
-            "http://127.0.0.1:\(server.port)/docs",
-        ]
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = FileHandle(forWritingAtPath: "/dev/null")
-        try process.run()
-        let dom = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
+        let dom = try Self.dumpDOM("http://127.0.0.1:\(server.port)/docs", profile: "\(folder)/chromium", budget: 5000)
         server.kill(SIGTERM)
         let operations = dom.range(of: "data-operations=\"").map { Int(dom[$0.upperBound...].prefix { $0 != "\"" }) ?? 0 } ?? 0
         #expect(operations >= 25, "rendered \(operations) operations")
@@ -255,8 +260,6 @@ struct ServiceTestError: Error, CustomStringConvertible {
 
     /// With a video model, the studio shows its Video panel with the model's defaults and lists video jobs as such.
     @Test func theStudioOffersVideosWithAVideoModel() async throws {
-        let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].first { FileManager.default.isExecutableFile(atPath: $0) }
-        let browser = try #require(chromium, "Chromium is missing; scripts/setup.sh installs it")
         let folder = temporaryFolder("browser-video")
         let server = ServerProcess(dataDirectory: folder, extraArguments: ["--video-model", "tiny-video", "--device", "cpu"])
         try await server.start()
@@ -267,18 +270,7 @@ struct ServiceTestError: Error, CustomStringConvertible {
             try await Task.sleep(for: .milliseconds(50))
         }
         #expect(job["status"] as? String == "completed" && job["kind"] as? String == "video")
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: browser)
-        process.arguments = [
-            "--headless=new", "--no-sandbox", "--user-data-dir=\(folder)/chromium", "--virtual-time-budget=10000", "--dump-dom",
-            "http://127.0.0.1:\(server.port)/",
-        ]
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = FileHandle(forWritingAtPath: "/dev/null")
-        try process.run()
-        let dom = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
+        let dom = try Self.dumpDOM("http://127.0.0.1:\(server.port)/", profile: "\(folder)/chromium", budget: 10000)
         server.kill(SIGTERM)
         let panel = try #require(dom.range(of: "<details id=\"video-panel\"").map { String(dom[$0.lowerBound...].prefix { $0 != ">" }) })
         #expect(!panel.contains("hidden"), "\(panel)")
@@ -287,8 +279,6 @@ struct ServiceTestError: Error, CustomStringConvertible {
 
     /// Headless Chromium opens the studio with a generated scene; the page reports how many pixels it drew.
     @Test func theStudioDrawsAScene() async throws {
-        let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].first { FileManager.default.isExecutableFile(atPath: $0) }
-        let browser = try #require(chromium, "Chromium is missing; scripts/setup.sh installs it")
         let folder = temporaryFolder("browser")
         let server = ServerProcess(dataDirectory: folder)
         try await server.start()
@@ -300,19 +290,9 @@ struct ServiceTestError: Error, CustomStringConvertible {
         }
         #expect(job["status"] as? String == "completed")
         let scene = "/v1/jobs/\(id)/artifacts/scene.spz".addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: browser)
-        process.arguments = [
-            "--headless=new", "--no-sandbox", "--use-angle=swiftshader", "--enable-unsafe-swiftshader", "--enable-webgl",
-            "--ignore-gpu-blocklist", "--user-data-dir=\(folder)/chromium", "--virtual-time-budget=20000",
-            "--dump-dom", "http://127.0.0.1:\(server.port)/?scene=\(scene)&size=320x240",
-        ]
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = FileHandle(forWritingAtPath: "/dev/null")
-        try process.run()
-        let dom = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
+        let dom = try Self.dumpDOM(
+            "http://127.0.0.1:\(server.port)/?scene=\(scene)&size=320x240", profile: "\(folder)/chromium", budget: 20000,
+            extra: ["--use-angle=swiftshader", "--enable-unsafe-swiftshader", "--enable-webgl", "--ignore-gpu-blocklist"])
         server.kill(SIGTERM)
         func attribute(_ name: String) -> String? {
             guard let range = dom.range(of: "\(name)=\"") else { return nil }

@@ -319,6 +319,21 @@ export function formatOf(name) {
   return m ? m[1].toLowerCase() : null;
 }
 
+// Fetches a file the server may still be making: a 202 is asked again after its Retry-After (`onWait` is told), for
+// up to half an hour; any other failure throws with the server's message.
+export async function fetchWhenReady(url, options = {}, onWait = () => {}) {
+  let resp = await fetch(url, options);
+  for (let waited = 0; resp.status === 202 && waited < 1800;) {
+    const seconds = Math.max(1, +resp.headers.get('Retry-After') || 2);
+    onWait(seconds);
+    await new Promise((r) => setTimeout(r, seconds * 1000));
+    waited += seconds;
+    resp = await fetch(url, options);
+  }
+  if (!resp.ok || resp.status === 202) throw new Error(await responseError(resp));
+  return resp;
+}
+
 // Loads a URL (with headers) or a File/Blob. Calls onBegin(expectedCount) once the count is known,
 // onBatch(batch) as splats are decoded, onProgress(loaded, total) as bytes arrive. Resolves to {count, format}.
 export async function loadScene(input, { headers = {}, signal, onBegin, onBatch, onProgress, format } = {}) {
@@ -326,15 +341,7 @@ export async function loadScene(input, { headers = {}, signal, onBegin, onBatch,
   if (typeof Blob !== 'undefined' && input instanceof Blob) {
     stream = input.stream(); total = input.size; name = input.name || '';
   } else {
-    let resp = await fetch(input, { headers, signal });
-    // 202: the server is making this format from the scene; ask again when it says.
-    for (let waited = 0; resp.status === 202 && waited < 600;) {
-      const seconds = Math.max(1, +resp.headers.get('Retry-After') || 2);
-      await new Promise((r) => setTimeout(r, seconds * 1000));
-      waited += seconds;
-      resp = await fetch(input, { headers, signal });
-    }
-    if (!resp.ok || resp.status === 202) throw new Error(await responseError(resp));
+    const resp = await fetchWhenReady(input, { headers, signal });
     if (!resp.body) throw new Error('the response has no body');
     stream = resp.body;
     if (!resp.headers.get('Content-Encoding')) total = parseInt(resp.headers.get('Content-Length') || '0', 10) || 0;

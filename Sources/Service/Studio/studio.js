@@ -1,6 +1,6 @@
 // Diorama Studio: camera-path authoring, prompts, jobs and the splat viewer, against the /v1 API.
 import { Viewer, qmul, qconj, qnorm, qrot, qfromUnit, slerp, vadd, vsub, vlerp } from './viewer.js';
-import { loadScene, responseError, formatOf } from './loaders.js';
+import { loadScene, responseError, formatOf, fetchWhenReady } from './loaders.js';
 
 const $ = (id) => document.getElementById(id);
 const el = (tag, props = {}, ...kids) => {
@@ -514,11 +514,16 @@ async function generateVideo() {
   }
   if (!body.prompt.trim() && !body.image) return notify('Describe the video, or use the image prompt', 'error');
   for (const k of Object.keys(body)) if (body[k] === undefined) delete body[k];
-  const btn = $('generate-video');
+  await submitJob('v1/videos', body, $('generate-video'), 'Video failed');
+}
+$('generate-video').onclick = generateVideo;
+
+// Queues a job and follows it (scenes and videos alike); the server's clock offset is kept for the elapsed times.
+async function submitJob(path, body, btn, failure) {
   btn.disabled = true;
   try {
     const sent = Date.now() / 1000;
-    const j = await api('v1/videos', { method: 'POST', body });
+    const j = await api(path, { method: 'POST', body });
     S.skew = Number.isFinite(j.created_at) ? j.created_at - sent : 0;
     if (Math.abs(S.skew) < 2) S.skew = 0;
     S.sceneJob = null;
@@ -526,30 +531,16 @@ async function generateVideo() {
     refreshJobs();
     follow(j.id);
   } catch (e) {
-    notify(`Video failed: ${e.message}`, 'error');
+    notify(`${failure}: ${e.message}`, 'error');
   } finally { btn.disabled = false; }
 }
-$('generate-video').onclick = generateVideo;
 
 async function generate() {
   if (S.keys.length < 2) return notify('The camera path needs at least two keyframes: press Space, Record, or a template button', 'error');
   const body = request(), lim = (S.info && S.info.limits) || {};
   const bytes = JSON.stringify(body).length;
   if (lim.max_body_bytes && bytes > lim.max_body_bytes) return notify(`The request is ${Math.round(bytes / 1024)} KB; the server takes at most ${Math.round(lim.max_body_bytes / 1024)} KB (use a smaller image)`, 'error');
-  const btn = $('generate');
-  btn.disabled = true;
-  try {
-    const sent = Date.now() / 1000;
-    const j = await api('v1/jobs', { method: 'POST', body });
-    S.skew = Number.isFinite(j.created_at) ? j.created_at - sent : 0;
-    if (Math.abs(S.skew) < 2) S.skew = 0;
-    S.sceneJob = null;
-    onJob(j);
-    refreshJobs();
-    follow(j.id);
-  } catch (e) {
-    notify(`Generate failed: ${e.message}`, 'error');
-  } finally { btn.disabled = false; }
+  await submitJob('v1/jobs', body, $('generate'), 'Generate failed');
 }
 $('generate').onclick = generate;
 $('cancel').onclick = () => S.job && cancelJob(S.job.id);
@@ -569,16 +560,7 @@ async function download(url, name, btn) {
   const label = btn.textContent;
   btn.disabled = true;
   try {
-    let resp = await fetch(url, { headers: authHeaders() });
-    // 202: the file is being made from the scene; ask again when the server says.
-    for (let waited = 0; resp.status === 202 && waited < 1800;) {
-      const seconds = Math.max(1, +resp.headers.get('Retry-After') || 2);
-      btn.textContent = `${label} (making…)`;
-      await sleep(seconds * 1000);
-      waited += seconds;
-      resp = await fetch(url, { headers: authHeaders() });
-    }
-    if (!resp.ok || resp.status === 202) throw new Error(await responseError(resp));
+    const resp = await fetchWhenReady(url, { headers: authHeaders() }, () => { btn.textContent = `${label} (making…)`; });
     const total = +resp.headers.get('Content-Length') || 0, parts = [], reader = resp.body.getReader();
     for (let got = 0; ;) {
       const { done, value } = await reader.read();
