@@ -222,32 +222,44 @@ struct RandomWeights {
         return ModelWeights(tensors, source: "random")
     }
 
+    /// UMT5-XXL (with the shared embedding) in the precision's text type.
+    mutating func textEncoder(precision: ModelPrecision) throws -> UMT5Encoder {
+        let configuration = UMT5Configuration.umt5XXL
+        var specs = UMT5Encoder.parameterSpecs(configuration)
+        if !specs.contains(where: { $0.name == "shared.weight" }) {
+            specs.append(ParameterSpec("shared.weight", shape: [configuration.vocabSize, configuration.dModel]))
+        }
+        var text = try UMT5Encoder(configuration: configuration, weights: try weights(specs, as: precision.textEncoder))
+        text.activationType = precision.textEncoder
+        return text
+    }
+
+    /// The Wan2.2 VAE encoder, its kernels cut to their last tap.
+    mutating func vaeEncoder(_ vae: WanVAEConfiguration, precision: ModelPrecision) throws -> WanVAEEncoder {
+        var encoder = try WanVAEEncoder(
+            configuration: vae, weights: try ModelWeights.lastTapConvolutions(try weights(WanVAEEncoder.parameterSpecs(vae), as: precision.vaeEncoder), on: backend))
+        encoder.activationType = precision.vaeEncoder
+        return encoder
+    }
+
     /// FlashWorld at full size (Wan2.2-TI2V-5B widened, UMT5-XXL, the Wan2.2 VAE encoder and the reconstruction
     /// decoder) with random weights in `precision`, and a byte tokenizer over UMT5's vocabulary.
     mutating func flashWorld(precision: ModelPrecision) throws -> FlashWorldModel {
         let vae = WanVAEConfiguration.wan22
-        let textConfiguration = UMT5Configuration.umt5XXL
-        var textSpecs = UMT5Encoder.parameterSpecs(textConfiguration)
-        if !textSpecs.contains(where: { $0.name == "shared.weight" }) {
-            textSpecs.append(ParameterSpec("shared.weight", shape: [textConfiguration.vocabSize, textConfiguration.dModel]))
-        }
-        var text = try UMT5Encoder(configuration: textConfiguration, weights: try weights(textSpecs, as: precision.textEncoder))
-        text.activationType = precision.textEncoder
+        let text = try textEncoder(precision: precision)
         let transformerConfiguration = WanTransformerConfiguration.flashWorld
         var transformer = try WanTransformer(
             configuration: transformerConfiguration,
             weights: try weights(
                 WanTransformer.parameterSpecs(transformerConfiguration), as: precision.transformer, blockLinears: precision.transformerBlockLinears))
         transformer.activationType = precision.transformer
-        var encoder = try WanVAEEncoder(
-            configuration: vae, weights: try ModelWeights.lastTapConvolutions(try weights(WanVAEEncoder.parameterSpecs(vae), as: precision.vaeEncoder), on: backend))
-        encoder.activationType = precision.vaeEncoder
+        let encoder = try vaeEncoder(vae, precision: precision)
         let decoderWeights = try ModelWeights.lastTapConvolutions(
             try weights(ReconstructionDecoder.parameterSpecs(vae: vae, featureChannels: 1024), as: precision.decoder), on: backend)
         var decoder = try ReconstructionDecoder(vae: vae, featureChannels: 1024, weights: try GaussianHead.prepared(decoderWeights, on: backend))
         decoder.activationType = precision.decoder
         return try FlashWorldModel(
-            name: "random full-size FlashWorld", tokenizer: ByteTokenizer(vocabularySize: textConfiguration.vocabSize), textEncoder: text,
+            name: "random full-size FlashWorld", tokenizer: ByteTokenizer(vocabularySize: text.configuration.vocabSize), textEncoder: text,
             transformer: transformer, vaeEncoder: encoder, reconstruction: decoder, textLength: 512)
     }
 
@@ -255,27 +267,19 @@ struct RandomWeights {
     /// weights in `precision`.
     mutating func wanVideo(precision: ModelPrecision) throws -> WanVideoModel {
         let vae = WanVAEConfiguration.wan22
-        let textConfiguration = UMT5Configuration.umt5XXL
-        var textSpecs = UMT5Encoder.parameterSpecs(textConfiguration)
-        if !textSpecs.contains(where: { $0.name == "shared.weight" }) {
-            textSpecs.append(ParameterSpec("shared.weight", shape: [textConfiguration.vocabSize, textConfiguration.dModel]))
-        }
-        var text = try UMT5Encoder(configuration: textConfiguration, weights: try weights(textSpecs, as: precision.textEncoder))
-        text.activationType = precision.textEncoder
+        let text = try textEncoder(precision: precision)
         let configuration = WanTransformerConfiguration.wan22TI2V
         var transformer = try WanTransformer(
             configuration: configuration,
             weights: try weights(WanTransformer.parameterSpecs(configuration), as: precision.transformer, blockLinears: precision.transformerBlockLinears))
         transformer.activationType = precision.transformer
-        var encoder = try WanVAEEncoder(
-            configuration: vae, weights: try ModelWeights.lastTapConvolutions(try weights(WanVAEEncoder.parameterSpecs(vae), as: precision.vaeEncoder), on: backend))
-        encoder.activationType = precision.vaeEncoder
+        let encoder = try vaeEncoder(vae, precision: precision)
         var decoder = try WanVAEVideoDecoder(
             configuration: vae,
             weights: try WanVAEVideoDecoder.prepared(try weights(WanVAEVideoDecoder.parameterSpecs(vae), as: precision.decoder), on: backend))
         decoder.activationType = precision.decoder
         return try WanVideoModel(
-            name: "random full-size Wan2.2-TI2V-5B", tokenizer: ByteTokenizer(vocabularySize: textConfiguration.vocabSize), textEncoder: text,
+            name: "random full-size Wan2.2-TI2V-5B", tokenizer: ByteTokenizer(vocabularySize: text.configuration.vocabSize), textEncoder: text,
             transformer: transformer, vaeEncoder: encoder, vaeDecoder: decoder, textLength: 512, flowShift: 5, defaults: .wan22)
     }
 }

@@ -44,34 +44,19 @@ public struct FlashWorldModel: Sendable {
     /// `backend`, so every path (text, image, feedback loop, export) runs on any machine. Its output is noise shaped
     /// like a scene.
     public static func tiny(seed: UInt64 = 7, vocabularySize: Int = 260, on backend: any Backend) throws -> FlashWorldModel {
-        let z = 4, feat = 8
-        let text = UMT5Configuration(vocabSize: vocabularySize, dModel: 32, dKv: 8, dFf: 64, numLayers: 2, numHeads: 4)
+        let z = WanVAEConfiguration.toy.zDim, feat = 8
+        let text = UMT5Configuration.toy(vocabularySize: vocabularySize)
         let transformer = WanTransformerConfiguration(
             patchSize: [1, 2, 2], numAttentionHeads: 2, attentionHeadDim: 24, inChannels: 3 * z + 6 + feat, outChannels: z + feat,
             textDim: 32, freqDim: 16, ffnDim: 96, numLayers: 2)
-        let vae = WanVAEConfiguration(
-            baseDim: 4, decoderBaseDim: 4, zDim: z, dimMult: [1, 2, 4, 4], numResBlocks: 1, temperalDownsample: [false, true, true],
-            latentsMean: [0.1, -0.2, 0.05, 0], latentsStd: [0.9, 1.1, 1, 0.8], isResidual: true, inChannels: 12, outChannels: 12,
-            patchSize: 2, clipOutput: false)
+        let vae = WanVAEConfiguration.toy
         var random = SeededNoise(seed: seed)
         func weights(_ specs: [ParameterSpec], source: String) throws -> ModelWeights {
-            var tensors: [String: Tensor] = [:]
-            for spec in specs {
-                let n = spec.shape.reduce(1, *)
-                let fanIn = spec.shape.count > 1 ? spec.shape.dropFirst().reduce(1, *) : 1
-                let values: Tensor
-                switch spec.name {
-                case let name where name.hasSuffix("lrs_mul"): values = try backend.constant(GaussianHead.learningRateMultipliers, shape: [n])
-                case let name where name.hasSuffix("gamma") || name.hasSuffix("norm_q.weight") || name.hasSuffix("norm_k.weight")
-                    || name.contains("layer_norm") || name.hasSuffix("norm2.weight"):
-                    values = try backend.add(try backend.full([1], value: 1), try backend.scaled(try random.normal([n], on: backend), by: 0.1))
-                case let name where name.hasSuffix("gs_proj.bias"): values = try backend.constant(GaussianHead.initialBias, shape: [n])
-                default:
-                    values = try backend.scaled(try random.normal([n], on: backend), by: 1 / Float(fanIn).squareRoot())
-                }
-                tensors[spec.name] = try values.reshaped(spec.shape)
+            try ModelWeights.seeded(specs, noise: &random, source: source, on: backend) { spec, n in
+                if spec.name.hasSuffix("lrs_mul") { return try backend.constant(GaussianHead.learningRateMultipliers, shape: [n]) }
+                if spec.name.hasSuffix("gs_proj.bias") { return try backend.constant(GaussianHead.initialBias, shape: [n]) }
+                return nil
             }
-            return ModelWeights(tensors, source: source)
         }
         return try FlashWorldModel(
             name: "tiny", tokenizer: ByteTokenizer(vocabularySize: text.vocabSize),

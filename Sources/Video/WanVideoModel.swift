@@ -44,32 +44,15 @@ public struct WanVideoModel: Sendable {
     /// The built-in `tiny-video` model: Wan2.2-TI2V's architecture at toy widths with seeded random weights, made on
     /// `backend`, so every video path runs on any machine in seconds. Its output is noise shaped like a video.
     public static func tiny(seed: UInt64 = 11, vocabularySize: Int = 260, on backend: any Backend) throws -> WanVideoModel {
-        let z = 4
-        let text = UMT5Configuration(vocabSize: vocabularySize, dModel: 32, dKv: 8, dFf: 64, numLayers: 2, numHeads: 4)
+        let z = WanVAEConfiguration.toy.zDim
+        let text = UMT5Configuration.toy(vocabularySize: vocabularySize)
         let transformer = WanTransformerConfiguration(
             patchSize: [1, 2, 2], numAttentionHeads: 2, attentionHeadDim: 12, inChannels: z, outChannels: z, textDim: 32, freqDim: 16,
             ffnDim: 48, numLayers: 2)
-        let vae = WanVAEConfiguration(
-            baseDim: 4, decoderBaseDim: 4, zDim: z, dimMult: [1, 2, 4, 4], numResBlocks: 1, temperalDownsample: [false, true, true],
-            latentsMean: [0.1, -0.2, 0.05, 0], latentsStd: [0.9, 1.1, 1, 0.8], isResidual: true, inChannels: 12, outChannels: 12,
-            patchSize: 2, clipOutput: false)
+        let vae = WanVAEConfiguration.toy
         var random = SeededNoise(seed: seed)
         func weights(_ specs: [ParameterSpec], source: String) throws -> ModelWeights {
-            var tensors: [String: Tensor] = [:]
-            for spec in specs {
-                let n = spec.shape.reduce(1, *)
-                let fanIn = spec.shape.count > 1 ? spec.shape.dropFirst().reduce(1, *) : 1
-                let values: Tensor
-                if spec.name.hasSuffix("gamma") || spec.name.hasSuffix("norm_q.weight") || spec.name.hasSuffix("norm_k.weight")
-                    || spec.name.contains("layer_norm") || spec.name.hasSuffix("norm2.weight")
-                {
-                    values = try backend.add(try backend.full([1], value: 1), try backend.scaled(try random.normal([n], on: backend), by: 0.1))
-                } else {
-                    values = try backend.scaled(try random.normal([n], on: backend), by: 1 / Float(fanIn).squareRoot())
-                }
-                tensors[spec.name] = try values.reshaped(spec.shape)
-            }
-            return ModelWeights(tensors, source: source)
+            try ModelWeights.seeded(specs, noise: &random, source: source, on: backend)
         }
         return try WanVideoModel(
             name: "tiny-video", tokenizer: ByteTokenizer(vocabularySize: text.vocabSize),

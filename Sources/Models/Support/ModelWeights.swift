@@ -77,6 +77,33 @@ extension ModelWeights {
     }
 }
 
+extension ModelWeights {
+    /// Seeded random weights for the built-in toy models, made on `backend` in spec order: norm scales near 1, every
+    /// other tensor normal with a 1/√fan-in spread, unless `special` gives a tensor for a name (drawing nothing).
+    public static func seeded(
+        _ specs: [ParameterSpec], noise: inout some NoiseSource, source: String, on backend: any Backend,
+        special: (ParameterSpec, Int) throws -> Tensor? = { _, _ in nil }
+    ) throws -> ModelWeights {
+        var tensors: [String: Tensor] = [:]
+        for spec in specs {
+            let n = spec.shape.reduce(1, *)
+            let fanIn = spec.shape.count > 1 ? spec.shape.dropFirst().reduce(1, *) : 1
+            let values: Tensor
+            if let given = try special(spec, n) {
+                values = given
+            } else if spec.name.hasSuffix("gamma") || spec.name.hasSuffix("norm_q.weight") || spec.name.hasSuffix("norm_k.weight")
+                || spec.name.contains("layer_norm") || spec.name.hasSuffix("norm2.weight")
+            {
+                values = try backend.add(try backend.full([1], value: 1), try backend.scaled(try noise.normal([n], on: backend), by: 0.1))
+            } else {
+                values = try backend.scaled(try noise.normal([n], on: backend), by: 1 / Float(fanIn).squareRoot())
+            }
+            tensors[spec.name] = try values.reshaped(spec.shape)
+        }
+        return ModelWeights(tensors, source: source)
+    }
+}
+
 /// Why a model folder or configuration was refused.
 public struct ModelError: Error, Equatable, Sendable, CustomStringConvertible {
     public var message: String

@@ -41,6 +41,11 @@ public struct UMT5Configuration: Codable, Sendable, Equatable {
     }
 
     /// umt5-xxl, Wan2.2's text encoder (`flashworld-model.md` §2).
+    /// The toy width the built-in `tiny` models use.
+    public static func toy(vocabularySize: Int) -> UMT5Configuration {
+        UMT5Configuration(vocabSize: vocabularySize, dModel: 32, dKv: 8, dFf: 64, numLayers: 2, numHeads: 4)
+    }
+
     public static let umt5XXL = UMT5Configuration(vocabSize: 256384, dModel: 4096, dKv: 64, dFf: 10240, numLayers: 24, numHeads: 64)
 
     public func validate() throws(ModelError) {

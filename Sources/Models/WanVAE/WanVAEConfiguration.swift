@@ -65,6 +65,12 @@ public struct WanVAEConfiguration: Codable, Sendable, Equatable {
             0.5709, 0.6065, 0.6415, 0.4944, 0.5726, 1.2042, 0.5458, 1.6887, 0.3971, 1.0600, 0.3943, 0.5537, 0.5444, 0.4089, 0.7468, 0.7744,
         ], isResidual: true, inChannels: 12, outChannels: 12, patchSize: 2, clipOutput: false)
 
+    /// The Wan2.2 VAE's every flag at toy widths (4 latent channels), as the built-in `tiny` models use it.
+    public static let toy = WanVAEConfiguration(
+        baseDim: 4, decoderBaseDim: 4, zDim: 4, dimMult: [1, 2, 4, 4], numResBlocks: 1, temperalDownsample: [false, true, true],
+        latentsMean: [0.1, -0.2, 0.05, 0], latentsStd: [0.9, 1.1, 1, 0.8], isResidual: true, inChannels: 12, outChannels: 12,
+        patchSize: 2, clipOutput: false)
+
     /// Channel widths of the encoder: the base, then one per down block.
     public var encoderDims: [Int] { [baseDim] + dimMult.map { baseDim * $0 } }
 
