@@ -35,7 +35,7 @@ public final class CUDABackend: Backend {
     }
     let fp8Refusals = Mutex(FP8Refusals())
     /// Input-free tables (RoPE angles, T5 buckets) already on the device, by op.
-    let hostTables = Mutex<[String: [Tensor]]>([:])
+    let hostTables = Mutex<[(op: Op, tensors: [Tensor])]>([])
     /// Per-op device time while profiling (`startOpProfile`), nil otherwise.
     let opProfile = Mutex<[String: (count: Int, milliseconds: Double)]?>(nil)
 

@@ -37,10 +37,13 @@ extension CUDABackend {
         case .ropeFrequencies3D, .t5RelativeBuckets:
             // Input-free tables, computed once per shape on the host, copied over and kept (every transformer pass
             // asks for the same one; tensors are never written after they are made, so sharing is safe).
-            let key = "\(op)"
-            if let kept = hostTables.withLock({ $0[key] }) { return kept }
+            // Kept by the op with its parameters (Op is Equatable; a table is only reused for the same shape).
+            if let kept = hostTables.withLock({ tables in tables.first { $0.op == op }?.tensors }) { return kept }
             let made = try HostTables.compute(op).map { t throws(EngineError) in try upload(t) }
-            hostTables.withLock { $0[key] = made }
+            hostTables.withLock { tables in
+                tables.append((op, made))
+                if tables.count > 32 { tables.removeFirst() }
+            }
             return made
         case .timestepEmbedding(let dim, let flip, let shift): return [try timestepEmbedding(inputs, dim: dim, flip: flip, shift: shift)]
         case .embedding: return [try embedding(inputs)]

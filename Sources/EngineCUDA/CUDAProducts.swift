@@ -388,12 +388,12 @@ extension CUDABackend {
             }
             bias = broadcast(inputs[3], to: full)
         }
-        let out = try empty([batch, heads, length, valueDim], dtype: q.dtype)
-        guard length > 0, keys > 0, dim + valueDim > 0 else { return try self.full(shape: out.shape, value: 0, dtype: out.dtype) }
-        if bias == nil, try flashAttention(q, k, v, into: out, scale: scale ?? 1 / Float(dim).squareRoot()) { return out }
-        if let product = try productAttention(q, k, v, bias: bias, scale: scale ?? 1 / Float(dim).squareRoot(), outType: out.dtype) {
+        guard length > 0, keys > 0, dim + valueDim > 0 else { return try self.full(shape: [batch, heads, length, valueDim], value: 0, dtype: q.dtype) }
+        if let product = try productAttention(q, k, v, bias: bias, scale: scale ?? 1 / Float(dim).squareRoot(), outType: q.dtype) {
             return product
         }
+        let out = try empty([batch, heads, length, valueDim], dtype: q.dtype)
+        if bias == nil, try flashAttention(q, k, v, into: out, scale: scale ?? 1 / Float(dim).squareRoot()) { return out }
         let budget = maxSharedMemory > 48 << 10 ? min(maxSharedMemory, 96 << 10) : 48 << 10
         let tile = max(1, min(64, budget / ((dim + valueDim) * 4)))
         var a = KernelArguments()
@@ -414,13 +414,14 @@ extension CUDABackend {
 
     /// Attention as two batched products around a softmax, for wide heads the flash kernel does not take (the VAE's
     /// and the reconstruction decoder's single 640- and 1024-wide heads over 1,320 pixels): both products on tensor
-    /// cores, the scores and the softmax in float32. Nil (nothing enqueued) when the score matrix would pass 1 GiB
+    /// cores, the scores and the softmax in float32. Nil (nothing enqueued) when the score matrix would pass 256 MiB
     /// or the heads are narrow enough for the row kernel.
     func productAttention(_ q: Tensor, _ k: Tensor, _ v: Tensor, bias: Tensor?, scale: Float, outType: DType) throws(EngineError) -> Tensor? {
         let (batch, heads, length, dim) = (q.shape[0], q.shape[1], q.shape[2], q.shape[3])
         let (keys, valueDim) = (k.shape[2], v.shape[3])
         let groups = batch * heads
-        guard max(dim, valueDim) >= 256, groups * length * keys * 4 <= 1 << 30 else { return nil }
+        // The scores, logits, probabilities and their narrowed copy coexist: about 3.5x the float32 score matrix.
+        guard max(dim, valueDim) >= 256, groups * length * keys * 4 <= 256 << 20 else { return nil }
         let compute = productType([q.dtype, k.dtype, v.dtype])
         func packed(_ t: Tensor, _ rows: Int, _ columns: Int) throws(EngineError) -> Tensor {
             try contiguous(t.dtype == compute ? t : try cast(t, to: compute)).reshaped([groups, rows, columns])

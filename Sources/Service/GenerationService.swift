@@ -61,6 +61,8 @@ public actor GenerationService {
     var lastFileID: Int64 = 0
     var waiters: [CheckedContinuation<Void, Never>] = []
     var conversions: [String: Task<Void, any Error>] = [:]
+    /// Background conversions that failed, by target, until a client is told.
+    var conversionFailures: [String: String] = [:]
     /// Measured seconds per million output pixels (frames × width × height) of finished jobs, by kind, for the
     /// admission estimate (a moving average; nil until a job of that kind finished here).
     var secondsPerMegapixel: [String: Double] = [:]
@@ -221,6 +223,13 @@ public actor GenerationService {
         try await work.value
     }
 
+    func recordConversionFailure(_ target: String, _ reason: String) {
+        if conversionFailures.count > 1000 { conversionFailures.removeAll() }
+        conversionFailures[target] = reason
+    }
+
+    func takeConversionFailure(_ target: String) -> String? { conversionFailures.removeValue(forKey: target) }
+
     /// Finished jobs older than the lifetime lose their files and read as expired.
     public func expireArtifacts() throws {
         guard let lifetime = artifactLifetime else { return }
@@ -253,7 +262,12 @@ public actor GenerationService {
             if fd >= 0 {
                 close(fd)
                 unlink(path)
-                probe.problem = nil
+                // A full disk still takes an empty file: count it as unwritable for artifacts.
+                if let free = freeDiskBytes(), free < limits.minFreeDiskBytes {
+                    probe.problem = "the data folder's disk has \(free >> 20) MiB free, under the \(limits.minFreeDiskBytes >> 20) MiB kept"
+                } else {
+                    probe.problem = nil
+                }
             } else {
                 probe.problem = "the data folder cannot be written (\(String(cString: strerror(errno))))"
             }
@@ -282,23 +296,20 @@ public actor GenerationService {
     }
 
     /// Accepts a video request (`/v1/videos`): parsed strictly against the video model's defaults, stored normalised.
-    public func submitVideo(_ body: [UInt8]) throws -> (JobRecord, QueueInfo) {
-        guard let videoGenerator else {
+    public nonisolated func submitVideo(_ body: [UInt8]) async throws -> (JobRecord, QueueInfo) {
+        guard let defaults = await videoGenerator?.defaults else {
             throw ServiceError(503, "this server has no video model; start it with --video-model tiny-video or a Wan2.2-TI2V-5B folder")
         }
-        let request = try VideoJobParser.parse(body, defaults: videoGenerator.defaults, limits: limits)
+        // JSON and base64 decoding off the actor, like a scene's.
+        let limits = self.limits
+        let request = try await BlockingWork.parsing { () throws(ServiceError) in try VideoJobParser.parse(body, defaults: defaults, limits: limits) }
         let summary = JobSummary(
             kind: "video", prompt: request.prompt, frames: request.frames, width: request.width, height: request.height, steps: request.steps)
-        return try enqueue(VideoJobParser.normalized(request), seed: request.seed, summary: summary)
+        return try await enqueue(VideoJobParser.normalized(request), seed: request.seed, summary: summary)
     }
 
     func enqueue(_ body: [UInt8], seed requested: Int64?, summary: JobSummary) throws -> (JobRecord, QueueInfo) {
         if case .failed(let reason) = readiness { throw ServiceError(503, "the service cannot generate: \(reason)") }
-        // A job that cannot write its files would fail later and lose the work: refuse it now.
-        if let problem = storageProblem() {
-            metrics.count("rejected_storage")
-            throw ServiceError(503, "\(problem); jobs are refused until it can, and queued ones wait")
-        }
         // A job this server would take too long for is refused now, with the estimate and the limit.
         let megapixels = Double(summary.frames * summary.width * summary.height) / 1e6 * Double(max(summary.steps, 1)) / 4
         if limits.maxJobSeconds > 0, let rate = secondsPerMegapixel[summary.kind], rate * megapixels > limits.maxJobSeconds {
@@ -309,6 +320,11 @@ public actor GenerationService {
         if let free = freeDiskBytes(), free < limits.minFreeDiskBytes {
             metrics.count("rejected_disk_full")
             throw ServiceError(507, "the server's data disk has \(free >> 20) MiB free, under the \(limits.minFreeDiskBytes >> 20) MiB it keeps; try again later")
+        }
+        // A job that cannot write its files would fail later and lose the work: refuse it now.
+        if let problem = storageProblem() {
+            metrics.count("rejected_storage")
+            throw ServiceError(503, "\(problem); jobs are refused until it can, and queued ones wait")
         }
         guard try store.count(.queued) < limits.maxQueued else {
             metrics.count("rejected_queue_full")
@@ -444,7 +460,10 @@ public actor GenerationService {
     /// Claims the oldest queued job and runs it; false when there was none (or no generator yet).
     func runNext() async -> Bool {
         // Queued jobs wait while the data folder cannot take their files, rather than failing for good.
-        guard !isStopping, let generator, readiness == .ready, storageProblem() == nil, var job = try? store.claimNext(startedAt: now()) else {
+        // Video jobs are only taken by a server with a video model; scene jobs behind them are not held up.
+        guard !isStopping, let generator, readiness == .ready, storageProblem() == nil,
+            var job = try? store.claimNext(startedAt: now(), includingVideo: videoGenerator != nil)
+        else {
             return false
         }
         let id = job.id
@@ -493,7 +512,14 @@ public actor GenerationService {
     func runVideo(_ job: inout JobRecord) async {
         let (id, board) = (job.id, progressBoard)
         guard let videoGenerator else {
-            finish(&job, error: "this server has no video model to run the video job (restart it with --video-model)")
+            // No video model (yet: it may still be loading, or the server was restarted without one): the job waits
+            // in the queue, its attempt not counted, rather than failing. (claimNext skips video jobs until then.)
+            running[id] = nil
+            progressBoard.clear(id)
+            job.status = .queued
+            job.startedAt = nil
+            job.attempts = max(0, job.attempts - 1)
+            try? store.update(job)
             return
         }
         let request: VideoJobRequest

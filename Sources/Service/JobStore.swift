@@ -81,10 +81,11 @@ public protocol JobStore: Sendable {
     func largestFileID() throws -> Int64
     /// The newest jobs first, in any state or one, without their requests.
     func recentJobs(status: JobRecord.Status?, limit: Int) throws -> [JobRecord]
-    /// Atomically takes the oldest queued job: marks it running at `startedAt`, counts the attempt, and returns it.
+    /// Atomically takes the oldest queued job (video jobs only when `includingVideo`): marks it running at `startedAt`,
+    /// counts the attempt, and returns it.
     /// Two workers (or two hosts sharing a store) never get the same job; PostgreSQL would use
     /// `SELECT … FOR UPDATE SKIP LOCKED` where SQLite uses one `UPDATE … RETURNING`.
-    func claimNext(startedAt: Double) throws -> JobRecord?
+    func claimNext(startedAt: Double, includingVideo: Bool) throws -> JobRecord?
     func delete(id: String) throws
     /// Removes failed, cancelled and expired jobs that finished before `cutoff`; returns how many.
     func purgeFinished(before cutoff: Double) throws -> Int
@@ -270,15 +271,19 @@ public final class SQLiteJobStore: JobStore, @unchecked Sendable {
         return found
     }
 
-    public func claimNext(startedAt: Double) throws -> JobRecord? {
+    public func claimNext(startedAt: Double, includingVideo: Bool = true) throws -> JobRecord? {
         var claimed: JobRecord?
         try query(
             """
             UPDATE jobs SET status='running', started_at=?1, attempts=attempts+1
-            WHERE id=(SELECT id FROM jobs WHERE status='queued' ORDER BY created_at, rowid LIMIT 1) AND status='queued'
+            WHERE id=(SELECT id FROM jobs WHERE status='queued' AND (?2 OR summary NOT LIKE '%"kind":"video"%')
+                      ORDER BY created_at, rowid LIMIT 1) AND status='queued'
             RETURNING \(Self.columns)
             """,
-            bind: { sqlite3_bind_double($0, 1, startedAt) }, row: { claimed = Self.record($0) })
+            bind: {
+                sqlite3_bind_double($0, 1, startedAt)
+                sqlite3_bind_int($0, 2, includingVideo ? 1 : 0)
+            }, row: { claimed = Self.record($0) })
         return claimed
     }
 

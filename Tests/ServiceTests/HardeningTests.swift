@@ -337,3 +337,49 @@ struct ProgressETATests {
         #expect((early["progress"] as? [String: Any])?["eta_seconds"] is JSONNull, "no estimate from 1%")
     }
 }
+
+/// The review's cases: a video job on a server without a video model waits without holding scenes up; a full disk is a
+/// storage problem for running jobs too; a scene file asked of a video job is 404 at once; an inverted range is ignored.
+struct ReviewRegressionTests {
+    @Test func videoJobsWaitForAVideoModelWithoutBlockingScenes() async throws {
+        let folder = temporaryFolder("video-wait")
+        let store = try SQLiteJobStore(path: "\(folder)/jobs.sqlite")
+        var video = JobRecord(id: "v", fileID: "1", request: VideoJobParser.normalized(
+            try VideoJobParser.parse(Array(#"{"prompt": "waves"}"#.utf8), defaults: .tiny, limits: ServiceLimits())), createdAt: 1)
+        video.summary = JobSummary(kind: "video", prompt: "waves", frames: 9, width: 64, height: 32, steps: 4)
+        try store.insert(video)
+        let service = GenerationService(store: store, generator: StubGenerator(), dataDirectory: folder)
+        try await service.start()
+        let (scene, _) = try await service.submit(Array(requestBody().readableBytesView))
+        let finished = try #require(try await waitUntilFinished(service, scene.id))
+        #expect(finished.status == .completed, "the scene behind the video ran")
+        let waiting = try #require(try await service.job(id: "v"))
+        #expect(waiting.status == .queued && waiting.attempts == 0, "the video waits, its attempts uncounted")
+        await service.stop()
+    }
+
+    @Test func aFullDiskIsAStorageProblem() async throws {
+        let folder = temporaryFolder("full-disk-probe")
+        var limits = ServiceLimits()
+        limits.minFreeDiskBytes = Int64.max / 2
+        let service = GenerationService(
+            store: try SQLiteJobStore(path: "\(folder)/jobs.sqlite"), generator: StubGenerator(), dataDirectory: folder, limits: limits)
+        #expect(service.storageProblem()?.contains("MiB free") == true)
+    }
+
+    @Test func videoJobsAnswerSceneFilesWith404AndInvertedRangesAreIgnored() async throws {
+        let folder = temporaryFolder("review-404")
+        let service = GenerationService(store: try SQLiteJobStore(path: "\(folder)/jobs.sqlite"), generator: StubGenerator(), dataDirectory: folder)
+        try await service.start()
+        try await application(service).test(.router) { client in
+            var job = JobRecord(id: "v", fileID: "2", request: Array(#"{"kind": "video", "prompt": "x"}"#.utf8), createdAt: 1)
+            job.status = .completed
+            job.summary = JobSummary(kind: "video", prompt: "x", frames: 9, width: 64, height: 32, steps: 4)
+            try await service.store.insert(job)
+            try await client.execute(uri: "/v1/jobs/v/artifacts/orbit.mp4", method: .get) { #expect($0.status == .notFound) }
+        }
+        #expect(HTTPResponses.byteRange("bytes=500-100", size: 100) == .none)
+        #expect(HTTPResponses.byteRange("bytes=500-", size: 100) == .some(nil))
+        await service.stop()
+    }
+}

@@ -168,10 +168,11 @@ enum HTTPResponses {
             return max(0, size - n)..<size
         }
         guard digits(first), last.isEmpty || digits(last) else { return nil }
-        guard let a = Int(first), a < size else { return .some(nil) }
-        if last.isEmpty { return a..<size }
-        let b = Int(last) ?? Int.max
+        let a = Int(first) ?? Int.max
+        let b = last.isEmpty ? Int.max : Int(last) ?? Int.max
+        // A last byte before the first makes the range invalid (ignored), whatever the size.
         guard b >= a else { return nil }
+        guard a < size else { return .some(nil) }
         return a..<min(size, b == Int.max ? size : b + 1)
     }
 }

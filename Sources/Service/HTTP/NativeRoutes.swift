@@ -148,8 +148,20 @@ enum NativeRoutes {
                 // PLY and SPZ are written with the job; the others are made on first request, in the background: the
                 // answer is 202 with Retry-After until the file exists (`?wait=1` waits for it instead).
                 let ready = access(service.artifactPath(job.fileID, artifact), R_OK) == 0
-                if !ready, job.status == .completed, request.uri.queryParameters["wait"] == nil, [.splat, .mp4].contains(artifact) {
-                    Task { _ = try? await ArtifactStore.path(for: artifact, of: job, service: service) }
+                if !ready, job.status == .completed, !VideoJobParser.isVideo(job.request), request.uri.queryParameters["wait"] == nil,
+                    [.splat, .mp4].contains(artifact)
+                {
+                    // A conversion that failed is said (500) on the next ask, once, instead of 202 forever.
+                    if let failure = await service.takeConversionFailure(service.artifactPath(job.fileID, artifact)) {
+                        return HTTPResponses.error(500, "\(name) could not be made: \(failure)")
+                    }
+                    Task {
+                        do {
+                            _ = try await ArtifactStore.path(for: artifact, of: job, service: service)
+                        } catch {
+                            await service.recordConversionFailure(service.artifactPath(job.fileID, artifact), "\(error)")
+                        }
+                    }
                     var response = HTTPResponses.json(202, [
                         "status": "making", "artifact": name, "retry_after": 2,
                         "detail": "\(name) is being made from the scene; ask again (or add ?wait=1 to wait for it)",
