@@ -17,11 +17,12 @@ struct SplatIOBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "splat-io",
         abstract: "PLY read/write and SPZ encode/decode on a synthetic scene (FlashWorld size by default).",
-        discussion: """
+        discussion: helpText(
+            """
             Writes bench.ply, bench.spz (v3) and bench-v4.spz into --dir and leaves them there, so that peers
             (tools/bench/splat_io_peers.py runs gaussforge and gsply) can be timed on the same files. Each
             figure is the best of --repeat runs. Writes skip the fsync that `convert` does, as the peers do.
-            """)
+            """))
 
     @Option(help: "Gaussians in the synthetic scene.")
     var count = 4_055_040

@@ -6,16 +6,17 @@ struct CameraPathCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "camera-path",
         abstract: "Write a camera path as FlashWorld request JSON, from templates, a parametric path or keyframes.",
-        discussion: """
+        discussion: helpText(
+            """
             Template steps act like the buttons of FlashWorld's web UI, each adding a keyframe after the last one,
             starting from camera #0 at the origin looking down -z (OpenGL axes, y up):
-              forward, backward, left, right   move 0.5 along world -z, +z, -x, +x
-              orbit-left, orbit-right          turn 15 degrees on a circle of radius 1 around the point 1 ahead
+              forward, backward, left, right  move 0.5 along world -z, +z, -x, +x
+              orbit-left, orbit-right         15° around the point 1 ahead (radius 1)
             The keyframes are then interpolated to --frames cameras (slerp and lerp, as FlashWorld resamples).
 
             Parametric paths, each on its own:
-              orbit    a full circle of radius --radius around the point --radius ahead of camera #0
-              spiral   two turns of radius 0.1*--radius around the viewing axis, looking 4*--radius ahead
+              orbit    a circle of radius --radius around the point that far ahead
+              spiral   two turns of radius 0.1*--radius, looking 4*--radius ahead
               dolly    straight ahead by --radius
             --from FILE interpolates a camera file's keyframes instead.
 
@@ -26,7 +27,7 @@ struct CameraPathCommand: ParsableCommand {
               diorama camera-path forward orbit-left orbit-left -o path.json
               diorama camera-path orbit --radius 2 --frames 24 -o orbit.json
               diorama camera-path --from keys.json --frames 24 -o path.json
-            """)
+            """))
 
     @Argument(help: "Template steps (forward, backward, left, right, orbit-left, orbit-right) or one of orbit, spiral, dolly.")
     var steps: [String] = []

@@ -17,12 +17,13 @@ struct CheckpointInspect: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "inspect",
         abstract: "List a checkpoint's tensors: names, dtypes, shapes, and totals per group and dtype.",
-        discussion: """
+        discussion: helpText(
+            """
             PATH is a .safetensors file, a folder of them (with or without model.safetensors.index.json), or a
             PyTorch zip checkpoint (FlashWorld's model.ckpt holds two state dicts, shown as transformer.* and
             recon_decoder.*). Nothing is loaded into memory beyond the headers; PyTorch pickles are read by a
             parser that refuses anything but state-dict contents, so inspecting an untrusted file runs no code.
-            """)
+            """))
 
     @Argument(help: "A checkpoint file or folder.")
     var path: String
@@ -78,12 +79,14 @@ struct CheckpointConvert: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "convert",
         abstract: "Write a checkpoint's tensors as one safetensors file (views become dense; names and dtypes are kept).",
-        discussion: """
+        discussion: helpText(
+            """
             Examples:
               diorama checkpoint convert model.ckpt flashworld.safetensors
-              diorama checkpoint convert model.ckpt transformer.safetensors --prefix transformer. --strip-prefix
+              diorama checkpoint convert model.ckpt transformer.safetensors \\
+                  --prefix transformer. --strip-prefix
             The output appears only when complete.
-            """)
+            """))
 
     @Argument(help: "A checkpoint file or folder.")
     var input: String

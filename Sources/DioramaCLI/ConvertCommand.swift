@@ -6,7 +6,8 @@ struct ConvertCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "convert",
         abstract: "Convert a splat scene between PLY, SPZ and .splat.",
-        discussion: """
+        discussion: helpText(
+            """
             Formats come from the file extensions unless --from/--to name them. The output appears only when complete.
             Edits apply in this order: --min-opacity, --max-splats, --sh-degree, --frame.
 
@@ -14,7 +15,7 @@ struct ConvertCommand: ParsableCommand {
               diorama convert scene.ply scene.spz
               diorama convert scene.ply web.splat --max-splats 1000000
               diorama convert flashworld.ply scene.spz --spz-version 4 --frame rub
-            """)
+            """))
 
     @Argument(help: "The scene to read (.ply, .spz or .splat).")
     var input: String

@@ -6,12 +6,13 @@ struct EngineBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "engine",
         abstract: "GFLOP/s of the CPU backend's matrix products and 3x3 convolution at the models' sizes.",
-        discussion: """
+        discussion: helpText(
+            """
             Shapes: Wan2.2's 3072-wide projections for 1024 tokens (float32, and with bfloat16 weights converted as
             they are used), its 3072→14336 feed-forward for 256 tokens, and a 128-channel 3x3 convolution on a
             120x176 map (the VAE at a quarter of 480x704). tools/bench/engine_peers.py runs PyTorch's CPU path on the
             same shapes for the ratio in BENCHMARKS.md.
-            """)
+            """))
 
     @Option(help: "Runs per measurement; the best is reported.")
     var `repeat` = 3

@@ -21,11 +21,12 @@ struct EngineInfo: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "info",
         abstract: "Say which GPU and which CUDA libraries Diorama finds, and where its compiled kernels are cached.",
-        discussion: """
+        discussion: helpText(
+            """
             Libraries are looked for in the loader's path, $CUDA_HOME, /usr/local/cuda*, and the nvidia-* wheels of \
             Python installs (where PyTorch keeps them); DIORAMA_LIBCUDA, DIORAMA_LIBNVRTC and DIORAMA_LIBCUBLASLT name \
             a library's file directly. Exits 69 when no GPU can be used.
-            """)
+            """))
 
     func run() throws {
         print("CPU: \(CPUBackend.shared.matrixLibrary) for matrix products")
@@ -49,14 +50,15 @@ struct EngineSelfTest: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "selftest",
         abstract: "Run the op table on a device against PyTorch's fixtures and the CPU oracle, and compare.",
-        discussion: """
+        discussion: helpText(
+            """
             Runs every case of the op-table fixtures (Tests/EngineTests/Fixtures/ops, written by \
             tools/engine/make_op_fixtures.py) on the device and checks it against PyTorch's output with the case's own \
             tolerance, then runs larger random cases (bf16 products, attention on strided views, convolutions, norms) on \
             the device and on the CPU backend and compares them, checks the GPU rasterizer against the CPU renderer, and \
             replays FlashWorld's own loop (--pipeline) in fp32, bf16 and fp8. Prints one line per case and a summary; \
             exits 69 when the device cannot be opened, 1 when a result disagrees.
-            """)
+            """))
 
     @Option(help: "cpu or cuda.")
     var device = "cuda"

@@ -10,13 +10,14 @@ struct GenerateBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "generate",
         abstract: "Time one full-size FlashWorld scene end to end (random weights), per stage, beside the reference.",
-        discussion: """
+        discussion: helpText(
+            """
             Builds every module at full size with random weights on the device (--precision), then generates \
             --frames views at --size along the template path with the GPU rasterizer in the feedback loop: a warm-up \
             scene, then --repeat timed scenes. Each stage ends with a wait for the device, so the stage times are \
             device times. Prints the mean per stage, the total with and without the text encoder, and the peak device \
             memory, with the reference's H100/H200 numbers (reference-speed.md) beside them.
-            """)
+            """))
 
     @OptionGroup var device: DeviceOptions
 

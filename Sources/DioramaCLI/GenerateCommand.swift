@@ -18,7 +18,8 @@ struct GenerateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "generate",
         abstract: "Generate a 3D Gaussian scene from a prompt along a camera path (FlashWorld).",
-        discussion: """
+        discussion: helpText(
+            """
             --image conditions frame --image-index on a picture (PNG, JPEG or WebP), centre-cropped to the generation
             aspect ratio and resized; the cameras are taken at the generation size as given.
 
@@ -35,8 +36,10 @@ struct GenerateCommand: ParsableCommand {
 
             Examples:
               diorama generate --model tiny --prompt "a lighthouse on a cliff" -o scene.spz
-              diorama generate --model tiny --prompt "a forest" --camera-path orbit-left,orbit-left --frames 8 --size 352x256 -o scene.ply --video orbit.mp4
-            """)
+              diorama generate --model tiny --prompt "a forest" \\
+                  --camera-path orbit-left,orbit-left --frames 8 --size 352x256 \\
+                  -o scene.ply --video orbit.mp4
+            """))
 
     @Option(help: "tiny, or a model folder (Wan2.2-TI2V-5B diffusers layout plus model.ckpt).")
     var model = "tiny"

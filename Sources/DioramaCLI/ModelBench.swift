@@ -13,7 +13,8 @@ struct ModelBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "models",
         abstract: "Time each FlashWorld module at full size (random weights) and its peak memory, beside the reference.",
-        discussion: """
+        discussion: helpText(
+            """
             Builds the transformer (Wan2.2-TI2V-5B widened to 1174/1072 channels), UMT5-XXL, the Wan2.2 VAE encoder \
             and the reconstruction decoder with random weights on the device, in --precision (fp8 by default on \
             Hopper: FP8 block linears, bf16 elsewhere), all resident at once. Then times one transformer pass on \
@@ -21,7 +22,7 @@ struct ModelBench: ParsableCommand {
             reconstruction decoder on --frames frames (GPU time from CUDA events; the median of --repeat runs after \
             a warm-up), with the peak device memory while each runs. The reference's per-call times on the same GPU \
             model (FlashWorld's PyTorch code, reference-speed.md) are printed beside them.
-            """)
+            """))
 
     @OptionGroup var device: DeviceOptions
 

@@ -14,14 +14,15 @@ struct RenderBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "render",
         abstract: "Frames per second of the CPU renderer on FlashWorld-like scenes.",
-        discussion: """
+        discussion: helpText(
+            """
             Each scene is built like a FlashWorld output: 24 cameras along a short path, two layers of pixel-aligned
             Gaussians per camera on a 352x240-shaped grid (scaled to --counts), about two pixels wide at the render
             size, mostly opaque. Every frame is rendered from one of those 24 cameras, as the 3D feedback loop does.
             Reports the best of --repeat passes over the cameras, and the share of time per stage. With --dir, the
             scenes (render-COUNT.ply) and cameras (render-cameras.json) are written there so that a peer
             (tools/bench/render_peer_gsplat.py runs gsplat on a GPU) renders the same thing.
-            """)
+            """))
 
     @Option(help: "Scene sizes in Gaussians, comma separated.")
     var counts = "100000,1000000,4055040"

@@ -15,7 +15,8 @@ struct RenderCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "render",
         abstract: "Render a splat scene along a camera path to an MP4, a folder of PNG frames, or one PNG.",
-        discussion: """
+        discussion: helpText(
+            """
             The renderer follows gsplat 1.5.2/1.5.3 "classic" rasterization, the one FlashWorld was trained with.
             Camera paths use FlashWorld's convention: OpenGL camera axes in a y-up world. A scene that declares
             another axis frame (PLY files default to RDF, the COLMAP/INRIA convention) is turned into that y-up
@@ -30,9 +31,10 @@ struct RenderCommand: ParsableCommand {
             Examples:
               diorama render scene.spz -o orbit.mp4
               diorama render scene.ply --camera-path request.json --rebase -o frames/
-              diorama render scene.spz --camera-path forward,orbit-left,orbit-right --frames 48 -o tour.mp4
+              diorama render scene.spz --camera-path forward,orbit-left,orbit-right \\
+                  --frames 48 -o tour.mp4
               diorama render scene.spz --frames 1 --size 1280x720 -o still.png
-            """)
+            """))
 
     @Argument(help: "The scene to render (.ply, .spz or .splat).")
     var scene: String

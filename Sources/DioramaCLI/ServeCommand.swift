@@ -16,7 +16,8 @@ struct ServeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
         abstract: "Serve the studio and the HTTP APIs (FlashWorld, image-to-3D, /v1) with durable jobs.",
-        discussion: """
+        discussion: helpText(
+            """
             Open http://HOST:PORT/ for the studio. APIs: FlashWorld's (POST /generate JSON, GET /task/{id},
             GET /download/{file_id}, DELETE /delete/{file_id}, GET /status); the image-to-3D service's (multipart
             POST /generate and /generate-spz, POST /generate_from_base64, GET /health); and /v1 (jobs, progress
@@ -29,7 +30,7 @@ struct ServeCommand: ParsableCommand {
 
             Settings come from --config FILE (JSON), then DIORAMA_* environment variables, then flags:
             \(ServiceConfiguration.settingsHelp)
-            """)
+            """))
 
     @Option(help: "A JSON file of settings (keys as listed below).")
     var config: String?

@@ -9,13 +9,14 @@ struct VideoBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "video",
         abstract: "Time Wan2.2-TI2V-5B video generation at full size (random weights): per step, the decoder, and peak memory.",
-        discussion: """
+        discussion: helpText(
+            """
             Builds every module at full size with random weights on the device (--precision), then generates one video \
             of --frames at --size with --steps steps and guidance (two transformer passes per step) after a one-step \
             warm-up. Prints the mean seconds per step, the decoder's seconds, the estimate for a 50-step video, and the \
             peak device memory. The peer is diffusers' WanPipeline timed on the same GPU in the same call \
             (tools/bench/video_peer_diffusers.py).
-            """)
+            """))
 
     @OptionGroup var device: DeviceOptions
 

@@ -15,7 +15,8 @@ struct VideoCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "video",
         abstract: "Generate a video from a prompt, or a prompt and a first frame (Wan2.2-TI2V-5B).",
-        discussion: """
+        discussion: helpText(
+            """
             The model is a Wan-AI/Wan2.2-TI2V-5B-Diffusers folder as published (model_index.json, scheduler, tokenizer, text_encoder, transformer, vae; sharded weights are fine), or tiny-video: the same architecture at toy widths with seeded random weights, which runs every path on a CPU in seconds and makes noise.
 
             The run follows diffusers' WanPipeline: UMT5 text (512 tokens), classifier-free guidance with the negative prompt, the UniPC sampler with the model's flow shift (or --sampler euler), then the video VAE decoder one latent frame at a time. With --image, the picture (centre-cropped to the video's aspect ratio and resized) is the first frame. Frame counts are 4k + 1; another count is rounded as diffusers rounds it.
@@ -24,8 +25,9 @@ struct VideoCommand: ParsableCommand {
 
             Examples:
               diorama video --model tiny-video --prompt "waves on a beach" -o clip.mp4
-              diorama video --model Wan2.2-TI2V-5B-Diffusers --prompt "a red fox in snow" --image fox.png --teacache 0.1 -o fox.mp4
-            """)
+              diorama video --model Wan2.2-TI2V-5B-Diffusers --prompt "a red fox in snow" \\
+                  --image fox.png --teacache 0.1 -o fox.mp4
+            """))
 
     @Option(help: "tiny-video, or a Wan2.2-TI2V-5B-Diffusers model folder.")
     var model = "tiny-video"

@@ -222,8 +222,20 @@ public struct ServiceConfiguration: Sendable {
     }
 
     /// The settings' names, environment variables and meanings, for `--help`.
+    /// Each setting on its own line, then its meaning indented below, wrapped to fit 80 columns unbroken.
     public static var settingsHelp: String {
-        settings.map { "  \($0.key.padding(toLength: 18, withPad: " ", startingAt: 0)) \($0.environmentName.padding(toLength: 26, withPad: " ", startingAt: 0)) \($0.help)" }
-            .joined(separator: "\n")
+        settings.map { setting in
+            var lines = ["  \(setting.key) (\(setting.environmentName))"]
+            var line = "      "
+            for word in setting.help.split(separator: " ") {
+                if line.count + word.count + 1 > 78 && line.count > 6 {
+                    lines.append(line)
+                    line = "      "
+                }
+                line += (line.count > 6 ? " " : "") + word
+            }
+            lines.append(line)
+            return lines.joined(separator: "\n")
+        }.joined(separator: "\n")
     }
 }
