@@ -49,11 +49,7 @@ struct GenerateBench: ParsableCommand {
         let backend = try device.backend()
         let precision = device.modelPrecision(for: backend)
         let gpu = backend as? CUDABackend
-        let build = monotonicSeconds()
-        var random = RandomWeights(backend: backend)
-        let model = try random.flashWorld(precision: precision)
-        try backend.synchronize()
-        print("\(gpu?.name ?? "CPU"), \(precision): weights built in \(String(format: "%.1f", monotonicSeconds() - build)) s, \(gib(backend.memoryStats.active)) GiB resident")
+        let model = try RandomWeights.build(on: backend, precision: precision) { random in try random.flashWorld(precision: precision) }
         let pipeline = FlashWorldPipeline(model: model, backend: backend, renderer: DeviceChoice.viewRenderer(for: backend))
         let intrinsics = NormalizedIntrinsics(verticalFieldOfView: 60, width: size.width, height: size.height)
         let cameras = CameraPath.keyframes([.forward, .orbitLeft, .orbitLeft], intrinsics: intrinsics).cameras

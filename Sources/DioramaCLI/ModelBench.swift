@@ -183,6 +183,19 @@ struct ModelBench: ParsableCommand {
 
 }
 
+extension RandomWeights {
+    /// A random full-size model made on `backend` by `make`, with how long it took and the memory it holds printed.
+    static func build<Model>(on backend: any Backend, precision: ModelPrecision, _ make: (inout RandomWeights) throws -> Model) throws -> Model {
+        let started = monotonicSeconds()
+        var random = RandomWeights(backend: backend)
+        let model = try make(&random)
+        try backend.synchronize()
+        let name = (backend as? CUDABackend)?.name ?? "CPU"
+        print("\(name), \(precision): weights built in \(String(format: "%.1f", monotonicSeconds() - started)) s, \(gib(backend.memoryStats.active)) GiB resident")
+        return model
+    }
+}
+
 /// Random weights for benchmarks, built on the device tensor by tensor (FP8 block linears quantised as they are
 /// made), so building never holds more than one float32 tensor.
 struct RandomWeights {

@@ -45,11 +45,7 @@ struct VideoBench: ParsableCommand {
         let backend = try device.backend()
         let precision = device.modelPrecision(for: backend)
         let gpu = backend as? CUDABackend
-        let build = monotonicSeconds()
-        var random = RandomWeights(backend: backend)
-        let model = try random.wanVideo(precision: precision).arranged(for: memory, on: backend)
-        try backend.synchronize()
-        print("\(gpu?.name ?? "CPU"), \(precision): weights built in \(String(format: "%.1f", monotonicSeconds() - build)) s, \(gib(backend.memoryStats.active)) GiB resident")
+        let model = try RandomWeights.build(on: backend, precision: precision) { random in try random.wanVideo(precision: precision).arranged(for: memory, on: backend) }
         let pipeline = VideoPipeline(model: model, backend: backend)
         var request = VideoRequest(prompt: "waves rolling onto a beach at sunset", defaults: .wan22)
         (request.frames, request.width, request.height) = (frames, size.width, size.height)
