@@ -28,6 +28,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         .systemLibrary(
@@ -49,6 +51,12 @@ let package = Package(
         .target(name: "EngineCheck", dependencies: ["EngineCore"]),
         .target(name: "Checkpoints"),
         .target(name: "ModelLoading", dependencies: ["EngineCore", "Checkpoints"]),
+        // Models fetched by name into the Hugging Face hub's own cache layout.
+        .target(
+            name: "ModelHub",
+            dependencies: [
+                .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "Crypto", package: "swift-crypto"),
+            ]),
         .target(name: "Models", dependencies: ["EngineCore", "Checkpoints", "ModelLoading", "Cameras"]),
         .target(name: "FlashWorld", dependencies: ["Models", "EngineCore", "Cameras", "SplatCore", "SplatRender", "MediaIO", "Parallelism"]),
         // Wan2.2 text- and image-to-video, beside FlashWorld on the same models.
@@ -66,7 +74,7 @@ let package = Package(
             name: "DioramaCLI",
             dependencies: [
                 "SplatCore", "SplatIO", "Cameras", "SplatRender", "MediaIO", "EngineCore", "EngineCPU", "EngineCUDA", "EngineCheck",
-                "Checkpoints", "ModelLoading", "Models", "FlashWorld", "Video", "Service",
+                "Checkpoints", "ModelLoading", "ModelHub", "Models", "FlashWorld", "Video", "Service",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .executableTarget(name: "diorama", dependencies: ["DioramaCLI"]),
@@ -90,6 +98,11 @@ let package = Package(
             dependencies: [
                 "Service", "FlashWorld", "Video", "EngineCPU", "SplatCore", "SplatIO", "Cameras",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]),
+        .testTarget(
+            name: "ModelHubTests",
+            dependencies: [
+                "ModelHub", .product(name: "Hummingbird", package: "hummingbird"), .product(name: "Crypto", package: "swift-crypto"),
             ]),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoints", "ModelLoading", "EngineCore"], exclude: ["Fixtures"]),
         .testTarget(

@@ -1,4 +1,5 @@
 import ArgumentParser
+import ModelHub
 import Cameras
 import EngineCPU
 import EngineCore
@@ -41,7 +42,7 @@ struct GenerateCommand: ParsableCommand {
                   -o scene.ply --video orbit.mp4
             """))
 
-    @Option(help: "tiny, or a model folder (Wan2.2-TI2V-5B diffusers layout plus model.ckpt).")
+    @Option(help: "tiny, flashworld (fetched by `diorama model pull flashworld`), or a model folder (Wan2.2-TI2V-5B diffusers layout plus model.ckpt).")
     var model = "tiny"
 
     @Option(help: "FlashWorld's model.ckpt (or its safetensors conversion), when it is not in the model folder.")
@@ -191,12 +192,15 @@ struct GenerateCommand: ParsableCommand {
             height: generationSize.height, steps: steps)
         try reportingErrors { () throws(ModelError) in try generation.validate() }
 
+        let location = try reportingErrors { () throws(HubError) in
+            model == "tiny" ? (folder: model, checkpoint: checkpoint) : try ModelArgument.resolve(model, checkpoint: checkpoint)
+        }
         let start = monotonicSeconds()
         let backend = try device.backend(quiet: quiet)
         let precision = device.modelPrecision(for: backend)
         let flashWorld: FlashWorldModel
         do {
-            flashWorld = try DeviceChoice.loadModel(model, checkpoint: checkpoint, on: backend, precision: precision)
+            flashWorld = try DeviceChoice.loadModel(location.folder, checkpoint: location.checkpoint, on: backend, precision: precision)
         } catch let error as EngineError {
             try reportingErrors { () throws(EngineError) in throw error }
             return

@@ -4,7 +4,9 @@
 
 /// A one-line progress bar on standard error, drawn only when it is a terminal, at most ten times a second.
 final class ProgressBar {
-    private let label: String
+    var label: String
+    /// Said after the percentage (sizes, rates).
+    var detail = ""
     private let enabled: Bool
     private var lastDraw: Double = -1
     private var drawn = false
@@ -24,7 +26,7 @@ final class ProgressBar {
         let filled = Int(fraction * Double(width))
         let bar = String(repeating: "#", count: filled) + String(repeating: " ", count: width - filled)
         let percent = Int(fraction * 100)
-        printError("\r\(label) [\(bar)] \(percent)%")
+        printError("\r\u{1B}[K\(label) [\(bar)] \(percent)%" + (detail.isEmpty ? "" : " \(detail)"))
         drawn = true
     }
 

@@ -1,4 +1,5 @@
 import ArgumentParser
+import ModelHub
 import Dispatch
 import FlashWorld
 import FoundationEssentials
@@ -44,13 +45,13 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Folder for the job database and the artifacts (default diorama-data).")
     var dataDir: String?
 
-    @Option(help: "tiny, or a model folder (default tiny).")
+    @Option(help: "tiny, flashworld (after `diorama model pull flashworld`), or a model folder (default tiny).")
     var model: String?
 
     @Option(help: "FlashWorld checkpoint, when it is not in the model folder.")
     var checkpoint: String?
 
-    @Option(help: "tiny-video, or a Wan2.2-TI2V-5B-Diffusers folder: serves POST /v1/videos (default: no video model).")
+    @Option(help: "tiny-video, wan2.2-ti2v-5b (after `diorama model pull`), or a Wan2.2-TI2V-5B-Diffusers folder: serves POST /v1/videos (default: no video model).")
     var videoModel: String?
 
     @Option(help: "auto (the GPU when one works), cuda or cpu (default auto).")
@@ -103,6 +104,15 @@ struct ServeCommand: ParsableCommand {
             if noWarmUp { configuration.warmUp = false }
         } catch {
             throw ValidationError(error.message)
+        }
+        // A model name (`diorama model pull`) becomes its folder in the hub cache before anything starts.
+        try reportingErrors { () throws(HubError) in
+            if configuration.model != "tiny" {
+                (configuration.model, configuration.checkpoint) = try ModelArgument.resolve(configuration.model, checkpoint: configuration.checkpoint)
+            }
+            if let video = configuration.videoModel, video != "tiny-video" {
+                configuration.videoModel = try ModelArgument.resolve(video, checkpoint: nil).folder
+            }
         }
         return configuration
     }

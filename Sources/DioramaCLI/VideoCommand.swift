@@ -1,4 +1,5 @@
 import ArgumentParser
+import ModelHub
 import EngineCore
 import FlashWorld
 import FoundationEssentials
@@ -29,7 +30,7 @@ struct VideoCommand: ParsableCommand {
                   --image fox.png --teacache 0.1 -o fox.mp4
             """))
 
-    @Option(help: "tiny-video, or a Wan2.2-TI2V-5B-Diffusers model folder.")
+    @Option(help: "tiny-video, wan2.2-ti2v-5b (fetched by `diorama model pull wan2.2-ti2v-5b`), or a Wan2.2-TI2V-5B-Diffusers model folder.")
     var model = "tiny-video"
 
     @Option(help: "The text prompt.")
@@ -117,6 +118,9 @@ struct VideoCommand: ParsableCommand {
     }
 
     func run() throws {
+        let folder = try reportingErrors { () throws(HubError) in
+            model == "tiny-video" ? model : try ModelArgument.resolve(model, checkpoint: nil).folder
+        }
         let start = monotonicSeconds()
         let backend = try device.backend(quiet: quiet)
         let precision = device.modelPrecision(for: backend)
@@ -125,7 +129,7 @@ struct VideoCommand: ParsableCommand {
             video =
                 model == "tiny-video"
                 ? try WanVideoModel.tiny(on: backend).mergingLoRAs(try loras(), on: backend).prepared(for: backend, precision: precision)
-                : try VideoModelFolder.load(model, on: backend, precision: precision, loras: try loras())
+                : try VideoModelFolder.load(folder, on: backend, precision: precision, loras: try loras())
             video = try video.arranged(for: memory, on: backend)
         } catch let error as EngineError {
             try reportingErrors { () throws(EngineError) in throw error }
