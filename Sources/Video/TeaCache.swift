@@ -8,13 +8,14 @@ enum GuidanceBranch: Hashable { case conditional, unconditional }
 /// timestep modulation since the last step, through Wan2.2's rescaling polynomial, accumulates; while the sum stays
 /// under the threshold the blocks are skipped and each branch adds the residual (blocks' output minus input) it kept
 /// when they last ran. The first `startSteps` steps always run, and the unconditional pass follows the conditional
-/// decision. Deciding reads one number back from the device per step.
+/// decision but for the last step's (`computesUnconditional`). Deciding reads one number back from the device per step.
 struct TeaCache {
     /// The rescaling polynomial for every Wan2.2 model, highest degree first.
     static let wan22Coefficients = [8.10705460e+03, 2.13393892e+03, -3.72934672e+02, 1.66203073e+01, -4.17769401e-02]
 
     let threshold: Double?
     let startSteps: Int
+    let steps: Int
     private var previousModulation: Tensor?
     private(set) var accumulated = 0.0
     private var residuals: [GuidanceBranch: Tensor] = [:]
@@ -23,6 +24,13 @@ struct TeaCache {
         threshold = acceleration.teaCacheThreshold
         // The first step has nothing to compare with, so it always runs.
         startSteps = max(acceleration.teaCacheStartSteps, 1)
+        self.steps = steps
+    }
+
+    /// Whether the unconditional pass of `step` runs, given the conditional decision: it follows it, except at the
+    /// last step, where VideoX-Fun's cache has already reset after the conditional pass and so always runs it.
+    func computesUnconditional(step: Int, conditional: Bool) -> Bool {
+        conditional || (threshold != nil && step == steps - 1)
     }
 
     static func rescaled(_ distance: Double) -> Double { wan22Coefficients.reduce(0) { $0 * distance + $1 } }

@@ -184,9 +184,11 @@ public struct VideoPipeline: Sendable {
                 if skipUnconditional {
                     skipped += 1
                 } else {
+                    let computeUnconditional = cache.computesUnconditional(step: k, conditional: compute)
                     let unconditional = try cache.run(
-                        .unconditional, compute: compute, input: input, timestep: timestep, text: negativeContext, transformer: transformer, on: b)
-                    if !compute { skipped += 1 }
+                        .unconditional, compute: computeUnconditional, input: input, timestep: timestep, text: negativeContext,
+                        transformer: transformer, on: b)
+                    if !computeUnconditional { skipped += 1 }
                     velocity = try b.add(unconditional, try b.scaled(try b.subtract(velocity, unconditional), by: Float(request.guidance)))
                 }
             }

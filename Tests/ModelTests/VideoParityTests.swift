@@ -125,6 +125,17 @@ struct LoRATests {
             checked += 1
         }
         #expect(checked == 3)
+        // VideoX-Fun's own merge_lora, run on its Wan-layout model (kohya and original-Wan layouts; it has no
+        // diffusers-layout path), gives the same weights.
+        if file != "diffusers" {
+            let videoXFun = try ModelFixtures.tensors("video-tiny/lora/merged_videoxfun.safetensors")
+            let theirs = videoXFun.filter { $0.key.hasPrefix(file + ".") }
+            #expect(theirs.count == 3)
+            for (name, value) in theirs {
+                let error = relativeError(merged.transformer.weights[String(name.dropFirst(file.count + 1))], value)
+                #expect(error < 1e-6, "\(file) vs VideoX-Fun \(name): \(error)")
+            }
+        }
         // Everything else is untouched.
         #expect(merged.transformer.weights["blocks.1.attn1.to_q.weight"].floats() == model.transformer.weights["blocks.1.attn1.to_q.weight"].floats())
     }
@@ -163,12 +174,49 @@ struct VideoAccelerationTests {
         let never = try Self.run(.init(teaCacheThreshold: 0, teaCacheStartSteps: 1))
         #expect(never.skippedPasses == 0)
         #expect(relativeError(never.frames, plain.frames) < 1e-6)
-        // A threshold nothing reaches skips both branches of every step after the first two, never the first two.
+        // A threshold nothing reaches skips both branches of every step after the first two, never the first two,
+        // but for the last step's unconditional pass (as VideoX-Fun, whose cache resets after the conditional one).
         // (The toy model's 16-wide timestep sinusoid moves too much between steps for real thresholds to skip.)
         let always = try Self.run(.init(teaCacheThreshold: 1e12, teaCacheStartSteps: 2))
-        #expect(always.skippedPasses == 8)
+        #expect(always.skippedPasses == 7)
         #expect(always.frames.shape == plain.frames.shape)
         #expect(relativeError(always.frames, plain.frames) > 1e-4)
+    }
+
+    /// VideoX-Fun's own TeaCache on the same tiny transformer (`tools/models/make_videoxfun_fixtures.py`): a 10-step
+    /// guided run's inputs replayed, each step's decisions for both branches and both predictions compared.
+    @Test func teaCacheDecidesAndPredictsAsVideoXFun() throws {
+        let model = try VideoParityTests.model.get()
+        let backend = CPUBackend.shared
+        let fixture = try ModelFixtures.tensors("video-tiny/teacache_videoxfun.safetensors")
+        func value(_ name: String) throws -> [Float] { try #require(fixture[name]).floats() }
+        func step(_ name: String, _ k: Int) throws -> Tensor {
+            let all = try #require(fixture[name])
+            return try backend.contiguous(try all.narrowed(0, start: k, length: 1))
+        }
+        let (timesteps, computed, uncondComputed) = (try value("timesteps"), try value("computed"), try value("uncond_computed"))
+        let texts = try #require(fixture["texts"])
+        let (negative, positive) = (try texts.narrowed(0, start: 0, length: 1), try texts.narrowed(0, start: 1, length: 1))
+        var cache = TeaCache(
+            acceleration: .init(teaCacheThreshold: Double(try value("threshold")[0]), teaCacheStartSteps: Int(try value("start_steps")[0])),
+            steps: timesteps.count)
+        var skipped = 0
+        for (k, t) in timesteps.enumerated() {
+            let input = try step("latents", k)
+            let timestep = try backend.constant([Float](repeating: t, count: input.shape[2]), shape: [1, input.shape[2]])
+            let compute = try cache.shouldCompute(step: k, timestep: timestep, transformer: model.transformer, on: backend)
+            #expect(compute == (computed[k] == 1), "step \(k): conditional pass")
+            let conditional = try cache.run(.conditional, compute: compute, input: input, timestep: timestep, text: positive, transformer: model.transformer, on: backend)
+            let computeUnconditional = cache.computesUnconditional(step: k, conditional: compute)
+            #expect(computeUnconditional == (uncondComputed[k] == 1), "step \(k): unconditional pass")
+            let unconditional = try cache.run(
+                .unconditional, compute: computeUnconditional, input: input, timestep: timestep, text: negative, transformer: model.transformer, on: backend)
+            #expect(relativeError(conditional, try step("cond", k)) < 1e-4, "step \(k) conditional")
+            #expect(relativeError(unconditional, try step("uncond", k)) < 1e-4, "step \(k) unconditional")
+            skipped += (compute ? 0 : 1) + (computeUnconditional ? 0 : 1)
+        }
+        // Both decisions occur in the run: skipping is exercised, and so is recomputing after a skip.
+        #expect(skipped > 0 && computed.dropFirst(2).contains(1))
     }
 
     @Test func cfgSkipDropsTheUnconditionalPassOfTheLastSteps() throws {
