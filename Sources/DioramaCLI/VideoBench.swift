@@ -29,7 +29,7 @@ struct VideoBench: ParsableCommand {
     @Option(help: "Timed steps (a full video is 50; the time per step is what is compared).")
     var steps = 3
 
-    @Option(help: "full, fp8 (e4m3 storage of the block linears) or model-offload: peak memory and time per mode.")
+    @Option(help: "full, fp8 (e4m3 storage of the block linears), model-offload or sequential-offload: peak memory and time per mode.")
     var memory: VideoMemoryMode = .full
 
     @Option(help: "TeaCache threshold, to time it too.")

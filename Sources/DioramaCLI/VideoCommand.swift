@@ -69,7 +69,7 @@ struct VideoCommand: ParsableCommand {
     @Option(help: ArgumentHelp("A LoRA (safetensors; kohya, VideoX-Fun or diffusers keys) merged at a strength, default 1; repeatable.", valueName: "file[:strength]"))
     var lora: [String] = []
 
-    @Option(help: "full (every weight resident), fp8 (the transformer's block linears stored in e4m3, about half its memory) or model-offload (weights in host memory, each sub-model on the GPU for its stage).")
+    @Option(help: "full (every weight resident), fp8 (the transformer's block linears stored in e4m3, about half its memory) model-offload (weights in host memory, each sub-model on the GPU for its stage) or sequential-offload (the text encoder's and transformer's layers copied to the GPU one at a time as they run: the least memory, the slowest).")
     var memory: VideoMemoryMode = .full
 
     @Option(help: "Seed of the noise.")

@@ -141,7 +141,7 @@ public struct VideoPipeline: Sendable {
         // Each sub-model on the device for its stage (a no-op when the model is resident; a copy per stage when its
         // weights are offloaded to host memory).
         var textEncoder = model.textEncoder
-        textEncoder.weights = try model.textEncoder.weights.uploaded(to: b)
+        textEncoder.weights = try model.textEncoder.streamedWeights(on: b)
         let context = try textEncoder.context(for: Self.cleanedPrompt(request.prompt), tokenizer: model.tokenizer, length: model.textLength, on: b)
         let negativeContext = guided
             ? try textEncoder.context(for: Self.cleanedPrompt(request.negativePrompt), tokenizer: model.tokenizer, length: model.textLength, on: b)
@@ -164,7 +164,7 @@ public struct VideoPipeline: Sendable {
         }
 
         var transformer = model.transformer
-        transformer.weights = try model.transformer.weights.uploaded(to: b)
+        transformer.weights = try model.transformer.streamedWeights(on: b)
         var latents = try noise.normal([1, z, f, h, w], on: b)
         var scheduler = request.sampler.scheduler(steps: request.steps, shift: model.flowShift)
         var cache = TeaCache(acceleration: request.acceleration, steps: request.steps)

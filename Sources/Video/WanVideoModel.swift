@@ -104,6 +104,9 @@ public enum VideoMemoryMode: String, Sendable, CaseIterable, Codable {
     /// Weights in host memory; each sub-model (text encoder, transformer, VAE encoder, decoder) is copied to the
     /// device for its stage and released after it.
     case modelOffload = "model-offload"
+    /// Weights in host memory; the text encoder's and the transformer's layers are copied to the device one at a time
+    /// as they run (the rest of each sub-model for its stage), so the device holds about one layer of weights.
+    case sequentialOffload = "sequential-offload"
 }
 
 extension WanVideoModel {
@@ -118,7 +121,9 @@ extension WanVideoModel {
                 tensors[name] = try backend.cast(tensor, to: .float8E4M3)
             }
             copy.transformer.weights = ModelWeights(tensors, source: transformer.weights.source)
-        case .modelOffload:
+        case .modelOffload, .sequentialOffload:
+            copy.textEncoder.streamsLayers = mode == .sequentialOffload
+            copy.transformer.streamsBlocks = mode == .sequentialOffload
             copy.textEncoder.weights = try textEncoder.weights.downloaded(from: backend)
             copy.transformer.weights = try transformer.weights.downloaded(from: backend)
             copy.vaeEncoder.weights = try vaeEncoder.weights.downloaded(from: backend)

@@ -276,4 +276,18 @@ struct VideoMemoryModeTests {
         let (offloaded, _) = try Self.frames(.modelOffload)
         #expect(offloaded.frames.floats() == full.frames.floats())
     }
+
+    /// Layer-by-layer streaming is on for the text encoder and the transformer only, and computes the same video.
+    @Test func sequentialOffloadStreamsLayersAndGivesTheSameVideo() throws {
+        let (full, _) = try Self.frames(.full)
+        let (streamed, model) = try Self.frames(.sequentialOffload)
+        #expect(model.transformer.streamsBlocks && model.textEncoder.streamsLayers)
+        #expect(streamed.frames.floats() == full.frames.floats())
+        let resident = try VideoParityTests.model.get()
+        #expect(!resident.transformer.streamsBlocks && !resident.textEncoder.streamsLayers)
+        // A streamed model's device copy between layers holds everything but the layers' weights; each layer's
+        // upload adds exactly that layer's.
+        let names = model.transformer.weights.tensors.keys
+        #expect(names.contains { $0.hasPrefix("blocks.1.") } && names.contains { !$0.hasPrefix("blocks.") })
+    }
 }

@@ -69,6 +69,22 @@ extension ModelWeights {
         return ModelWeights(moved, source: source)
     }
 
+    /// These weights with only those whose names start with `prefix` copied to `backend`'s device (one layer's, for
+    /// sequential offload); the rest stay where they are.
+    public func uploaded(prefix: String, to backend: any Backend) throws(EngineError) -> ModelWeights {
+        var moved = tensors
+        for (name, tensor) in tensors where name.hasPrefix(prefix) && tensor.device != backend.device { moved[name] = try backend.upload(tensor) }
+        return ModelWeights(moved, source: source)
+    }
+
+    /// These weights on `backend`'s device except those whose names start with `prefix`, which stay in host memory
+    /// for a model that streams its layers (`uploaded(prefix:to:)` per layer).
+    public func uploaded(excludingPrefix prefix: String, to backend: any Backend) throws(EngineError) -> ModelWeights {
+        var moved = tensors
+        for (name, tensor) in tensors where !name.hasPrefix(prefix) && tensor.device != backend.device { moved[name] = try backend.upload(tensor) }
+        return ModelWeights(moved, source: source)
+    }
+
     /// These weights in host memory (copied back from `backend`'s device), so the device holds none of them.
     public func downloaded(from backend: any Backend) throws(EngineError) -> ModelWeights {
         var moved: [String: Tensor] = [:]

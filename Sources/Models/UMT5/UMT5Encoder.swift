@@ -10,6 +10,14 @@ public struct UMT5Encoder: Sendable {
     public var weights: ModelWeights
     /// The element type activations flow in (weights may be stored narrower); float32 on the CPU oracle.
     public var activationType: DType = .float32
+    /// Sequential offload: each layer's weights copied to the device just before it runs (see `WanTransformer`).
+    public var streamsLayers = false
+    static let layerPrefix = "encoder.block."
+
+    /// What the device holds between passes when layers are streamed: everything but the layers.
+    public func streamedWeights(on backend: any Backend) throws(EngineError) -> ModelWeights {
+        streamsLayers ? try weights.uploaded(excludingPrefix: Self.layerPrefix, to: backend) : try weights.uploaded(to: backend)
+    }
 
     public init(configuration: UMT5Configuration, weights: ModelWeights) throws(ModelError) {
         try configuration.validate()
@@ -47,7 +55,7 @@ public struct UMT5Encoder: Sendable {
         }
         let (batch, length) = (ids.shape[0], ids.shape[1])
         let eps = Float(c.layerNormEpsilon)
-        let w = weights
+        var w = weights
         var h = try backend.cast(try backend.embedding(w["shared.weight"], ids: ids), to: activationType)
         let buckets = try backend.run(
             .t5RelativeBuckets(
@@ -65,6 +73,7 @@ public struct UMT5Encoder: Sendable {
         }
         for i in 0..<c.numLayers {
             let a = "encoder.block.\(i).layer.0.", f = "encoder.block.\(i).layer.1."
+            if streamsLayers { w = try weights.uploaded(prefix: "encoder.block.\(i).", to: backend) }
             let normed = try backend.rmsNorm(h, weight: w["\(a)layer_norm.weight"], eps: eps)
             let q = try heads(try backend.linear(normed, w["\(a)SelfAttention.q.weight"]))
             let k = try heads(try backend.linear(normed, w["\(a)SelfAttention.k.weight"]))

@@ -10,6 +10,15 @@ public struct WanTransformer: Sendable {
     public var weights: ModelWeights
     /// The element type activations flow in (weights may be stored narrower); float32 on the CPU oracle.
     public var activationType: DType = .float32
+    /// Sequential offload: the blocks' weights wait in host memory and each block's are copied to the device just
+    /// before it runs and released after (`weights` then holds the rest on the device, see `streamedWeights`).
+    public var streamsBlocks = false
+    static let blockPrefix = "blocks."
+
+    /// What the device holds between passes when blocks are streamed: everything but the blocks.
+    public func streamedWeights(on backend: any Backend) throws(EngineError) -> ModelWeights {
+        streamsBlocks ? try weights.uploaded(excludingPrefix: Self.blockPrefix, to: backend) : try weights.uploaded(to: backend)
+    }
 
     public init(configuration: WanTransformerConfiguration, weights: ModelWeights) throws(ModelError) {
         try configuration.validate()
@@ -116,7 +125,7 @@ public struct WanTransformer: Sendable {
         let (pt, ph, pw) = (c.patchSize[0], c.patchSize[1], c.patchSize[2])
         let (frames, height, width) = (hiddenStates.shape[2] / pt, hiddenStates.shape[3] / ph, hiddenStates.shape[4] / pw)
         let tokens = frames * height * width
-        let w = weights
+        var w = weights
         // One modulation row per sample, or per (sample, frame) whose tokens it then covers.
         let modulationRows = timestep.rank == 2 ? batch * frames : batch
         let rowTokens = tokens * batch / modulationRows
@@ -193,6 +202,7 @@ public struct WanTransformer: Sendable {
         for i in 0..<c.numLayers {
             if case .reuse = blocks { break }
             let b = "blocks.\(i)."
+            if streamsBlocks { w = try weights.uploaded(prefix: b, to: backend) }
             // The modulation stays float32, as diffusers adds the table to the float32 projection.
             let m = try backend.split(try backend.add(timestepProjection, w["\(b)scale_shift_table"]), sizes: [1, 1, 1, 1, 1, 1], axis: 1)
             let (shift, scale, gate, ffShift, ffScale, ffGate) = (m[0], m[1], m[2], m[3], m[4], m[5])
