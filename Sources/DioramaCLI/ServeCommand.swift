@@ -1,10 +1,10 @@
 import ArgumentParser
-import ModelHub
 import Dispatch
 import FlashWorld
 import FoundationEssentials
 import Hummingbird
 import HummingbirdCore
+import ModelHub
 import Service
 import Synchronization
 import Video
@@ -75,6 +75,12 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Seconds an idle connection stays open (default 30).")
     var idleTimeout: Int?
 
+    @Option(help: "Seconds a request's head may take to arrive once the connection is ready for it (default 30).")
+    var headerTimeout: Int?
+
+    @Option(help: "Seconds a request's body may take to arrive after its head (default 120).")
+    var bodyTimeout: Int?
+
     @Option(help: "Open connections at most (default 1024); more wait until one closes.")
     var maxConnections: Int?
 
@@ -98,7 +104,8 @@ struct ServeCommand: ParsableCommand {
                 ("device", device), ("precision", precision),
                 ("token", token), ("cors_origins", corsOrigins), ("max_queued", maxQueued.map(String.init)),
                 ("max_concurrent", maxConcurrent.map(String.init)), ("artifact_lifetime", artifactLifetime.map { String($0) }),
-                ("idle_timeout", idleTimeout.map(String.init)), ("max_connections", maxConnections.map(String.init)),
+                ("idle_timeout", idleTimeout.map(String.init)), ("header_timeout", headerTimeout.map(String.init)),
+                ("body_timeout", bodyTimeout.map(String.init)), ("max_connections", maxConnections.map(String.init)),
             ]
             for (key, value) in flags { if let value { try configuration.set(key, value) } }
             if noWarmUp { configuration.warmUp = false }
@@ -220,7 +227,7 @@ struct ServeCommand: ParsableCommand {
         let router = DioramaServer.router(service: service, configuration: configuration)
         // Idle connections are closed and open ones capped, so thousands of silent sockets cannot starve /health.
         let app = Application(
-            router: router, server: .http1(configuration: .init(idleTimeout: .seconds(Int64(configuration.idleTimeout)))),
+            router: router, server: DioramaServer.httpServer(configuration: configuration),
             configuration: .init(
                 address: .hostname(configuration.host, port: configuration.port), serverName: "diorama",
                 availableConnectionsDelegate: MaximumAvailableConnections(configuration.maxConnections)),

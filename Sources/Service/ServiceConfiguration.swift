@@ -25,6 +25,10 @@ public struct ServiceConfiguration: Sendable {
     public var maxConcurrent = 1
     /// Seconds a connection may sit with nothing read or written before it is closed.
     public var idleTimeout = 30
+    /// Seconds a request's head may take to arrive once the connection is ready for it (slowloris).
+    public var headerTimeout = 30
+    /// Seconds a request's body may take to arrive after its head.
+    public var bodyTimeout = 120
     /// Open connections at most; beyond, new ones wait in the listen backlog until one closes.
     public var maxConnections = 1024
     public var maxAttempts = 3
@@ -125,6 +129,12 @@ public struct ServiceConfiguration: Sendable {
         Setting(key: "max_concurrent", help: "jobs running at once") { c, v throws(ServiceError) in c.maxConcurrent = try integer("max_concurrent", v, range: 1...64) },
         Setting(key: "idle_timeout", help: "seconds an idle connection stays open (default 30)") { c, v throws(ServiceError) in
             c.idleTimeout = try integer("idle_timeout", v, range: 1...3600)
+        },
+        Setting(key: "header_timeout", help: "seconds a request's head may take to arrive (default 30)") { c, v throws(ServiceError) in
+            c.headerTimeout = try integer("header_timeout", v, range: 1...3600)
+        },
+        Setting(key: "body_timeout", help: "seconds a request's body may take after its head (default 120)") { c, v throws(ServiceError) in
+            c.bodyTimeout = try integer("body_timeout", v, range: 1...86_400)
         },
         Setting(key: "max_connections", help: "open connections at most (default 1024)") { c, v throws(ServiceError) in
             c.maxConnections = try integer("max_connections", v, range: 8...100_000)

@@ -246,6 +246,101 @@ struct ServiceTestError: Error, CustomStringConvertible {
         #expect(String(decoding: answer.prefix(12), as: UTF8.self).hasPrefix("HTTP/1.") && closed)
     }
 
+    /// A client that trickles a request's head (slowloris) or body is cut off at the header and body timeouts however
+    /// often it sends; HTTP/1.1 needs exactly one Host; what the parser rejects gets the JSON error; a keep-alive
+    /// connection serves a second request.
+    @Test func slowClientsAndMalformedRequestsAreCutOff() async throws {
+        let server = ServerProcess(
+            dataDirectory: temporaryFolder("slow"), extraArguments: ["--header-timeout", "1", "--body-timeout", "1", "--idle-timeout", "60", "--no-warm-up"])
+        try await server.start()
+        defer { server.kill(SIGTERM) }
+        func connect() -> Int32 {
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = in_port_t(UInt16(server.port).bigEndian)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+            var timeout = timeval(tv_sec: 0, tv_usec: 200_000)
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+            return fd
+        }
+        func send(_ fd: Int32, _ text: String) -> Bool {
+            Array(text.utf8).withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) } == text.utf8.count
+        }
+        /// Whatever arrives within 200 ms, and whether the server closed the connection.
+        func poll(_ fd: Int32) -> (bytes: [UInt8], closed: Bool) {
+            var all: [UInt8] = []
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            while true {
+                let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, 4096, 0) }
+                if n == 0 { return (all, true) }
+                if n < 0 { return (all, false) }
+                all += buffer[0..<n]
+            }
+        }
+        /// Sends one byte of `text` every 100 ms until the server closes; the seconds that took (nil: never closed).
+        func trickle(_ fd: Int32, _ text: String) -> Double? {
+            let started = Date()
+            for byte in text.utf8 {
+                if poll(fd).closed || !send(fd, String(UnicodeScalar(byte))) { return Date().timeIntervalSince(started) }
+                usleep(100_000)
+                if Date().timeIntervalSince(started) > 8 { return nil }
+            }
+            return nil
+        }
+        let slowHead = connect()
+        defer { close(slowHead) }
+        let head = "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n" + String(repeating: "X-Padding: aaaaaaaaaaaaaaaaaaaaaa\r\n", count: 10)
+        let headCut = try #require(trickle(slowHead, head), "a trickled head kept its connection")
+        #expect(headCut < 3)
+
+        let slowBody = connect()
+        defer { close(slowBody) }
+        #expect(send(slowBody, "POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n"))
+        let bodyCut = try #require(trickle(slowBody, String(repeating: " ", count: 400)), "a trickled body kept its connection")
+        #expect(bodyCut < 3)
+
+        func exchange(_ request: String) -> (status: Int, body: String, closed: Bool) {
+            let fd = connect()
+            defer { close(fd) }
+            _ = send(fd, request)
+            var bytes: [UInt8] = [], closed = false
+            for _ in 0..<15 where !closed {
+                let (more, ended) = poll(fd)
+                bytes += more
+                closed = ended
+            }
+            let text = String(decoding: bytes, as: UTF8.self)
+            let status = text.split(separator: " ").dropFirst().first.flatMap { Int($0) } ?? 0
+            return (status, text.components(separatedBy: "\r\n\r\n").dropFirst().joined(), closed)
+        }
+        let noHost = exchange("GET /health HTTP/1.1\r\n\r\n")
+        #expect(noHost.status == 400 && noHost.body.contains("Host") && noHost.closed)
+        let twoHosts = exchange("GET /health HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n")
+        #expect(twoHosts.status == 400 && twoHosts.body.contains("2 Host headers"))
+        #expect(exchange("GET /health HTTP/1.0\r\n\r\n").status == 200)
+        let garbage = exchange("GET /health HTTP/1.1\r\nHost: a\r\nBad Header Line\r\n\r\n")
+        #expect(garbage.status == 400 && garbage.closed)
+        let error = try JSONSerialization.jsonObject(with: Data(garbage.body.utf8)) as? [String: Any]
+        #expect((error?["error"] as? String)?.contains("not valid HTTP") == true)
+
+        // Two requests on one keep-alive connection, the second after a pause shorter than the header timeout.
+        let keptAlive = connect()
+        defer { close(keptAlive) }
+        #expect(send(keptAlive, "GET /health HTTP/1.1\r\nHost: a\r\n\r\n"))
+        let first = poll(keptAlive)
+        usleep(500_000)
+        #expect(send(keptAlive, "GET /health HTTP/1.1\r\nHost: a\r\n\r\n"))
+        var second = poll(keptAlive)
+        if second.bytes.isEmpty { second = poll(keptAlive) }
+        #expect(String(decoding: first.bytes.prefix(12), as: UTF8.self) == "HTTP/1.1 200")
+        #expect(String(decoding: second.bytes.prefix(12), as: UTF8.self) == "HTTP/1.1 200")
+        // And once idle past the header timeout, it is closed even though the idle timeout is a minute.
+        usleep(1_500_000)
+        #expect(poll(keptAlive).closed)
+    }
+
     /// `/docs` renders every operation of the server's own OpenAPI document, with nothing from another origin.
     @Test func theAPIReferenceRendersFromTheDocument() async throws {
         let folder = temporaryFolder("docs")
