@@ -221,6 +221,9 @@ public actor GenerationService {
         conversions[target] = work
         defer { conversions[target] = nil }
         try await work.value
+        // A conversion adds a file: the budget may now be passed (the job being read is kept).
+        let fileID = String(target.split(separator: "/").last?.split(separator: ".").first ?? "")
+        try? enforceArtifactBudget(sparing: fileID)
     }
 
     func recordConversionFailure(_ target: String, _ reason: String) {
@@ -240,6 +243,46 @@ public actor GenerationService {
             try store.update(job)
             completedCount -= 1
             log("job \(job.id) expired; its files were removed")
+        }
+    }
+
+    /// The bytes of every job file in the data folder (finished scenes, conversions, videos).
+    nonisolated func artifactBytes() -> Int64 {
+        guard let dir = opendir(dataDirectory) else { return 0 }
+        defer { closedir(dir) }
+        let suffixes = Set(Artifact.allCases.map { "." + $0.fileSuffix })
+        var total: Int64 = 0
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            guard suffixes.contains(where: { name.hasSuffix($0) }) else { continue }
+            var info = stat()
+            if stat("\(dataDirectory)/\(name)", &info) == 0 { total += Int64(info.st_size) }
+        }
+        return total
+    }
+
+    nonisolated func fileBytes(_ fileID: String) -> Int64 {
+        Artifact.allCases.reduce(Int64(0)) { sum, artifact in
+            var info = stat()
+            return sum + (stat(artifactPath(fileID, artifact), &info) == 0 ? Int64(info.st_size) : 0)
+        }
+    }
+
+    /// Keeps the job files within `artifactBudgetBytes`: the completed jobs that finished first expire first (their
+    /// files removed, their rows kept as expired), never the one `sparing` (just finished or just asked for).
+    public func enforceArtifactBudget(sparing fileID: String? = nil) throws {
+        let budget = limits.artifactBudgetBytes
+        guard budget > 0 else { return }
+        var total = artifactBytes()
+        guard total > budget else { return }
+        let oldestFirst = try store.jobs(.completed, completedBefore: nil).sorted { ($0.completedAt ?? 0) < ($1.completedAt ?? 0) }
+        for var job in oldestFirst where total > budget && job.fileID != fileID {
+            total -= fileBytes(job.fileID)
+            removeArtifacts(job.fileID)
+            job.status = .expired
+            try store.update(job)
+            completedCount -= 1
+            log("job \(job.id) expired early: the job files passed the \(budget >> 20) MiB artifact budget; its files were removed")
         }
     }
 
@@ -594,6 +637,7 @@ public actor GenerationService {
             ? "job \(job.id) completed in \(seconds) s: \(job.gaussians.map { "\($0) Gaussians" } ?? "a video"), \(job.fileSize ?? 0) bytes"
             : "job \(job.id) failed after \(seconds) s: \(job.error ?? "")")
         try? store.update(job)
+        if job.status == .completed { try? enforceArtifactBudget(sparing: job.fileID) }
     }
 }
 

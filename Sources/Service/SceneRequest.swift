@@ -190,6 +190,9 @@ public struct ServiceLimits: Sendable {
     public var maxJobSeconds: Double = 1800
     /// Bytes the data folder's filesystem must keep free; below, submissions are refused (507).
     public var minFreeDiskBytes: Int64 = 1 << 30
+    /// Bytes all finished jobs' files may take together; beyond, the oldest completed jobs expire first (their files
+    /// go) until the rest fit. 0 sets no budget (the lifetime and the free-disk floor still apply).
+    public var artifactBudgetBytes: Int64 = 0
     public init() {}
 }
 

@@ -44,6 +44,8 @@ public struct ServiceConfiguration: Sendable {
     public var maxJobSeconds: Double = 1800
     /// MiB the data folder's filesystem must keep free for new jobs to be accepted.
     public var minFreeDiskMiB = 1024
+    /// MiB all finished jobs' files may take; the oldest expire first beyond it. 0: no budget.
+    public var artifactBudgetMiB = 0
     /// The image-to-3D API's `/generate_from_base64` answers SPZ instead of PLY.
     public var compression = false
     /// Run one small generation before reporting ready.
@@ -71,6 +73,7 @@ public struct ServiceConfiguration: Sendable {
         limits.jobRetention = jobRetention
         limits.maxJobSeconds = maxJobSeconds
         limits.minFreeDiskBytes = Int64(minFreeDiskMiB) << 20
+        limits.artifactBudgetBytes = Int64(artifactBudgetMiB) << 20
         return limits
     }
 
@@ -155,6 +158,9 @@ public struct ServiceConfiguration: Sendable {
         },
         Setting(key: "min_free_disk_mib", help: "MiB the data folder's disk must keep free to accept jobs (default 1024)") { c, v throws(ServiceError) in
             c.minFreeDiskMiB = try integer("min_free_disk_mib", v, range: 0...(1 << 30))
+        },
+        Setting(key: "artifact_budget_mib", help: "MiB all finished jobs' files may take; the oldest expire first beyond it; 0 no budget (default 0)") {
+            c, v throws(ServiceError) in c.artifactBudgetMiB = try integer("artifact_budget_mib", v, range: 0...(1 << 40))
         },
         Setting(key: "compression", help: "image-to-3D base64 answers SPZ") { c, v throws(ServiceError) in c.compression = try flag("compression", v) },
         Setting(key: "warm_up", help: "one small generation before ready") { c, v throws(ServiceError) in c.warmUp = try flag("warm_up", v) },

@@ -197,6 +197,40 @@ struct DiskBoundTests {
         await service.stop()
     }
 
+    /// With an artifact budget, the job files stay within it: the completed jobs that finished first expire first,
+    /// and the newest stays.
+    @Test func theArtifactBudgetExpiresTheOldestJobsFirst() async throws {
+        func run(_ service: GenerationService) async throws -> (id: String, fileID: String) {
+            let (job, _) = try await service.submit(Array(requestBody().readableBytesView))
+            _ = try await waitUntilFinished(service, job.id)
+            return (job.id, job.fileID)
+        }
+        // One job's files, measured without a budget.
+        let probeFolder = temporaryFolder("budget-probe")
+        let probe = GenerationService(store: try SQLiteJobStore(path: "\(probeFolder)/jobs.sqlite"), generator: StubGenerator(), dataDirectory: probeFolder)
+        try await probe.start()
+        let one = probe.fileBytes(try await run(probe).fileID)
+        await probe.stop()
+        #expect(one > 0)
+
+        let folder = temporaryFolder("budget")
+        var limits = ServiceLimits()
+        limits.artifactBudgetBytes = one * 5 / 2
+        let service = GenerationService(
+            store: try SQLiteJobStore(path: "\(folder)/jobs.sqlite"), generator: StubGenerator(), dataDirectory: folder, limits: limits)
+        try await service.start()
+        var jobs: [(id: String, fileID: String)] = []
+        for _ in 0..<4 {
+            jobs.append(try await run(service))
+            #expect(service.artifactBytes() <= limits.artifactBudgetBytes)
+        }
+        var statuses: [JobRecord.Status] = []
+        for job in jobs { statuses.append(try await service.job(id: job.id)?.status ?? .failed) }
+        #expect(statuses == [.expired, .expired, .completed, .completed])
+        #expect(access(service.artifactPath(jobs[0].fileID), F_OK) != 0 && access(service.artifactPath(jobs[3].fileID), F_OK) == 0)
+        await service.stop()
+    }
+
     @Test func aNearlyFullDiskRefusesNewJobs() async throws {
         let folder = temporaryFolder("disk-full")
         var limits = ServiceLimits()
