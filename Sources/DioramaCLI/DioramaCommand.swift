@@ -80,3 +80,21 @@ struct CommandFailure: CommandLineReportable {
     }
     var description: String { message }
 }
+
+extension DioramaCommand {
+    /// `main()` with one error style: ArgumentParser's own errors ("Error: ...") are said as the commands say theirs,
+    /// `error: ...` on standard error, with the usage line after and the same exit codes (64 for usage).
+    public static func runMain() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            let code = exitCode(for: error)
+            guard code != .success, !(error is ExitCode) else { exit(withError: error) }
+            var message = fullMessage(for: error)
+            if message.hasPrefix("Error: ") { message = "error: " + message.dropFirst("Error: ".count) }
+            printError(message + (message.hasSuffix("\n") ? "" : "\n"))
+            Glibc.exit(code.rawValue)
+        }
+    }
+}

@@ -147,7 +147,8 @@ enum ModelArgument {
     /// given); anything else is an error naming both ways.
     static func resolve(_ value: String, checkpoint: String?) throws(HubError) -> (folder: String, checkpoint: String?) {
         var info = stat()
-        if stat(value, &info) == 0 { return (value, checkpoint) }
+        // A path (or anything present) is a folder; its loader says what is wrong with it.
+        if stat(value, &info) == 0 || value.contains("/") { return (value, checkpoint) }
         guard let model = HubModel.named(value) else {
             throw HubError(
                 .unknownModel,

@@ -1,3 +1,3 @@
 import DioramaCLI
 
-DioramaCommand.main()
+DioramaCommand.runMain()

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Testing
 
 @testable import DioramaCLI
@@ -31,5 +32,36 @@ struct HelpTextTests {
     @Test func helpTextJoinsProseAndKeepsIndentedLines() {
         #expect(helpText("one\ntwo\n\nlist:\n  a b\n  c") == "one two\n\nlist:\n  a b\n  c")
         #expect(!ImageSize(width: 704, height: 480).description.contains("ImageSize("))
+    }
+}
+
+/// The binary says every error one way: `error: ...` on standard error, usage errors with exit 64.
+struct ErrorStyleTests {
+    static func diorama(_ arguments: [String]) throws -> (status: Int32, stderr: String) {
+        let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let binary = repository.appendingPathComponent(".build/debug/diorama").path
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = arguments
+        let errors = Pipe()
+        process.standardError = errors
+        process.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
+        try process.run()
+        let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        return (process.terminationStatus, text)
+    }
+
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: ".build/debug/diorama"), "the debug binary is not built"))
+    func usageAndCommandErrorsShareOneStyle() throws {
+        let usage = try Self.diorama(["generate", "--prompt", "x", "--frames", "0", "-o", "/tmp/never.spz"])
+        #expect(usage.status == 64)
+        #expect(usage.stderr.hasPrefix("error: --frames must be 1 to 64\n"))
+        #expect(usage.stderr.contains("Usage: diorama generate"))
+        let unknown = try Self.diorama(["frobnicate"])
+        #expect(unknown.status == 64 && unknown.stderr.hasPrefix("error: "))
+        let missing = try Self.diorama(["info", "/nonexistent.spz"])
+        #expect(missing.status == 74 && missing.stderr.hasPrefix("error: /nonexistent.spz"))
+        #expect(!usage.stderr.contains("Error:") && !unknown.stderr.contains("Error:"))
     }
 }
