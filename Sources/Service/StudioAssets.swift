@@ -150,6 +150,7 @@ main();
 <header class="top">
   <h1>Diorama <span>Studio</span></h1>
   <span id="server-info" class="muted">connecting…</span>
+  <span id="connection" class="conn ok" role="status">connected</span>
   <label class="token">Access token
     <input id="token" type="password" autocomplete="off" spellcheck="false" placeholder="bearer token (optional)">
   </label>
@@ -177,6 +178,12 @@ main();
       <p><kbd>Space</kbd> record the current pose as a keyframe · <kbd>V</kbd> orbit/fly · <kbd>Home</kbd> camera #0 ·
         <kbd>H</kbd> this help. Keys are ignored while typing in a text field.</p>
       <p>Drop a .splat, .spz or .ply to view it, an image to use as the image prompt, or a JSON camera path.</p>
+    </div>
+    <div id="empty" class="hud empty">
+      <p><b>No scene yet.</b> Describe one under <i>3 · Prompt</i> and press <i>Generate</i>, shape the camera path under
+        <i>2 · Camera path</i>, or drop a .spz, .ply or .splat here. The grid is the ground a unit below camera #0.</p>
+      <p class="muted">Or start from an example (a prompt and a camera path):</p>
+      <div id="examples" class="examples"></div>
     </div>
     <div id="drop" hidden>Drop a scene (.splat .spz .ply), an image or a camera JSON</div>
   </section>
@@ -232,7 +239,7 @@ main();
       <div class="row"><label for="image-index">Image index</label><input id="image-index" type="range" min="0" max="23" step="1" value="0"><output id="image-index-out">0</output></div>
       <div class="row"><label for="seed">Seed</label><input id="seed" type="number" step="1" placeholder="random"></div>
     </details>
-    <details open>
+    <details open id="generate-panel">
       <summary>4 · Generate</summary>
       <div class="buttons">
         <button id="generate" class="primary">Generate</button>
@@ -809,6 +816,19 @@ figcaption { color: var(--muted); font-size: 12px; }
 }
 #video-player { width: 100%; margin-top: 6px; border-radius: 4px; background: #000; }
 #video-negative { width: 100%; box-sizing: border-box; margin: 4px 0; }
+/* connection state in the header */
+.conn { font-size: 12px; padding: 1px 8px; border-radius: 10px; border: 1px solid var(--line); }
+.conn.ok { color: var(--ok); }
+.conn.lost { color: #1e2127; background: var(--bad); border-color: var(--bad); font-weight: 600; }
+/* the empty viewer's hint and examples */
+.empty { left: 50%; bottom: 48px; transform: translateX(-50%); width: min(560px, calc(100% - 24px)); }
+.empty p { margin: 2px 0 6px; }
+.examples { display: flex; flex-direction: column; gap: 4px; }
+.examples button { text-align: left; white-space: normal; }
+/* the job being run stays in view at the foot of the panel, however far the panel is scrolled */
+#generate-panel { position: sticky; bottom: -40px; background: var(--panel); z-index: 2; border-top: 1px solid var(--line);
+  box-shadow: 0 -6px 12px rgba(0, 0, 0, 0.35); }
+#generate-panel #job { max-height: 42vh; overflow-y: auto; }
 """#####),
         "/studio.js": File(
             contentType: "text/javascript; charset=utf-8",
@@ -876,7 +896,7 @@ function deadViewer(why) {
   const noop = () => {};
   return {
     pos: [0, 0, 0], quat: [1, 0, 0, 0], mode: 'orbit', count: 0, orbitDist: 2,
-    setFixedSize: noop, setPose: noop, setFov: noop, setAspect: noop, setMode: noop, setCameras: noop, reserve: noop,
+    setFixedSize: noop, setPose: noop, setFov: noop, setAspect: noop, setMode: noop, setCameras: noop, setGuides: noop, reserve: noop,
     append: noop, endScene: noop, clearScene: noop, beginScene() { throw new Error(why); }, whenDrawn: () => Promise.resolve(0),
   };
 }
@@ -884,6 +904,12 @@ let viewer;
 try { viewer = new Viewer($('canvas'), { preserve: !!testScene }); } catch (e) {
   viewer = deadViewer(`the viewer cannot start: ${e.message}`);
   $('stats').textContent = `Viewer unavailable: ${e.message}`;
+}
+// The empty viewer: a grid, axes, a hint and examples, until a scene arrives.
+function showEmpty(on) {
+  viewer.setGuides(on && !testScene);
+  $('empty').hidden = !on || !!testScene;
+  document.body.dataset.empty = String(on && !testScene);
 }
 const sizeParam = /^(\d+)x(\d+)$/.exec(params.get('size') || '');
 if (sizeParam) viewer.setFixedSize(+sizeParam[1], +sizeParam[2]);
@@ -903,6 +929,7 @@ async function openScene(input, label) {
   const live = () => S.scene === ctrl && !ctrl.signal.aborted;
   const mb = (n) => (n / 1048576).toFixed(1) + ' MB';
   bar.hidden = false; fill.style.width = '0%'; text.textContent = `Loading ${label}…`;
+  showEmpty(false);
   try {
     viewer.beginScene(0);
     const res = await loadScene(input, {
@@ -974,6 +1001,7 @@ function syncConfig() {
     viewer.setAspect($('fit-aspect').checked ? S.W / S.H : null);
   }
   scheduleFrustums();
+  saveSession();
 }
 $('fov').addEventListener('input', () => { S.fov = +$('fov').value; syncConfig(); });
 $('res').addEventListener('change', () => {
@@ -1026,7 +1054,7 @@ function renderKeys() {
   list.scrollTop = list.scrollHeight;
   $('undo').disabled = $('clear').disabled = S.keys.length < 2;
 }
-function pathChanged() { renderKeys(); scheduleFrustums(); }
+function pathChanged() { renderKeys(); scheduleFrustums(); saveSession(); document.body.dataset.keys = String(S.keys.length); }
 function addKey(cam, why) {
   S.keys.push({ pos: cam.pos.slice(), quat: qnorm(cam.quat) });
   pathChanged();
@@ -1103,9 +1131,12 @@ async function loadJSONFile(file, mode) {
     if (Number.isInteger(doc.image_index)) $('image-index').value = doc.image_index;
   }
   S.keys = keys;
+  // A loaded path is generated as given: one frame per camera (unless the document says its own resolution).
+  if (!(mode === 'all' && res)) setResolution(keys.length, S.H, S.W);
   syncConfig();
   pathChanged();
-  notify(`Loaded ${keys.length} cameras${mode === 'all' ? ' with prompts and resolution' : ''} from ${file.name}`);
+  const capped = S.frames < keys.length ? ` (the server takes at most ${S.frames} frames: the path is resampled)` : '';
+  notify(`Loaded ${keys.length} cameras${mode === 'all' ? ' with prompts and resolution' : ''} from ${file.name}; ${S.frames} frames${capped}`);
 }
 $('load-cams').onclick = () => { jsonMode = 'cams'; $('json-file').click(); };
 $('load-all').onclick = () => { jsonMode = 'all'; $('json-file').click(); };
@@ -1223,6 +1254,8 @@ function onJob(j) {
   }
   const was = S.job && S.job.id === j.id ? S.job.status : null;
   S.job = j;
+  saveSession();
+  document.body.dataset.job = `${j.id} ${j.status}`;
   renderJob();
   if (j.status === 'completed' && was !== 'completed' && S.sceneJob !== j.id) showJobScene(j);
   if (j.status === 'failed' && was !== 'failed') notify(`Job failed: ${j.error || 'no reason given'}`, 'error');
@@ -1457,7 +1490,7 @@ $('mode').onclick = () => viewer.setMode(viewer.mode === 'orbit' ? 'fly' : 'orbi
 $('reset-view').onclick = resetView;
 $('help-toggle').onclick = () => { $('help').hidden = !$('help').hidden; };
 $('open-file').onclick = () => $('scene-file').click();
-$('clear-scene').onclick = () => { if (S.scene) S.scene.abort(); viewer.clearScene(); S.sceneJob = null; };
+$('clear-scene').onclick = () => { if (S.scene) S.scene.abort(); viewer.clearScene(); S.sceneJob = null; showEmpty(true); };
 $('scene-file').onchange = (e) => {
   const f = e.target.files[0];
   e.target.value = '';
@@ -1500,6 +1533,92 @@ $('token').addEventListener('change', () => {
   loadInfo();
 });
 
+// ---- the session survives a reload: prompt, path, settings, and the job being followed ----
+const STORE = 'diorama.studio';
+let saveTimer = 0;
+function saveSession() {
+  clearTimeout(saveTimer);
+  saveTimer = setTimeout(() => {
+    try {
+      localStorage.setItem(STORE, JSON.stringify({
+        prompt: $('prompt').value, seed: $('seed').value, imageIndex: +$('image-index').value, videoPrompt: $('video-prompt').value,
+        fov: S.fov, frames: S.frames, H: S.H, W: S.W, keys: S.keys, job: S.job ? S.job.id : null,
+      }));
+    } catch (_) { /* storage full or disabled: nothing to keep */ }
+  }, 150);
+}
+function restoreSession() {
+  let saved;
+  // `?session=` (URL-encoded JSON of what is saved: prompt, keys, frames, H, W, fov, seed, job) opens the studio in
+  // that state, as if it had been left so: a link can hand over a prompt and a path.
+  const handed = params.get('session');
+  if (handed) try { localStorage.setItem(STORE, handed); } catch (_) { /* no storage: the state is read below anyway */ }
+  try { saved = JSON.parse(handed || localStorage.getItem(STORE) || 'null'); } catch (_) { return null; }
+  if (!saved || typeof saved !== 'object') return null;
+  const num = (v) => typeof v === 'number' && Number.isFinite(v);
+  const cam = (c) => c && Array.isArray(c.pos) && c.pos.length === 3 && c.pos.every(num) && Array.isArray(c.quat) && c.quat.length === 4 && c.quat.every(num);
+  if (typeof saved.prompt === 'string') $('prompt').value = saved.prompt;
+  if (typeof saved.videoPrompt === 'string') $('video-prompt').value = saved.videoPrompt;
+  if (typeof saved.seed === 'string') $('seed').value = saved.seed;
+  if (num(saved.imageIndex)) $('image-index').value = saved.imageIndex;
+  if (num(saved.fov)) S.fov = saved.fov;
+  if (Array.isArray(saved.keys) && saved.keys.length && saved.keys.every(cam)) S.keys = saved.keys.map((c) => ({ pos: c.pos.slice(), quat: qnorm(c.quat) }));
+  if (num(saved.frames) && num(saved.H) && num(saved.W)) { S.configured = true; S.frames = saved.frames; S.H = saved.H; S.W = saved.W; }
+  document.body.dataset.session = 'restored';
+  return saved;
+}
+async function reattach(id) {
+  try {
+    const j = await api(`v1/jobs/${encodeURIComponent(id)}`);
+    onJob(j);
+    if (!TERMINAL.has(j.status)) { $('cancel').hidden = false; follow(id); notify(`Following job ${id} again`); }
+  } catch (_) { /* gone: nothing to follow */ }
+}
+for (const id of ['prompt', 'seed', 'image-index', 'video-prompt']) $(id).addEventListener('input', saveSession);
+window.addEventListener('pagehide', saveSession);
+
+// ---- connection: the header says when the server stops answering, and everything resumes when it is back ----
+let connected = true;
+async function watchConnection() {
+  for (;;) {
+    let ok = false;
+    try {
+      const ctrl = new AbortController(), timer = setTimeout(() => ctrl.abort(), 4000);
+      ok = (await fetch('health', { signal: ctrl.signal, cache: 'no-store' })).status < 500;
+      clearTimeout(timer);
+    } catch (_) { ok = false; }
+    if (ok !== connected) {
+      connected = ok;
+      const c = $('connection');
+      c.className = ok ? 'conn ok' : 'conn lost';
+      c.textContent = ok ? 'connected' : 'server unreachable: retrying';
+      document.body.dataset.connection = ok ? 'ok' : 'lost';
+      if (ok) { loadInfo(); refreshJobs(); if (S.job && !TERMINAL.has(S.job.status)) follow(S.job.id); }
+      else notify('The server stopped answering; the studio will reconnect by itself', 'error');
+    }
+    await sleep(ok ? 5000 : 2000);
+  }
+}
+
+// ---- examples for a first scene ----
+const EXAMPLES = [
+  { prompt: 'a quiet Japanese garden with a koi pond, stone lanterns and maple trees in morning mist', steps: ['forward', 'forward'] },
+  { prompt: 'a cozy reading nook with a leather armchair, a floor lamp and shelves of old books', steps: ['orbit-left', 'orbit-left'] },
+  { prompt: 'a medieval castle courtyard at sunset, a well in the middle, banners on the walls', steps: ['orbit-right', 'forward'] },
+  { prompt: 'an alien desert with glowing blue crystals under two moons', steps: ['left', 'forward', 'forward'] },
+];
+for (const ex of EXAMPLES) {
+  const b = el('button', { textContent: ex.prompt, title: `path: camera #0, then ${ex.steps.join(', ')}` });
+  b.onclick = () => {
+    $('prompt').value = ex.prompt;
+    S.keys = [camera0()];
+    for (const step of ex.steps) template(step);
+    saveSession();
+    notify('Example loaded: press Generate');
+  };
+  $('examples').append(b);
+}
+
 // ---- start-up ----
 async function loadInfo() {
   try {
@@ -1522,8 +1641,12 @@ async function loadInfo() {
   }
 }
 
+const saved = testScene ? null : restoreSession();
 fillResolutions();
 pathChanged();
+showEmpty(true);
+if (saved && saved.job) reattach(saved.job);
+if (!testScene) watchConnection();
 if (testScene) {
   // Test hook: camera 0 with a 60° fov; report what was drawn on <body>.
   const body = document.body;
@@ -1786,7 +1909,8 @@ export class Viewer {
 
   // Key cameras (white) and interpolated ones (grey) as frustum outlines; path through the keys.
   setCameras(keys, interp, fov, aspect) {
-    const v = [], depth = 0.15, hh = depth * Math.tan((fov * Math.PI) / 360), hw = hh * aspect;
+    this.lastCameras = [keys, interp, fov, aspect];
+    const v = this.guides ? Viewer.guideLines() : [], depth = 0.15, hh = depth * Math.tan((fov * Math.PI) / 360), hw = hh * aspect;
     const seg = (a, b, c) => v.push(...a, ...c, ...b, ...c);
     const frustum = (cam, c) => {
       const at = (x, y, z) => vadd(cam.pos, qrot(cam.quat, [x, y, z]));
@@ -1997,6 +2121,25 @@ export class Viewer {
       this.waiters = [];
       for (const f of w) f(n);
     }
+  }
+
+  // A ground grid one unit below camera #0 and its axes (x red, y green, z blue), shown while no scene is loaded so
+  // the empty viewer has a sense of space and direction.
+  setGuides(on) {
+    if (this.guides === on) return;
+    this.guides = on;
+    this.setCameras(...(this.lastCameras || [[], [], this.fov, 1]));
+  }
+  static guideLines() {
+    const v = [], grey = [0.32, 0.34, 0.38], y = -1;
+    for (let i = -6; i <= 6; i++) {
+      v.push(i, y, -12, ...grey, i, y, 0, ...grey);
+      if (i <= 0) v.push(-6, y, 2 * i, ...grey, 6, y, 2 * i, ...grey);
+    }
+    v.push(0, 0, 0, 0.9, 0.25, 0.25, 0.5, 0, 0, 0.9, 0.25, 0.25);
+    v.push(0, 0, 0, 0.3, 0.85, 0.3, 0, 0.5, 0, 0.3, 0.85, 0.3);
+    v.push(0, 0, 0, 0.3, 0.5, 1, 0, 0, 0.5, 0.3, 0.5, 1);
+    return v;
   }
 
   draw(view) {

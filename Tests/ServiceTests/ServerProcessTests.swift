@@ -341,6 +341,39 @@ struct ServiceTestError: Error, CustomStringConvertible {
         #expect(poll(keptAlive).closed)
     }
 
+    /// The studio keeps its prompt, camera path, settings and followed job across a reload (local storage), and
+    /// follows that job again; with nothing loaded it shows the grid, a hint and example prompts.
+    @Test func theStudioKeepsItsSessionAcrossReloads() async throws {
+        let folder = temporaryFolder("studio-session")
+        let server = ServerProcess(dataDirectory: folder, extraArguments: ["--no-warm-up"])
+        try await server.start()
+        defer { server.kill(SIGTERM) }
+        func body(_ dom: String) -> String { dom.range(of: "<body[^>]*>", options: .regularExpression).map { String(dom[$0]) } ?? "" }
+        let fresh = try Self.dumpDOM("http://127.0.0.1:\(server.port)/", profile: "\(folder)/fresh", budget: 4000)
+        #expect(body(fresh).contains("data-empty=\"true\"") && !body(fresh).contains("data-session"))
+        #expect(fresh.components(separatedBy: "a quiet Japanese garden").count == 2, "one example button")
+
+        let id = try server.json("POST", "/v1/jobs", body: #"{"text_prompt": "a garden", "resolution": [2, 64, 96]}"#)["id"] as? String ?? ""
+        let state: [String: Any] = [
+            "prompt": "a garden", "frames": 2, "H": 64, "W": 96, "job": id,
+            "keys": [["pos": [0, 0, 0], "quat": [1, 0, 0, 0]], ["pos": [0, 0, -0.5], "quat": [1, 0, 0, 0]], ["pos": [0.5, 0, -1], "quat": [1, 0, 0, 0]]],
+        ]
+        let handed = String(decoding: try JSONSerialization.data(withJSONObject: state), as: UTF8.self)
+            .addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""
+        let first = body(try Self.dumpDOM("http://127.0.0.1:\(server.port)/?session=\(handed)", profile: "\(folder)/kept", budget: 8000))
+        #expect(first.contains("data-keys=\"3\"") && first.contains("data-job=\"\(id)"))
+        // A plain reload in the same browser profile: everything comes back from local storage, the job is followed.
+        let reloaded = body(try Self.dumpDOM("http://127.0.0.1:\(server.port)/", profile: "\(folder)/kept", budget: 8000))
+        #expect(reloaded.contains("data-session=\"restored\"") && reloaded.contains("data-keys=\"3\""))
+        #expect(["queued", "running", "completed"].contains { reloaded.contains("data-job=\"\(id) \($0)\"") }, "\(reloaded)")
+        // Once the job is done, a reload finds it completed and shows its scene.
+        for _ in 0..<600 where try server.json("GET", "/v1/jobs/\(id)")["status"] as? String != "completed" {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        let done = body(try Self.dumpDOM("http://127.0.0.1:\(server.port)/", profile: "\(folder)/kept", budget: 8000))
+        #expect(done.contains("data-job=\"\(id) completed\"") && done.contains("data-empty=\"false\""), "\(done)")
+    }
+
     /// `/docs` renders every operation of the server's own OpenAPI document, with nothing from another origin.
     @Test func theAPIReferenceRendersFromTheDocument() async throws {
         let folder = temporaryFolder("docs")

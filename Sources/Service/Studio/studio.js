@@ -61,7 +61,7 @@ function deadViewer(why) {
   const noop = () => {};
   return {
     pos: [0, 0, 0], quat: [1, 0, 0, 0], mode: 'orbit', count: 0, orbitDist: 2,
-    setFixedSize: noop, setPose: noop, setFov: noop, setAspect: noop, setMode: noop, setCameras: noop, reserve: noop,
+    setFixedSize: noop, setPose: noop, setFov: noop, setAspect: noop, setMode: noop, setCameras: noop, setGuides: noop, reserve: noop,
     append: noop, endScene: noop, clearScene: noop, beginScene() { throw new Error(why); }, whenDrawn: () => Promise.resolve(0),
   };
 }
@@ -69,6 +69,12 @@ let viewer;
 try { viewer = new Viewer($('canvas'), { preserve: !!testScene }); } catch (e) {
   viewer = deadViewer(`the viewer cannot start: ${e.message}`);
   $('stats').textContent = `Viewer unavailable: ${e.message}`;
+}
+// The empty viewer: a grid, axes, a hint and examples, until a scene arrives.
+function showEmpty(on) {
+  viewer.setGuides(on && !testScene);
+  $('empty').hidden = !on || !!testScene;
+  document.body.dataset.empty = String(on && !testScene);
 }
 const sizeParam = /^(\d+)x(\d+)$/.exec(params.get('size') || '');
 if (sizeParam) viewer.setFixedSize(+sizeParam[1], +sizeParam[2]);
@@ -88,6 +94,7 @@ async function openScene(input, label) {
   const live = () => S.scene === ctrl && !ctrl.signal.aborted;
   const mb = (n) => (n / 1048576).toFixed(1) + ' MB';
   bar.hidden = false; fill.style.width = '0%'; text.textContent = `Loading ${label}…`;
+  showEmpty(false);
   try {
     viewer.beginScene(0);
     const res = await loadScene(input, {
@@ -159,6 +166,7 @@ function syncConfig() {
     viewer.setAspect($('fit-aspect').checked ? S.W / S.H : null);
   }
   scheduleFrustums();
+  saveSession();
 }
 $('fov').addEventListener('input', () => { S.fov = +$('fov').value; syncConfig(); });
 $('res').addEventListener('change', () => {
@@ -211,7 +219,7 @@ function renderKeys() {
   list.scrollTop = list.scrollHeight;
   $('undo').disabled = $('clear').disabled = S.keys.length < 2;
 }
-function pathChanged() { renderKeys(); scheduleFrustums(); }
+function pathChanged() { renderKeys(); scheduleFrustums(); saveSession(); document.body.dataset.keys = String(S.keys.length); }
 function addKey(cam, why) {
   S.keys.push({ pos: cam.pos.slice(), quat: qnorm(cam.quat) });
   pathChanged();
@@ -288,9 +296,12 @@ async function loadJSONFile(file, mode) {
     if (Number.isInteger(doc.image_index)) $('image-index').value = doc.image_index;
   }
   S.keys = keys;
+  // A loaded path is generated as given: one frame per camera (unless the document says its own resolution).
+  if (!(mode === 'all' && res)) setResolution(keys.length, S.H, S.W);
   syncConfig();
   pathChanged();
-  notify(`Loaded ${keys.length} cameras${mode === 'all' ? ' with prompts and resolution' : ''} from ${file.name}`);
+  const capped = S.frames < keys.length ? ` (the server takes at most ${S.frames} frames: the path is resampled)` : '';
+  notify(`Loaded ${keys.length} cameras${mode === 'all' ? ' with prompts and resolution' : ''} from ${file.name}; ${S.frames} frames${capped}`);
 }
 $('load-cams').onclick = () => { jsonMode = 'cams'; $('json-file').click(); };
 $('load-all').onclick = () => { jsonMode = 'all'; $('json-file').click(); };
@@ -408,6 +419,8 @@ function onJob(j) {
   }
   const was = S.job && S.job.id === j.id ? S.job.status : null;
   S.job = j;
+  saveSession();
+  document.body.dataset.job = `${j.id} ${j.status}`;
   renderJob();
   if (j.status === 'completed' && was !== 'completed' && S.sceneJob !== j.id) showJobScene(j);
   if (j.status === 'failed' && was !== 'failed') notify(`Job failed: ${j.error || 'no reason given'}`, 'error');
@@ -642,7 +655,7 @@ $('mode').onclick = () => viewer.setMode(viewer.mode === 'orbit' ? 'fly' : 'orbi
 $('reset-view').onclick = resetView;
 $('help-toggle').onclick = () => { $('help').hidden = !$('help').hidden; };
 $('open-file').onclick = () => $('scene-file').click();
-$('clear-scene').onclick = () => { if (S.scene) S.scene.abort(); viewer.clearScene(); S.sceneJob = null; };
+$('clear-scene').onclick = () => { if (S.scene) S.scene.abort(); viewer.clearScene(); S.sceneJob = null; showEmpty(true); };
 $('scene-file').onchange = (e) => {
   const f = e.target.files[0];
   e.target.value = '';
@@ -685,6 +698,92 @@ $('token').addEventListener('change', () => {
   loadInfo();
 });
 
+// ---- the session survives a reload: prompt, path, settings, and the job being followed ----
+const STORE = 'diorama.studio';
+let saveTimer = 0;
+function saveSession() {
+  clearTimeout(saveTimer);
+  saveTimer = setTimeout(() => {
+    try {
+      localStorage.setItem(STORE, JSON.stringify({
+        prompt: $('prompt').value, seed: $('seed').value, imageIndex: +$('image-index').value, videoPrompt: $('video-prompt').value,
+        fov: S.fov, frames: S.frames, H: S.H, W: S.W, keys: S.keys, job: S.job ? S.job.id : null,
+      }));
+    } catch (_) { /* storage full or disabled: nothing to keep */ }
+  }, 150);
+}
+function restoreSession() {
+  let saved;
+  // `?session=` (URL-encoded JSON of what is saved: prompt, keys, frames, H, W, fov, seed, job) opens the studio in
+  // that state, as if it had been left so: a link can hand over a prompt and a path.
+  const handed = params.get('session');
+  if (handed) try { localStorage.setItem(STORE, handed); } catch (_) { /* no storage: the state is read below anyway */ }
+  try { saved = JSON.parse(handed || localStorage.getItem(STORE) || 'null'); } catch (_) { return null; }
+  if (!saved || typeof saved !== 'object') return null;
+  const num = (v) => typeof v === 'number' && Number.isFinite(v);
+  const cam = (c) => c && Array.isArray(c.pos) && c.pos.length === 3 && c.pos.every(num) && Array.isArray(c.quat) && c.quat.length === 4 && c.quat.every(num);
+  if (typeof saved.prompt === 'string') $('prompt').value = saved.prompt;
+  if (typeof saved.videoPrompt === 'string') $('video-prompt').value = saved.videoPrompt;
+  if (typeof saved.seed === 'string') $('seed').value = saved.seed;
+  if (num(saved.imageIndex)) $('image-index').value = saved.imageIndex;
+  if (num(saved.fov)) S.fov = saved.fov;
+  if (Array.isArray(saved.keys) && saved.keys.length && saved.keys.every(cam)) S.keys = saved.keys.map((c) => ({ pos: c.pos.slice(), quat: qnorm(c.quat) }));
+  if (num(saved.frames) && num(saved.H) && num(saved.W)) { S.configured = true; S.frames = saved.frames; S.H = saved.H; S.W = saved.W; }
+  document.body.dataset.session = 'restored';
+  return saved;
+}
+async function reattach(id) {
+  try {
+    const j = await api(`v1/jobs/${encodeURIComponent(id)}`);
+    onJob(j);
+    if (!TERMINAL.has(j.status)) { $('cancel').hidden = false; follow(id); notify(`Following job ${id} again`); }
+  } catch (_) { /* gone: nothing to follow */ }
+}
+for (const id of ['prompt', 'seed', 'image-index', 'video-prompt']) $(id).addEventListener('input', saveSession);
+window.addEventListener('pagehide', saveSession);
+
+// ---- connection: the header says when the server stops answering, and everything resumes when it is back ----
+let connected = true;
+async function watchConnection() {
+  for (;;) {
+    let ok = false;
+    try {
+      const ctrl = new AbortController(), timer = setTimeout(() => ctrl.abort(), 4000);
+      ok = (await fetch('health', { signal: ctrl.signal, cache: 'no-store' })).status < 500;
+      clearTimeout(timer);
+    } catch (_) { ok = false; }
+    if (ok !== connected) {
+      connected = ok;
+      const c = $('connection');
+      c.className = ok ? 'conn ok' : 'conn lost';
+      c.textContent = ok ? 'connected' : 'server unreachable: retrying';
+      document.body.dataset.connection = ok ? 'ok' : 'lost';
+      if (ok) { loadInfo(); refreshJobs(); if (S.job && !TERMINAL.has(S.job.status)) follow(S.job.id); }
+      else notify('The server stopped answering; the studio will reconnect by itself', 'error');
+    }
+    await sleep(ok ? 5000 : 2000);
+  }
+}
+
+// ---- examples for a first scene ----
+const EXAMPLES = [
+  { prompt: 'a quiet Japanese garden with a koi pond, stone lanterns and maple trees in morning mist', steps: ['forward', 'forward'] },
+  { prompt: 'a cozy reading nook with a leather armchair, a floor lamp and shelves of old books', steps: ['orbit-left', 'orbit-left'] },
+  { prompt: 'a medieval castle courtyard at sunset, a well in the middle, banners on the walls', steps: ['orbit-right', 'forward'] },
+  { prompt: 'an alien desert with glowing blue crystals under two moons', steps: ['left', 'forward', 'forward'] },
+];
+for (const ex of EXAMPLES) {
+  const b = el('button', { textContent: ex.prompt, title: `path: camera #0, then ${ex.steps.join(', ')}` });
+  b.onclick = () => {
+    $('prompt').value = ex.prompt;
+    S.keys = [camera0()];
+    for (const step of ex.steps) template(step);
+    saveSession();
+    notify('Example loaded: press Generate');
+  };
+  $('examples').append(b);
+}
+
 // ---- start-up ----
 async function loadInfo() {
   try {
@@ -707,8 +806,12 @@ async function loadInfo() {
   }
 }
 
+const saved = testScene ? null : restoreSession();
 fillResolutions();
 pathChanged();
+showEmpty(true);
+if (saved && saved.job) reattach(saved.job);
+if (!testScene) watchConnection();
 if (testScene) {
   // Test hook: camera 0 with a 60° fov; report what was drawn on <body>.
   const body = document.body;

@@ -235,7 +235,8 @@ export class Viewer {
 
   // Key cameras (white) and interpolated ones (grey) as frustum outlines; path through the keys.
   setCameras(keys, interp, fov, aspect) {
-    const v = [], depth = 0.15, hh = depth * Math.tan((fov * Math.PI) / 360), hw = hh * aspect;
+    this.lastCameras = [keys, interp, fov, aspect];
+    const v = this.guides ? Viewer.guideLines() : [], depth = 0.15, hh = depth * Math.tan((fov * Math.PI) / 360), hw = hh * aspect;
     const seg = (a, b, c) => v.push(...a, ...c, ...b, ...c);
     const frustum = (cam, c) => {
       const at = (x, y, z) => vadd(cam.pos, qrot(cam.quat, [x, y, z]));
@@ -446,6 +447,25 @@ export class Viewer {
       this.waiters = [];
       for (const f of w) f(n);
     }
+  }
+
+  // A ground grid one unit below camera #0 and its axes (x red, y green, z blue), shown while no scene is loaded so
+  // the empty viewer has a sense of space and direction.
+  setGuides(on) {
+    if (this.guides === on) return;
+    this.guides = on;
+    this.setCameras(...(this.lastCameras || [[], [], this.fov, 1]));
+  }
+  static guideLines() {
+    const v = [], grey = [0.32, 0.34, 0.38], y = -1;
+    for (let i = -6; i <= 6; i++) {
+      v.push(i, y, -12, ...grey, i, y, 0, ...grey);
+      if (i <= 0) v.push(-6, y, 2 * i, ...grey, 6, y, 2 * i, ...grey);
+    }
+    v.push(0, 0, 0, 0.9, 0.25, 0.25, 0.5, 0, 0, 0.9, 0.25, 0.25);
+    v.push(0, 0, 0, 0.3, 0.85, 0.3, 0, 0.5, 0, 0.3, 0.85, 0.3);
+    v.push(0, 0, 0, 0.3, 0.5, 1, 0, 0, 0.5, 0.3, 0.5, 1);
+    return v;
   }
 
   draw(view) {
