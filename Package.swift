@@ -94,7 +94,7 @@ let package = Package(
         .testTarget(
             name: "ModelTests",
             dependencies: [
-                "Models", "FlashWorld", "Video", "EngineCore", "EngineCPU", "EngineCheck", "Checkpoints", "ModelLoading", "Cameras", "SplatCore", "MediaIO",
+                "Models", "FlashWorld", "Video", "EngineCore", "EngineCPU", "EngineCheck", "Checkpoints", "ModelLoading", "Cameras", "SplatCore", "SplatRender", "MediaIO",
             ],
             exclude: ["Fixtures"]),
         .testTarget(

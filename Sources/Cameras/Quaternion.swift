@@ -88,6 +88,13 @@ public struct Quaternion: Equatable, Sendable {
     /// Rotates a vector (the quaternion need not be normalised).
     public func rotated(_ v: SIMD3<Double>) -> SIMD3<Double> { rotationMatrix * v }
 
+    /// The rotation by `angle` radians about `axis` (right-handed; the axis need not be unit length).
+    public init(axis: SIMD3<Double>, angle: Double) {
+        let n = axis / max((axis * axis).sum().squareRoot(), 1e-300)
+        let s = sin(0.5 * angle)
+        self.init(w: cos(0.5 * angle), x: n.x * s, y: n.y * s, z: n.z * s)
+    }
+
     /// The shortest rotation taking unit vector `from` onto unit vector `to`, as three.js
     /// `Quaternion.setFromUnitVectors` computes it (the reference UI builds its orbit cameras with it).
     public init(rotating from: SIMD3<Double>, onto to: SIMD3<Double>) {

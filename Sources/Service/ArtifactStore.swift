@@ -39,13 +39,16 @@ enum ArtifactStore {
                 raw.frame = SPZReader.defaultFrame  // the positions as they are, no frame extension: the reference's bytes
                 try SplatFile.write(raw, toPath: target, format: .spz)
             case .mp4:
-                // The scene along the path it was generated from, at the generation size, as `generate --video` films it.
+                // A 4-second swing around the scene's content from the side it was generated from (camera 0's, in
+                // the cloud's frame), the generation's aspect at 480p or more.
                 let request = try FlashWorldRequest.parse(job.request, limits: limits)
                 let path = request.cameras.count == request.frames ? CameraPath(request.cameras) : CameraPath(request.cameras).resampled(count: request.frames)
+                let first = SceneVideo.path(normalizedCameras(path.cameras)).cameras[0]
+                let size = SceneVideo.videoSize(width: request.width, height: request.height)
                 let temporary = "\(target).partial-\(UInt32.random(in: 0...UInt32.max)).mp4"
                 do {
                     try SceneVideo.write(
-                        cloud, along: SceneVideo.path(normalizedCameras(path.cameras)), width: request.width, height: request.height, to: temporary,
+                        cloud, along: SceneVideo.orbit(around: cloud, from: first), width: size.width, height: size.height, to: temporary,
                         frames: videoFrames)
                 } catch {
                     unlink(temporary)

@@ -61,7 +61,7 @@ struct NativeAPITests {
                 }
             }
             try await client.execute(uri: "/v1/jobs/\(id)/artifacts/scene.obj", method: .get) { #expect($0.status == .notFound) }
-            // The orbit video: rendered along the request's path through ffmpeg, an MP4 (an ftyp box first).
+            // The preview video: a swing around the content through ffmpeg, an MP4 (an ftyp box first).
             try await client.execute(uri: "/v1/jobs/\(id)/artifacts/orbit.mp4?wait=1", method: .get) { response in
                 let bytes = [UInt8](buffer: response.body)
                 #expect(response.status == .ok && response.headers[.contentType] == "video/mp4")
