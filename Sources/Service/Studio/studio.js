@@ -569,20 +569,43 @@ async function deleteJob(id) {
     refreshJobs();
   } catch (e) { notify(`Delete failed: ${e.message}`, 'error'); }
 }
+// Downloads go to disk, not into the page's memory: without a token the browser's own download of a plain link
+// (after waiting, with HEAD, until a file made on demand exists); with one, a file the user picks, written as the
+// bytes arrive (where the browser offers that), else, as a last resort, a Blob.
 async function download(url, name, btn) {
   const label = btn.textContent;
   btn.disabled = true;
+  const making = () => { btn.textContent = `${label} (making…)`; };
   try {
-    const resp = await fetchWhenReady(url, { headers: authHeaders() }, () => { btn.textContent = `${label} (making…)`; });
-    const total = +resp.headers.get('Content-Length') || 0, parts = [], reader = resp.body.getReader();
-    for (let got = 0; ;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      parts.push(value);
-      got += value.length;
-      btn.textContent = total ? `${label} ${Math.floor((100 * got) / total)}%` : `${label} ${(got / 1048576).toFixed(1)} MB`;
+    const headers = authHeaders();
+    if (!headers.Authorization) {
+      await fetchWhenReady(url, { method: 'HEAD' }, making);
+      const a = el('a', { href: url, download: name });
+      document.body.append(a);
+      a.click();
+      a.remove();
+      return;
     }
-    const a = el('a', { href: URL.createObjectURL(new Blob(parts, { type: resp.headers.get('Content-Type') || 'application/octet-stream' })), download: name });
+    // Asked before any waiting, while the click still counts as the user's gesture.
+    const handle = window.showSaveFilePicker ? await window.showSaveFilePicker({ suggestedName: name }).catch(() => null) : null;
+    if (window.showSaveFilePicker && !handle) return; // the user closed the picker
+    const resp = await fetchWhenReady(url, { headers }, making);
+    const total = +resp.headers.get('Content-Length') || 0;
+    let got = 0;
+    const counted = new TransformStream({
+      transform(chunk, ctrl) {
+        got += chunk.length;
+        btn.textContent = total ? `${label} ${Math.floor((100 * got) / total)}%` : `${label} ${(got / 1048576).toFixed(1)} MB`;
+        ctrl.enqueue(chunk);
+      },
+    });
+    if (handle) {
+      await resp.body.pipeThrough(counted).pipeTo(await handle.createWritable());
+      notify(`Saved ${name}`);
+      return;
+    }
+    const blob = await new Response(resp.body.pipeThrough(counted)).blob();
+    const a = el('a', { href: URL.createObjectURL(blob), download: name });
     document.body.append(a);
     a.click();
     a.remove();
