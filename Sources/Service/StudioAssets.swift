@@ -294,6 +294,10 @@ main();
 // expressed in the OpenGL world of the cameras (x right, y up, z back).
 
 export const WORDS = 8;
+// Spherical harmonics of degrees 1 and 2 (8 coefficients x RGB, coefficient-major) as signed bytes, 8 words per
+// splat in a second texture; each byte is 128 + 64 v (so |v| < 2, steps of 1/64).
+export const SH_WORDS = 8;
+export const SH_COEFFS = 8;
 export const COV_SCALE = 16; // covariance is stored x16 so small splats keep precision in half floats
 const C0 = 0.28209479177387814;
 const BATCH = 16384;
@@ -337,12 +341,24 @@ class Packer {
     this.u = new Uint32Array(buf);
     this.f = new Float32Array(buf);
     this.p = new Float32Array(BATCH * 3);
+    this.sh = new Uint32Array(BATCH * SH_WORDS);
+    this.shBytes = new Uint8Array(this.sh.buffer);
+    this.withSH = false;
     this.n = 0;
     this.total = 0;
   }
-  // scale linear, quaternion w x y z (any norm), colour and alpha in 0..1
-  add(x, y, z, s0, s1, s2, qw, qx, qy, qz, r, g, b, a) {
+  // scale linear, quaternion w x y z (any norm), colour and alpha in 0..1; `rest` (optional): the degree 1-2 SH
+  // coefficients in the file's frame, rest[3k + c] for coefficient k and channel c
+  add(x, y, z, s0, s1, s2, qw, qx, qy, qz, r, g, b, a, rest = null) {
     if (!Number.isFinite(x + y + z)) return;
+    if (rest || this.withSH) {
+      this.withSH = true;
+      const o = this.n * SH_WORDS * 4, bytes = this.shBytes;
+      for (let i = 0; i < SH_COEFFS * 3; i++) {
+        const v = rest ? rest[i] : 0, q = Math.round(128 + 64 * (Number.isFinite(v) ? v : 0));
+        bytes[o + i] = q < 0 ? 0 : q > 255 ? 255 : q;
+      }
+    }
     const m = this.m, o = this.n * WORDS, p = this.n * 3, f = this.f, u = this.u;
     const X = m[0] * x + m[1] * y + m[2] * z, Y = m[3] * x + m[4] * y + m[5] * z, Z = m[6] * x + m[7] * y + m[8] * z;
     f[o] = X; f[o + 1] = Y; f[o + 2] = Z;
@@ -371,7 +387,10 @@ class Packer {
   flush() {
     if (!this.n) return;
     this.total += this.n;
-    this.emit({ count: this.n, data: this.u.subarray(0, this.n * WORDS), pos: this.p.subarray(0, this.n * 3) });
+    this.emit({
+      count: this.n, data: this.u.subarray(0, this.n * WORDS), pos: this.p.subarray(0, this.n * 3),
+      sh: this.withSH ? this.sh.subarray(0, this.n * SH_WORDS) : null, frame: this.m,
+    });
     this.n = 0;
   }
 }
@@ -483,6 +502,19 @@ async function parsePly(src, packer, begin) {
   const op = field('opacity'), al = field('alpha');
   const hasDc = !dc.includes(null), hasRgb = !rgb.includes(null), hasSc = !sc.includes(null), hasRot = !rot.includes(null);
   const byteScale = (p) => (p.get === 'getUint8' ? 1 / 255 : 1);
+  // SH of degrees 1-2: INRIA's f_rest_* are channel-major (f_rest_{c * perChannel + k}); FlashWorld's export puts
+  // every coefficient in f_dc_*, coefficient-major (f_dc_{3 (k + 1) + c})
+  const restNames = vertex.props.filter((p) => /^f_rest_\d+$/.test(p.name)).length;
+  const perChannel = restNames / 3;
+  const restFields = [];
+  if (restNames >= 9 && restNames % 3 === 0) {
+    for (let k = 0; k < Math.min(SH_COEFFS, perChannel); k++) for (let c = 0; c < 3; c++) restFields.push(field(`f_rest_${c * perChannel + k}`));
+  } else {
+    const dcCount = vertex.props.filter((p) => /^f_dc_\d+$/.test(p.name)).length;
+    for (let k = 0; k < Math.min(SH_COEFFS, dcCount / 3 - 1); k++) for (let c = 0; c < 3; c++) restFields.push(field(`f_dc_${3 * (k + 1) + c}`));
+  }
+  const hasRest = restFields.length > 0 && !restFields.includes(null);
+  const rest = new Float32Array(SH_COEFFS * 3);
   // FlashWorld's own export (all 27 SH values as f_dc_*, no f_rest_*) is in camera 0's OpenGL frame, as Diorama
   // reads it; a coordinate_frame comment says so explicitly and wins
   const nDc = vertex.props.filter((p) => /^f_dc_\d+$/.test(p.name)).length;
@@ -506,7 +538,8 @@ async function parsePly(src, packer, begin) {
       else if (al) a = v(al, o) * byteScale(al);
       if (hasSc) { s0 = Math.exp(v(sc[0], o)); s1 = Math.exp(v(sc[1], o)); s2 = Math.exp(v(sc[2], o)); }
       if (hasRot) { qw = v(rot[0], o); qx = v(rot[1], o); qy = v(rot[2], o); qz = v(rot[3], o); }
-      packer.add(v(need[0], o), v(need[1], o), v(need[2], o), s0, s1, s2, qw, qx, qy, qz, r, g, bl, a);
+      if (hasRest) for (let i = 0; i < restFields.length; i++) rest[i] = v(restFields[i], o);
+      packer.add(v(need[0], o), v(need[1], o), v(need[2], o), s0, s1, s2, qw, qx, qy, qz, r, g, bl, a, hasRest ? rest : null);
     }
     packer.flush();
   });
@@ -555,6 +588,7 @@ async function parseSpz(src, packer, begin) {
   packer.m = frameMatrix(frame);
   begin(n);
   const scale = 1 / (1 << fb), q = [0, 0, 0, 0];
+  const shCoeffs = (deg + 1) ** 2 - 1, restCount = Math.min(SH_COEFFS, shCoeffs), rest = new Float32Array(SH_COEFFS * 3);
   for (let i = 0; i < n; i++) {
     // hand over what is decoded and let the page breathe: a 4M-splat file would otherwise stall it for a second
     if (i && (i & 0x3ffff) === 0) { packer.flush(); await new Promise((r) => setTimeout(r)); if (src.cancelled) return; }
@@ -587,11 +621,12 @@ async function parseSpz(src, packer, begin) {
       q[0] = bytes[o] / 127.5 - 1; q[1] = bytes[o + 1] / 127.5 - 1; q[2] = bytes[o + 2] / 127.5 - 1;
       q[3] = Math.sqrt(Math.max(0, 1 - q[0] * q[0] - q[1] * q[1] - q[2] * q[2]));
     }
+    for (let j = 0; j < restCount * 3; j++) rest[j] = (bytes[oSh + i * shCoeffs * 3 + j] - 128) / 128;
     const c = oC + i * 3, s = oS + i * 3, k = C0 / 0.15;
     packer.add(x, y, z, Math.exp(bytes[s] / 16 - 10), Math.exp(bytes[s + 1] / 16 - 10), Math.exp(bytes[s + 2] / 16 - 10),
       q[3], q[0], q[1], q[2],
       0.5 + k * (bytes[c] / 255 - 0.5), 0.5 + k * (bytes[c + 1] / 255 - 0.5), 0.5 + k * (bytes[c + 2] / 255 - 0.5),
-      bytes[oA + i] / 255);
+      bytes[oA + i] / 255, restCount ? rest : null);
   }
   packer.flush();
 }
@@ -1682,6 +1717,7 @@ if (testScene) {
       const drawn = await viewer.whenDrawn();
       body.dataset.splats = String(r ? r.count : 0);
       body.dataset.drawn = String(drawn);
+      body.dataset.mean = (viewer.drawnMean || []).map((v) => v.toFixed(3)).join(',');
       body.dataset.status = 'drawn';
     })
     .catch((e) => {
@@ -1697,7 +1733,7 @@ refreshJobs();
             text: #####"""
 // WebGL2 Gaussian-splat viewer: one instanced quad per splat, EWA projection in the vertex shader,
 // back-to-front order from sort-worker.js, orbit and fly controls, camera frustums as lines.
-import { WORDS, COV_SCALE } from './loaders.js';
+import { WORDS, COV_SCALE, SH_WORDS } from './loaders.js';
 import { backToFront } from './sort-worker.js';
 
 // ---- quaternions [w, x, y, z] and small vector helpers (exported for the studio) ----
@@ -1742,6 +1778,10 @@ const TEX_W = 4096, PER_ROW = TEX_W / 2; // two texels per splat
 const SPLAT_VS = `#version 300 es
 precision highp float; precision highp int; precision highp usampler2D;
 uniform usampler2D u_data;
+uniform usampler2D u_sh;
+uniform bool u_shOn;
+uniform vec3 u_eye;
+uniform mat3 u_shFrame;
 uniform mat4 u_view, u_proj;
 uniform vec2 u_focal, u_viewport, u_tan;
 layout(location = 0) in vec2 a_corner;
@@ -1774,6 +1814,25 @@ void main() {
   v_uv = a_corner * 3.0;
   uint col = t0.w;
   v_color = vec4(float(col & 255u), float((col >> 8) & 255u), float((col >> 16) & 255u), float(col >> 24)) / 255.0;
+  if (u_shOn) {
+    // Degrees 1 and 2, evaluated for the direction from the eye in the file's own frame (where the SH were fitted).
+    uvec4 s0 = texelFetch(u_sh, tc, 0), s1 = texelFetch(u_sh, tc + ivec2(1, 0), 0);
+    uint w[8] = uint[8](s0.x, s0.y, s0.z, s0.w, s1.x, s1.y, s1.z, s1.w);
+    vec3 d = normalize(u_shFrame * (uintBitsToFloat(t0.xyz) - u_eye));
+    float x = d.x, y = d.y, z = d.z;
+    float basis[8] = float[8](-0.4886025119029199 * y, 0.4886025119029199 * z, -0.4886025119029199 * x,
+      1.0925484305920792 * x * y, -1.0925484305920792 * y * z, 0.31539156525252005 * (2.0 * z * z - x * x - y * y),
+      -1.0925484305920792 * x * z, 0.5462742152960396 * (x * x - y * y));
+    vec3 rgb = v_color.rgb;
+    for (int k = 0; k < 8; k++) {
+      for (int c = 0; c < 3; c++) {
+        int i = 3 * k + c;
+        float v = (float((w[i >> 2] >> (8u * uint(i & 3))) & 255u) - 128.0) / 64.0;
+        rgb[c] += basis[k] * v;
+      }
+    }
+    v_color.rgb = clamp(rgb, 0.0, 1.0);
+  }
 }`;
 
 const SPLAT_FS = `#version 300 es
@@ -1841,7 +1900,8 @@ export class Viewer {
     this.onChange = null; this.onStats = null;
     this.waiters = [];
     this.gen = 0; this.count = 0; this.capacity = 0; this.loading = false;
-    this.data = new Uint32Array(0); this.texRows = 0; this.dirtyLo = 0; this.dirtyHi = 0; this.pending = [];
+    this.data = new Uint32Array(0); this.texRows = 0;
+    this.shData = null; this.shFrame = new Float32Array([1, 0, 0, 0, 1, 0, 0, 0, 1]); this.shTex = gl.createTexture(); this.shRows = 0; this.dirtyLo = 0; this.dirtyHi = 0; this.pending = [];
     this.drawCount = 0; this.orderTotal = 0; this.sortBusy = false; this.sortedView = null; this.sortedCount = -1;
     this.lineCount = 0; this.needsDraw = true;
 
@@ -1889,6 +1949,7 @@ export class Viewer {
     this.dirtyLo = this.dirtyHi = 0;
     this.loading = true;
     this.data = new Uint32Array(0); this.capacity = 0; // let the last scene's memory go
+    this.shData = null;
     this.reserve(Math.max(expected, 1));
     if (this.worker) this.worker.postMessage({ type: 'reset', gen: this.gen, capacity: this.capacity });
     this.needsDraw = true;
@@ -1900,11 +1961,24 @@ export class Viewer {
     const next = new Uint32Array(cap * WORDS);
     next.set(this.data.subarray(0, this.count * WORDS));
     this.data = next;
+    if (this.shData) {
+      const sh = new Uint32Array(cap * SH_WORDS);
+      sh.set(this.shData.subarray(0, this.count * SH_WORDS));
+      this.shData = sh;
+    }
     this.capacity = cap;
   }
   append(batch) {
     this.reserve(this.count + batch.count);
     this.data.set(batch.data, this.count * WORDS);
+    if (batch.sh) {
+      // the SH texture exists only for scenes that have SH; earlier splats of the scene get zeros
+      if (!this.shData) this.shData = new Uint32Array(this.capacity * SH_WORDS).fill(0x80808080);
+      this.shData.set(batch.sh, this.count * SH_WORDS);
+      // the inverse of the file-to-view frame change (a signed permutation): view directions back into the file's frame
+      const m = batch.frame;
+      this.shFrame = new Float32Array([m[0], m[1], m[2], m[3], m[4], m[5], m[6], m[7], m[8]]);
+    } else if (this.shData) this.shData.fill(0x80808080, this.count * SH_WORDS, (this.count + batch.count) * SH_WORDS);
     this.pending.push(batch.pos.slice());
     if (this.dirtyHi <= this.dirtyLo) this.dirtyLo = this.count;
     this.count += batch.count;
@@ -2076,10 +2150,21 @@ export class Viewer {
       this.texRows = Math.max(rows, 1); this.texGen = this.gen;
       this.dirtyLo = 0; this.dirtyHi = this.count;
     }
+    if (this.shData && (rows > this.shRows || this.gen !== this.shGen)) {
+      gl.bindTexture(gl.TEXTURE_2D, this.shTex);
+      gl.texImage2D(gl.TEXTURE_2D, 0, gl.RGBA32UI, TEX_W, Math.max(rows, 1), 0, gl.RGBA_INTEGER, gl.UNSIGNED_INT, null);
+      for (const p of [gl.TEXTURE_MIN_FILTER, gl.TEXTURE_MAG_FILTER]) gl.texParameteri(gl.TEXTURE_2D, p, gl.NEAREST);
+      this.shRows = Math.max(rows, 1); this.shGen = this.gen;
+      this.dirtyLo = 0; this.dirtyHi = this.count;
+    }
     if (this.dirtyHi > this.dirtyLo) {
       const r0 = Math.floor(this.dirtyLo / PER_ROW), r1 = Math.ceil(this.dirtyHi / PER_ROW);
       gl.bindTexture(gl.TEXTURE_2D, this.tex);
       gl.texSubImage2D(gl.TEXTURE_2D, 0, 0, r0, TEX_W, r1 - r0, gl.RGBA_INTEGER, gl.UNSIGNED_INT, this.data, r0 * TEX_W * 4);
+      if (this.shData) {
+        gl.bindTexture(gl.TEXTURE_2D, this.shTex);
+        gl.texSubImage2D(gl.TEXTURE_2D, 0, 0, r0, TEX_W, r1 - r0, gl.RGBA_INTEGER, gl.UNSIGNED_INT, this.shData, r0 * TEX_W * 4);
+      }
       this.dirtyLo = this.dirtyHi = this.count;
     }
     // positions go to the worker only after their texels are uploaded, so a sort never names missing splats
@@ -2182,6 +2267,13 @@ export class Viewer {
       gl.activeTexture(gl.TEXTURE0);
       gl.bindTexture(gl.TEXTURE_2D, this.tex);
       gl.uniform1i(s.u.u_data, 0);
+      gl.activeTexture(gl.TEXTURE1);
+      gl.bindTexture(gl.TEXTURE_2D, this.shTex);
+      gl.uniform1i(s.u.u_sh, 1);
+      gl.uniform1i(s.u.u_shOn, this.shData ? 1 : 0);
+      gl.uniform3f(s.u.u_eye, this.pos[0], this.pos[1], this.pos[2]);
+      gl.uniformMatrix3fv(s.u.u_shFrame, false, this.shFrame);
+      gl.activeTexture(gl.TEXTURE0);
       gl.enable(gl.BLEND);
       gl.blendFunc(gl.ONE, gl.ONE_MINUS_SRC_ALPHA);
       gl.bindVertexArray(this.vao);
@@ -2207,9 +2299,15 @@ export class Viewer {
     const gl = this.gl, w = this.canvas.width, h = this.canvas.height, px = new Uint8Array(w * h * 4), [r, g, b] = this.bg;
     gl.readPixels(0, 0, w, h, gl.RGBA, gl.UNSIGNED_BYTE, px);
     let n = 0;
+    const sum = [0, 0, 0];
     for (let i = 0; i < px.length; i += 4) {
-      if (Math.abs(px[i] - r) > 8 || Math.abs(px[i + 1] - g) > 8 || Math.abs(px[i + 2] - b) > 8) n++;
+      if (Math.abs(px[i] - r) > 8 || Math.abs(px[i + 1] - g) > 8 || Math.abs(px[i + 2] - b) > 8) {
+        n++;
+        sum[0] += px[i]; sum[1] += px[i + 1]; sum[2] += px[i + 2];
+      }
     }
+    // the mean colour of what was drawn, for tests of shading
+    this.drawnMean = sum.map((v) => (n ? v / n / 255 : 0));
     return n;
   }
 }

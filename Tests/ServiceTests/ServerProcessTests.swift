@@ -374,6 +374,50 @@ struct ServiceTestError: Error, CustomStringConvertible {
         #expect(done.contains("data-job=\"\(id) completed\"") && done.contains("data-empty=\"false\""), "\(done)")
     }
 
+    /// The viewer shades with spherical harmonics up to degree 2: 49 grey splats ahead of camera 0 whose red has a
+    /// degree-1 coefficient along the view axis draw red from there, and grey without it.
+    @Test func theViewerShadesWithSphericalHarmonics() async throws {
+        let folder = temporaryFolder("studio-sh")
+        let server = ServerProcess(dataDirectory: folder, extraArguments: ["--no-warm-up"])
+        try await server.start()
+        defer { server.kill(SIGTERM) }
+        /// An INRIA-layout PLY (RDF, degree 1: f_rest_* channel-major) of a 7x7 patch two units ahead.
+        func ply(redAlongView: Float) -> [UInt8] {
+            let names = ["x", "y", "z", "f_dc_0", "f_dc_1", "f_dc_2"] + (0..<9).map { "f_rest_\($0)" }
+                + ["opacity", "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"]
+            var bytes = Array("ply\nformat binary_little_endian 1.0\nelement vertex 49\n".utf8)
+            for name in names { bytes += Array("property float \(name)\n".utf8) }
+            bytes += Array("end_header\n".utf8)
+            for i in 0..<49 {
+                var rest = [Float](repeating: 0, count: 9)
+                rest[1] = redAlongView  // red, coefficient 1 (the z basis function)
+                let row: [Float] = [Float(i % 7 - 3) * 0.15, Float(i / 7 - 3) * 0.15, 2, 0, 0, 0] + rest + [5, -2.3, -2.3, -2.3, 1, 0, 0, 0]
+                for v in row { withUnsafeBytes(of: v.bitPattern.littleEndian) { bytes += $0 } }
+            }
+            return bytes
+        }
+        func mean(_ scene: [UInt8], _ label: String) async throws -> [Double] {
+            // A finished job's PLY replaced by the test scene, then opened in the viewer from camera 0.
+            let job = try server.json("POST", "/v1/jobs", body: #"{"text_prompt": "x", "resolution": [1, 32, 32]}"#)
+            let (id, fileID) = (job["id"] as? String ?? "", job["file_id"] as? String ?? "")
+            for _ in 0..<600 where try server.json("GET", "/v1/jobs/\(id)")["status"] as? String != "completed" {
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            try Data(scene).write(to: URL(fileURLWithPath: "\(folder)/\(fileID).ply"))
+            let url = "/v1/jobs/\(id)/artifacts/scene.ply".addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""
+            let dom = try Self.dumpDOM(
+                "http://127.0.0.1:\(server.port)/?scene=\(url)&size=320x240", profile: "\(folder)/\(label)", budget: 10000,
+                extra: ["--use-angle=swiftshader", "--enable-unsafe-swiftshader", "--enable-webgl", "--ignore-gpu-blocklist"])
+            guard let range = dom.range(of: "data-mean=\"") else { throw ServiceTestError("nothing drawn: \(dom.prefix(300))") }
+            return dom[range.upperBound...].prefix { $0 != "\"" }.split(separator: ",").compactMap { Double($0) }
+        }
+        let shaded = try await mean(ply(redAlongView: 1), "sh")
+        let plain = try await mean(ply(redAlongView: 0), "plain")
+        #expect(shaded.count == 3 && plain.count == 3)
+        #expect(shaded[0] - shaded[1] > 0.2 && abs(shaded[1] - shaded[2]) < 0.01, "red from the degree-1 term: \(shaded)")
+        #expect(abs(plain[0] - plain[1]) < 0.01, "grey without it: \(plain)")
+    }
+
     /// `/docs` renders every operation of the server's own OpenAPI document, with nothing from another origin.
     @Test func theAPIReferenceRendersFromTheDocument() async throws {
         let folder = temporaryFolder("docs")

@@ -3,6 +3,10 @@
 // expressed in the OpenGL world of the cameras (x right, y up, z back).
 
 export const WORDS = 8;
+// Spherical harmonics of degrees 1 and 2 (8 coefficients x RGB, coefficient-major) as signed bytes, 8 words per
+// splat in a second texture; each byte is 128 + 64 v (so |v| < 2, steps of 1/64).
+export const SH_WORDS = 8;
+export const SH_COEFFS = 8;
 export const COV_SCALE = 16; // covariance is stored x16 so small splats keep precision in half floats
 const C0 = 0.28209479177387814;
 const BATCH = 16384;
@@ -46,12 +50,24 @@ class Packer {
     this.u = new Uint32Array(buf);
     this.f = new Float32Array(buf);
     this.p = new Float32Array(BATCH * 3);
+    this.sh = new Uint32Array(BATCH * SH_WORDS);
+    this.shBytes = new Uint8Array(this.sh.buffer);
+    this.withSH = false;
     this.n = 0;
     this.total = 0;
   }
-  // scale linear, quaternion w x y z (any norm), colour and alpha in 0..1
-  add(x, y, z, s0, s1, s2, qw, qx, qy, qz, r, g, b, a) {
+  // scale linear, quaternion w x y z (any norm), colour and alpha in 0..1; `rest` (optional): the degree 1-2 SH
+  // coefficients in the file's frame, rest[3k + c] for coefficient k and channel c
+  add(x, y, z, s0, s1, s2, qw, qx, qy, qz, r, g, b, a, rest = null) {
     if (!Number.isFinite(x + y + z)) return;
+    if (rest || this.withSH) {
+      this.withSH = true;
+      const o = this.n * SH_WORDS * 4, bytes = this.shBytes;
+      for (let i = 0; i < SH_COEFFS * 3; i++) {
+        const v = rest ? rest[i] : 0, q = Math.round(128 + 64 * (Number.isFinite(v) ? v : 0));
+        bytes[o + i] = q < 0 ? 0 : q > 255 ? 255 : q;
+      }
+    }
     const m = this.m, o = this.n * WORDS, p = this.n * 3, f = this.f, u = this.u;
     const X = m[0] * x + m[1] * y + m[2] * z, Y = m[3] * x + m[4] * y + m[5] * z, Z = m[6] * x + m[7] * y + m[8] * z;
     f[o] = X; f[o + 1] = Y; f[o + 2] = Z;
@@ -80,7 +96,10 @@ class Packer {
   flush() {
     if (!this.n) return;
     this.total += this.n;
-    this.emit({ count: this.n, data: this.u.subarray(0, this.n * WORDS), pos: this.p.subarray(0, this.n * 3) });
+    this.emit({
+      count: this.n, data: this.u.subarray(0, this.n * WORDS), pos: this.p.subarray(0, this.n * 3),
+      sh: this.withSH ? this.sh.subarray(0, this.n * SH_WORDS) : null, frame: this.m,
+    });
     this.n = 0;
   }
 }
@@ -192,6 +211,19 @@ async function parsePly(src, packer, begin) {
   const op = field('opacity'), al = field('alpha');
   const hasDc = !dc.includes(null), hasRgb = !rgb.includes(null), hasSc = !sc.includes(null), hasRot = !rot.includes(null);
   const byteScale = (p) => (p.get === 'getUint8' ? 1 / 255 : 1);
+  // SH of degrees 1-2: INRIA's f_rest_* are channel-major (f_rest_{c * perChannel + k}); FlashWorld's export puts
+  // every coefficient in f_dc_*, coefficient-major (f_dc_{3 (k + 1) + c})
+  const restNames = vertex.props.filter((p) => /^f_rest_\d+$/.test(p.name)).length;
+  const perChannel = restNames / 3;
+  const restFields = [];
+  if (restNames >= 9 && restNames % 3 === 0) {
+    for (let k = 0; k < Math.min(SH_COEFFS, perChannel); k++) for (let c = 0; c < 3; c++) restFields.push(field(`f_rest_${c * perChannel + k}`));
+  } else {
+    const dcCount = vertex.props.filter((p) => /^f_dc_\d+$/.test(p.name)).length;
+    for (let k = 0; k < Math.min(SH_COEFFS, dcCount / 3 - 1); k++) for (let c = 0; c < 3; c++) restFields.push(field(`f_dc_${3 * (k + 1) + c}`));
+  }
+  const hasRest = restFields.length > 0 && !restFields.includes(null);
+  const rest = new Float32Array(SH_COEFFS * 3);
   // FlashWorld's own export (all 27 SH values as f_dc_*, no f_rest_*) is in camera 0's OpenGL frame, as Diorama
   // reads it; a coordinate_frame comment says so explicitly and wins
   const nDc = vertex.props.filter((p) => /^f_dc_\d+$/.test(p.name)).length;
@@ -215,7 +247,8 @@ async function parsePly(src, packer, begin) {
       else if (al) a = v(al, o) * byteScale(al);
       if (hasSc) { s0 = Math.exp(v(sc[0], o)); s1 = Math.exp(v(sc[1], o)); s2 = Math.exp(v(sc[2], o)); }
       if (hasRot) { qw = v(rot[0], o); qx = v(rot[1], o); qy = v(rot[2], o); qz = v(rot[3], o); }
-      packer.add(v(need[0], o), v(need[1], o), v(need[2], o), s0, s1, s2, qw, qx, qy, qz, r, g, bl, a);
+      if (hasRest) for (let i = 0; i < restFields.length; i++) rest[i] = v(restFields[i], o);
+      packer.add(v(need[0], o), v(need[1], o), v(need[2], o), s0, s1, s2, qw, qx, qy, qz, r, g, bl, a, hasRest ? rest : null);
     }
     packer.flush();
   });
@@ -264,6 +297,7 @@ async function parseSpz(src, packer, begin) {
   packer.m = frameMatrix(frame);
   begin(n);
   const scale = 1 / (1 << fb), q = [0, 0, 0, 0];
+  const shCoeffs = (deg + 1) ** 2 - 1, restCount = Math.min(SH_COEFFS, shCoeffs), rest = new Float32Array(SH_COEFFS * 3);
   for (let i = 0; i < n; i++) {
     // hand over what is decoded and let the page breathe: a 4M-splat file would otherwise stall it for a second
     if (i && (i & 0x3ffff) === 0) { packer.flush(); await new Promise((r) => setTimeout(r)); if (src.cancelled) return; }
@@ -296,11 +330,12 @@ async function parseSpz(src, packer, begin) {
       q[0] = bytes[o] / 127.5 - 1; q[1] = bytes[o + 1] / 127.5 - 1; q[2] = bytes[o + 2] / 127.5 - 1;
       q[3] = Math.sqrt(Math.max(0, 1 - q[0] * q[0] - q[1] * q[1] - q[2] * q[2]));
     }
+    for (let j = 0; j < restCount * 3; j++) rest[j] = (bytes[oSh + i * shCoeffs * 3 + j] - 128) / 128;
     const c = oC + i * 3, s = oS + i * 3, k = C0 / 0.15;
     packer.add(x, y, z, Math.exp(bytes[s] / 16 - 10), Math.exp(bytes[s + 1] / 16 - 10), Math.exp(bytes[s + 2] / 16 - 10),
       q[3], q[0], q[1], q[2],
       0.5 + k * (bytes[c] / 255 - 0.5), 0.5 + k * (bytes[c + 1] / 255 - 0.5), 0.5 + k * (bytes[c + 2] / 255 - 0.5),
-      bytes[oA + i] / 255);
+      bytes[oA + i] / 255, restCount ? rest : null);
   }
   packer.flush();
 }

@@ -847,6 +847,7 @@ if (testScene) {
       const drawn = await viewer.whenDrawn();
       body.dataset.splats = String(r ? r.count : 0);
       body.dataset.drawn = String(drawn);
+      body.dataset.mean = (viewer.drawnMean || []).map((v) => v.toFixed(3)).join(',');
       body.dataset.status = 'drawn';
     })
     .catch((e) => {

@@ -1,6 +1,6 @@
 // WebGL2 Gaussian-splat viewer: one instanced quad per splat, EWA projection in the vertex shader,
 // back-to-front order from sort-worker.js, orbit and fly controls, camera frustums as lines.
-import { WORDS, COV_SCALE } from './loaders.js';
+import { WORDS, COV_SCALE, SH_WORDS } from './loaders.js';
 import { backToFront } from './sort-worker.js';
 
 // ---- quaternions [w, x, y, z] and small vector helpers (exported for the studio) ----
@@ -45,6 +45,10 @@ const TEX_W = 4096, PER_ROW = TEX_W / 2; // two texels per splat
 const SPLAT_VS = `#version 300 es
 precision highp float; precision highp int; precision highp usampler2D;
 uniform usampler2D u_data;
+uniform usampler2D u_sh;
+uniform bool u_shOn;
+uniform vec3 u_eye;
+uniform mat3 u_shFrame;
 uniform mat4 u_view, u_proj;
 uniform vec2 u_focal, u_viewport, u_tan;
 layout(location = 0) in vec2 a_corner;
@@ -77,6 +81,25 @@ void main() {
   v_uv = a_corner * 3.0;
   uint col = t0.w;
   v_color = vec4(float(col & 255u), float((col >> 8) & 255u), float((col >> 16) & 255u), float(col >> 24)) / 255.0;
+  if (u_shOn) {
+    // Degrees 1 and 2, evaluated for the direction from the eye in the file's own frame (where the SH were fitted).
+    uvec4 s0 = texelFetch(u_sh, tc, 0), s1 = texelFetch(u_sh, tc + ivec2(1, 0), 0);
+    uint w[8] = uint[8](s0.x, s0.y, s0.z, s0.w, s1.x, s1.y, s1.z, s1.w);
+    vec3 d = normalize(u_shFrame * (uintBitsToFloat(t0.xyz) - u_eye));
+    float x = d.x, y = d.y, z = d.z;
+    float basis[8] = float[8](-0.4886025119029199 * y, 0.4886025119029199 * z, -0.4886025119029199 * x,
+      1.0925484305920792 * x * y, -1.0925484305920792 * y * z, 0.31539156525252005 * (2.0 * z * z - x * x - y * y),
+      -1.0925484305920792 * x * z, 0.5462742152960396 * (x * x - y * y));
+    vec3 rgb = v_color.rgb;
+    for (int k = 0; k < 8; k++) {
+      for (int c = 0; c < 3; c++) {
+        int i = 3 * k + c;
+        float v = (float((w[i >> 2] >> (8u * uint(i & 3))) & 255u) - 128.0) / 64.0;
+        rgb[c] += basis[k] * v;
+      }
+    }
+    v_color.rgb = clamp(rgb, 0.0, 1.0);
+  }
 }`;
 
 const SPLAT_FS = `#version 300 es
@@ -144,7 +167,8 @@ export class Viewer {
     this.onChange = null; this.onStats = null;
     this.waiters = [];
     this.gen = 0; this.count = 0; this.capacity = 0; this.loading = false;
-    this.data = new Uint32Array(0); this.texRows = 0; this.dirtyLo = 0; this.dirtyHi = 0; this.pending = [];
+    this.data = new Uint32Array(0); this.texRows = 0;
+    this.shData = null; this.shFrame = new Float32Array([1, 0, 0, 0, 1, 0, 0, 0, 1]); this.shTex = gl.createTexture(); this.shRows = 0; this.dirtyLo = 0; this.dirtyHi = 0; this.pending = [];
     this.drawCount = 0; this.orderTotal = 0; this.sortBusy = false; this.sortedView = null; this.sortedCount = -1;
     this.lineCount = 0; this.needsDraw = true;
 
@@ -192,6 +216,7 @@ export class Viewer {
     this.dirtyLo = this.dirtyHi = 0;
     this.loading = true;
     this.data = new Uint32Array(0); this.capacity = 0; // let the last scene's memory go
+    this.shData = null;
     this.reserve(Math.max(expected, 1));
     if (this.worker) this.worker.postMessage({ type: 'reset', gen: this.gen, capacity: this.capacity });
     this.needsDraw = true;
@@ -203,11 +228,24 @@ export class Viewer {
     const next = new Uint32Array(cap * WORDS);
     next.set(this.data.subarray(0, this.count * WORDS));
     this.data = next;
+    if (this.shData) {
+      const sh = new Uint32Array(cap * SH_WORDS);
+      sh.set(this.shData.subarray(0, this.count * SH_WORDS));
+      this.shData = sh;
+    }
     this.capacity = cap;
   }
   append(batch) {
     this.reserve(this.count + batch.count);
     this.data.set(batch.data, this.count * WORDS);
+    if (batch.sh) {
+      // the SH texture exists only for scenes that have SH; earlier splats of the scene get zeros
+      if (!this.shData) this.shData = new Uint32Array(this.capacity * SH_WORDS).fill(0x80808080);
+      this.shData.set(batch.sh, this.count * SH_WORDS);
+      // the inverse of the file-to-view frame change (a signed permutation): view directions back into the file's frame
+      const m = batch.frame;
+      this.shFrame = new Float32Array([m[0], m[1], m[2], m[3], m[4], m[5], m[6], m[7], m[8]]);
+    } else if (this.shData) this.shData.fill(0x80808080, this.count * SH_WORDS, (this.count + batch.count) * SH_WORDS);
     this.pending.push(batch.pos.slice());
     if (this.dirtyHi <= this.dirtyLo) this.dirtyLo = this.count;
     this.count += batch.count;
@@ -379,10 +417,21 @@ export class Viewer {
       this.texRows = Math.max(rows, 1); this.texGen = this.gen;
       this.dirtyLo = 0; this.dirtyHi = this.count;
     }
+    if (this.shData && (rows > this.shRows || this.gen !== this.shGen)) {
+      gl.bindTexture(gl.TEXTURE_2D, this.shTex);
+      gl.texImage2D(gl.TEXTURE_2D, 0, gl.RGBA32UI, TEX_W, Math.max(rows, 1), 0, gl.RGBA_INTEGER, gl.UNSIGNED_INT, null);
+      for (const p of [gl.TEXTURE_MIN_FILTER, gl.TEXTURE_MAG_FILTER]) gl.texParameteri(gl.TEXTURE_2D, p, gl.NEAREST);
+      this.shRows = Math.max(rows, 1); this.shGen = this.gen;
+      this.dirtyLo = 0; this.dirtyHi = this.count;
+    }
     if (this.dirtyHi > this.dirtyLo) {
       const r0 = Math.floor(this.dirtyLo / PER_ROW), r1 = Math.ceil(this.dirtyHi / PER_ROW);
       gl.bindTexture(gl.TEXTURE_2D, this.tex);
       gl.texSubImage2D(gl.TEXTURE_2D, 0, 0, r0, TEX_W, r1 - r0, gl.RGBA_INTEGER, gl.UNSIGNED_INT, this.data, r0 * TEX_W * 4);
+      if (this.shData) {
+        gl.bindTexture(gl.TEXTURE_2D, this.shTex);
+        gl.texSubImage2D(gl.TEXTURE_2D, 0, 0, r0, TEX_W, r1 - r0, gl.RGBA_INTEGER, gl.UNSIGNED_INT, this.shData, r0 * TEX_W * 4);
+      }
       this.dirtyLo = this.dirtyHi = this.count;
     }
     // positions go to the worker only after their texels are uploaded, so a sort never names missing splats
@@ -485,6 +534,13 @@ export class Viewer {
       gl.activeTexture(gl.TEXTURE0);
       gl.bindTexture(gl.TEXTURE_2D, this.tex);
       gl.uniform1i(s.u.u_data, 0);
+      gl.activeTexture(gl.TEXTURE1);
+      gl.bindTexture(gl.TEXTURE_2D, this.shTex);
+      gl.uniform1i(s.u.u_sh, 1);
+      gl.uniform1i(s.u.u_shOn, this.shData ? 1 : 0);
+      gl.uniform3f(s.u.u_eye, this.pos[0], this.pos[1], this.pos[2]);
+      gl.uniformMatrix3fv(s.u.u_shFrame, false, this.shFrame);
+      gl.activeTexture(gl.TEXTURE0);
       gl.enable(gl.BLEND);
       gl.blendFunc(gl.ONE, gl.ONE_MINUS_SRC_ALPHA);
       gl.bindVertexArray(this.vao);
@@ -510,9 +566,15 @@ export class Viewer {
     const gl = this.gl, w = this.canvas.width, h = this.canvas.height, px = new Uint8Array(w * h * 4), [r, g, b] = this.bg;
     gl.readPixels(0, 0, w, h, gl.RGBA, gl.UNSIGNED_BYTE, px);
     let n = 0;
+    const sum = [0, 0, 0];
     for (let i = 0; i < px.length; i += 4) {
-      if (Math.abs(px[i] - r) > 8 || Math.abs(px[i + 1] - g) > 8 || Math.abs(px[i + 2] - b) > 8) n++;
+      if (Math.abs(px[i] - r) > 8 || Math.abs(px[i + 1] - g) > 8 || Math.abs(px[i + 2] - b) > 8) {
+        n++;
+        sum[0] += px[i]; sum[1] += px[i + 1]; sum[2] += px[i + 2];
+      }
     }
+    // the mean colour of what was drawn, for tests of shading
+    this.drawnMean = sum.map((v) => (n ? v / n / 255 : 0));
     return n;
   }
 }
