@@ -64,6 +64,19 @@ final class ServerProcess {
         self.process = nil
     }
 
+    /// A raw loopback connection to the server whose reads give up after `receiveTimeout`.
+    func connect(receiveTimeout: timeval) -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        var timeout = receiveTimeout
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        return fd
+    }
+
     /// One HTTP/1.1 exchange over a fresh loopback connection: status and body.
     func request(_ method: String, _ path: String, body: [UInt8] = []) throws -> (Int, [UInt8]) {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -73,7 +86,7 @@ final class ServerProcess {
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = in_port_t(UInt16(port).bigEndian)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        let connected = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
         guard connected == 0 else { throw ServiceTestError("cannot connect to port \(port)") }
         let head = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\r\n"
         let message = Array(head.utf8) + body
@@ -212,17 +225,7 @@ struct ServiceTestError: Error, CustomStringConvertible {
         let server = ServerProcess(dataDirectory: temporaryFolder("idle"), extraArguments: ["--idle-timeout", "1", "--no-warm-up"])
         try await server.start()
         defer { server.kill(SIGTERM) }
-        func connect() -> Int32 {
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_port = in_port_t(UInt16(server.port).bigEndian)
-            address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-            var timeout = timeval(tv_sec: 5, tv_usec: 0)
-            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-            return fd
-        }
+        func connect() -> Int32 { server.connect(receiveTimeout: timeval(tv_sec: 5, tv_usec: 0)) }
         /// Everything the server sends until it closes (or the 5-second receive timeout).
         func readToEnd(_ fd: Int32) -> (bytes: [UInt8], closed: Bool) {
             var all: [UInt8] = []
@@ -254,17 +257,7 @@ struct ServiceTestError: Error, CustomStringConvertible {
             dataDirectory: temporaryFolder("slow"), extraArguments: ["--header-timeout", "1", "--body-timeout", "1", "--idle-timeout", "60", "--no-warm-up"])
         try await server.start()
         defer { server.kill(SIGTERM) }
-        func connect() -> Int32 {
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_port = in_port_t(UInt16(server.port).bigEndian)
-            address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-            var timeout = timeval(tv_sec: 0, tv_usec: 200_000)
-            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-            return fd
-        }
+        func connect() -> Int32 { server.connect(receiveTimeout: timeval(tv_sec: 0, tv_usec: 200_000)) }
         func send(_ fd: Int32, _ text: String) -> Bool {
             Array(text.utf8).withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) } == text.utf8.count
         }
