@@ -5,7 +5,8 @@
 #         as ../shared/tools/refharness/README.md says), then give the machine back at once: idle time counts.
 # Steps (default: selftest models bf16 render generate): selftest, models (fp8, every module), bf16 (transformer and
 # decoder in bf16), render, generate (a whole scene), video (Wan2.2-TI2V-5B bench beside diffusers' WanPipeline,
-# needs refharness/whl for diffusers), reference (FlashWorld's own code, needs refharness).
+# needs refharness/whl for diffusers), reference (FlashWorld's own code, needs refharness; REF_STUB=1 skips building
+# gsplat and stubs its render). PROFILE=1 adds the per-op profile to the models step.
 # Logs land in $OUT (selftest.txt, bench-*.txt); the lines that matter are printed.
 set -uo pipefail
 OUT=${OUT:-/tmp/out}
@@ -26,7 +27,7 @@ if want selftest; then
   grep -v "^ok " "$OUT/selftest.txt"
   grep -E "linear_fp8|fused vs composed|flash" "$OUT/selftest.txt" | head -5
 fi
-want models && step 120 $D bench models --device cuda --repeat 3 2>&1 | tee "$OUT/bench-models-fp8.txt"
+want models && step 120 $D bench models --device cuda --repeat 3 ${PROFILE:+--profile} 2>&1 | tee "$OUT/bench-models-fp8.txt"
 want bf16 && step 90 $D bench models --device cuda --precision bf16 --modules transformer,decoder --repeat 2 2>&1 | tee "$OUT/bench-models-bf16.txt"
 want render && step 60 $D bench render --device cuda --counts 1000000,4055040 2>&1 | tee "$OUT/bench-render.txt"
 want generate && step 150 $D bench generate --device cuda --repeat 2 2>&1 | tee "$OUT/bench-generate.txt"
@@ -37,5 +38,15 @@ if want video; then
   PYTHONPATH=/tmp/site step 200 python3 tools/bench/video_peer_diffusers.py --frames "$VF" --steps 3 2>&1 | tee "$OUT/bench-video-diffusers.txt"
 fi
 if want reference && [ -d refharness ]; then
-  bash refharness/device.sh --t5 --runs 3 | tail -40
+  if [ -n "${REF_STUB:-}" ]; then
+    # Building gsplat costs minutes of device time: a python-only gsplat with the render stubbed times everything else.
+    python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site refharness/whl/*.whl > /dev/null 2>&1
+    mkdir -p /tmp/gsb && tar -xzf refharness/src/gsplat-1.5.3.tar.gz -C /tmp/gsb
+    ( cd /tmp/gsb/gsplat-1.5.3 && BUILD_NO_CUDA=1 python3 -m pip install -q --no-build-isolation --no-deps --no-index \
+        --target /tmp/site . ) > /dev/null 2>&1
+    PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1 step 240 python3 refharness/bench_ref.py --stub-render --t5 --runs 3 2>&1 \
+      | tee "$OUT/bench-reference.txt" | tail -30
+  else
+    bash refharness/device.sh --t5 --runs 3 | tail -40
+  fi
 fi
