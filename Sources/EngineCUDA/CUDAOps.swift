@@ -52,7 +52,8 @@ extension CUDABackend {
         case .pad(let amounts, let value): return [try pad(try single(op, inputs), amounts: amounts, value: value)]
         case .concat(let axis): return [try concat(inputs, axis: axis)]
         case .split(let sizes, let axis): return try split(try single(op, inputs), sizes: sizes, axis: axis)
-        case .permute(let dims): return [try copy(try single(op, inputs).permuted(dims))]
+        // A permutation that lands on contiguous memory (attention's output back to tokens) is a view, not a copy.
+        case .permute(let dims): return [try contiguous(try single(op, inputs).permuted(dims))]
         case .contiguous: return [try contiguous(try single(op, inputs))]
         case .sum(let axes, let keep): return [try reduce(try single(op, inputs), axes: axes, keepDims: keep, kind: 0)]
         case .mean(let axes, let keep): return [try reduce(try single(op, inputs), axes: axes, keepDims: keep, kind: 1)]

@@ -88,17 +88,18 @@ extension KernelSource {
 
 extension KernelSource {
     /// Flash attention on tensor cores for bf16 q, k, v with head dimension 128 (the Wan transformer's): FlashAttention-2's
-    /// forward with `mma.sync.m16n8k16` (bf16 in, float32 accumulate). A block of 4 warps takes 64 query rows of one
-    /// (batch, head); each warp keeps its 16 rows' Q fragments, scores, running max and sum and output in registers
-    /// while key/value tiles of 64 pass through shared memory (K row-major, V transposed, rows padded by 16 bytes so
-    /// the fragment loads hit 32 different banks). P goes from the score accumulators straight into the A fragments of
-    /// the P·V product. Operands are views whose last axis is contiguous; the output is contiguous [B, H, L, 128].
+    /// forward with `mma.sync.m16n8k16` (bf16 in, float32 accumulate). A block of 8 warps takes 128 query rows of one
+    /// (batch, head); each warp keeps its 16 rows' Q fragments, scores, running max and sum and output in registers.
+    /// Key and value tiles of 64 rows arrive by `cp.async` into one buffer each, the value tile's copy overlapping the
+    /// Q·Kᵀ product and the next key tile's the softmax and P·V; fragments come out of shared memory by `ldmatrix`
+    /// (`.trans` for V), rows padded by 16 bytes so the eight rows of each 8x8 matrix hit distinct banks. P goes from
+    /// the score accumulators straight into the A fragments of the P·V product. Operands are views whose last axis is
+    /// contiguous with 16-byte aligned rows; the output is a view too, so it can land in [B, L, H, 128] directly.
     static let flashAttention = #"""
         #define FA_D 128
-        #define FA_BM 64
+        #define FA_BM 128
         #define FA_BN 64
-        #define FA_KS (FA_D + 8)
-        #define FA_VS (FA_BN + 8)
+        #define FA_RS (FA_D + 8)
         // bf16 tensor-core instructions exist from sm_80; older GPUs get an empty kernel the host never launches.
         #if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
         __device__ __forceinline__ void mma_bf16(float* c, const unsigned* a, unsigned b0, unsigned b1) {
@@ -112,13 +113,39 @@ extension KernelSource {
             asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
             return r;
         }
+        __device__ __forceinline__ unsigned shared_address(const void* p) { return (unsigned)__cvta_generic_to_shared(p); }
+        // 16 bytes global -> shared without passing through registers; a row past the end is zero-filled.
+        __device__ __forceinline__ void copy16_async(unsigned dst, const void* src, bool valid) {
+            asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(dst), "l"(src), "r"(valid ? 16 : 0));
+        }
+        __device__ __forceinline__ void copies_commit() { asm volatile("cp.async.commit_group;"); }
+        template <int N> __device__ __forceinline__ void copies_wait() { asm volatile("cp.async.wait_group %0;" :: "n"(N)); }
+        __device__ __forceinline__ void ldmatrix4(unsigned* r, unsigned address) {
+            asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
+                         : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(address));
+        }
+        __device__ __forceinline__ void ldmatrix4_trans(unsigned* r, unsigned address) {
+            asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
+                         : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(address));
+        }
+        // `rows` rows of 128 bf16 from a strided source into shared memory (row stride FA_RS), 256 threads.
+        __device__ __forceinline__ void load_tile_async(unsigned short* dst, const unsigned short* src, i64 row_stride, i64 first,
+                                                        i64 count, int rows, int tid) {
+            for (int c = tid; c < rows * (FA_D / 8); c += 256) {
+                int row = c >> 4, col = (c & 15) * 8;
+                bool valid = first + row < count;
+                copy16_async(shared_address(dst + row * FA_RS + col), valid ? src + (first + row) * row_stride + col : src, valid);
+            }
+        }
         #endif
-        extern "C" __global__ void __launch_bounds__(128) flash_attention_bf16_d128(
+        extern "C" __global__ void __launch_bounds__(256) flash_attention_bf16_d128(
             const unsigned short* q, View qv, const unsigned short* k, View kv, const unsigned short* v, View vv,
-            void* out, int dt_out, float scale_log2) {
+            void* out, View ov, float scale_log2) {
         #if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
-            __shared__ __align__(16) unsigned short ks[FA_BM * FA_KS];
-            __shared__ __align__(16) unsigned short vt[FA_D * FA_VS];
+            // The Q tile first, then the key tile (rows 0..63) and the value tile (rows 64..127).
+            __shared__ __align__(128) unsigned short tiles[FA_BM * FA_RS];
+            unsigned short* ks = tiles;
+            unsigned short* vs = tiles + FA_BN * FA_RS;
             const i64 H = qv.shape[1], L = qv.shape[2], S = kv.shape[2];
             const i64 bh = blockIdx.y, b = bh / H, h = bh % H;
             const i64 q0 = (i64)blockIdx.x * FA_BM;
@@ -126,58 +153,52 @@ extension KernelSource {
             const unsigned short* qb = q + b * qv.stride[0] + h * qv.stride[1];
             const unsigned short* kb = k + b * kv.stride[0] + h * kv.stride[1];
             const unsigned short* vb = v + b * vv.stride[0] + h * vv.stride[1];
-            const uint4 zero = make_uint4(0, 0, 0, 0);
+            const int wr = warp * 16;
 
-            // Q tile through shared memory into registers: 8 k-steps of 4 fragments.
-            for (int c = tid; c < FA_BM * (FA_D / 8); c += 128) {
-                int row = c / (FA_D / 8), col = (c % (FA_D / 8)) * 8;
-                i64 r = q0 + row;
-                uint4 val = r < L ? *(const uint4*)(qb + r * qv.stride[2] + col) : zero;
-                *(uint4*)(ks + row * FA_KS + col) = val;
-            }
+            load_tile_async(tiles, qb + q0 * qv.stride[2], qv.stride[2], 0, L - q0, FA_BM, tid);
+            copies_commit();
+            copies_wait<0>();
             __syncthreads();
             unsigned qa[8][4];
-            const int wr = warp * 16;
             #pragma unroll
-            for (int kk = 0; kk < 8; ++kk) {
-                qa[kk][0] = *(const unsigned*)(ks + (wr + g) * FA_KS + kk * 16 + t * 2);
-                qa[kk][1] = *(const unsigned*)(ks + (wr + g + 8) * FA_KS + kk * 16 + t * 2);
-                qa[kk][2] = *(const unsigned*)(ks + (wr + g) * FA_KS + kk * 16 + 8 + t * 2);
-                qa[kk][3] = *(const unsigned*)(ks + (wr + g + 8) * FA_KS + kk * 16 + 8 + t * 2);
-            }
+            for (int kk = 0; kk < 8; ++kk)
+                ldmatrix4(qa[kk], shared_address(tiles + (wr + (lane & 15)) * FA_RS + kk * 16 + (lane >> 4) * 8));
+            __syncthreads();
+            load_tile_async(ks, kb, kv.stride[2], 0, S, FA_BN, tid);
+            copies_commit();
+
             float o[16][4];
             #pragma unroll
             for (int n = 0; n < 16; ++n) { o[n][0] = 0.0f; o[n][1] = 0.0f; o[n][2] = 0.0f; o[n][3] = 0.0f; }
             float m0 = -F_INF, m1 = -F_INF, l0 = 0.0f, l1 = 0.0f;
+            // Per-lane ldmatrix offsets: K as B of Q·Kᵀ (two key blocks of 8 per x4), V transposed as B of P·V.
+            const int k_row = (lane & 7) + ((lane >> 4) << 3), k_col = ((lane >> 3) & 1) * 8;
+            const int v_row = (lane & 7) + (((lane >> 3) & 1) << 3), v_col = (lane >> 4) * 8;
 
             for (i64 s0 = 0; s0 < S; s0 += FA_BN) {
-                __syncthreads();
-                for (int c = tid; c < FA_BN * (FA_D / 8); c += 128) {
-                    int row = c / (FA_D / 8), col = (c % (FA_D / 8)) * 8;
-                    i64 r = s0 + row;
-                    *(uint4*)(ks + row * FA_KS + col) = r < S ? *(const uint4*)(kb + r * kv.stride[2] + col) : zero;
-                }
-                // V goes in transposed with the key index fastest across lanes, so a warp's 2-byte stores fill 16
-                // consecutive words (no bank conflicts).
-                for (int c = tid; c < FA_BN * (FA_D / 8); c += 128) {
-                    int row = c % FA_BN, col = (c / FA_BN) * 8;
-                    i64 r = s0 + row;
-                    uint4 vval = r < S ? *(const uint4*)(vb + r * vv.stride[2] + col) : zero;
-                    const unsigned short* ve = (const unsigned short*)&vval;
-                    #pragma unroll
-                    for (int i = 0; i < 8; ++i) vt[(col + i) * FA_VS + row] = ve[i];
-                }
+                load_tile_async(vs, vb, vv.stride[2], s0, S, FA_BN, tid);
+                copies_commit();
+                copies_wait<1>();
                 __syncthreads();
 
                 float s[8][4];
                 #pragma unroll
-                for (int j = 0; j < 8; ++j) {
-                    s[j][0] = 0.0f; s[j][1] = 0.0f; s[j][2] = 0.0f; s[j][3] = 0.0f;
+                for (int j = 0; j < 8; ++j) { s[j][0] = 0.0f; s[j][1] = 0.0f; s[j][2] = 0.0f; s[j][3] = 0.0f; }
+                #pragma unroll
+                for (int kk = 0; kk < 8; ++kk) {
                     #pragma unroll
-                    for (int kk = 0; kk < 8; ++kk) {
-                        const unsigned short* kr = ks + (j * 8 + g) * FA_KS + kk * 16 + t * 2;
-                        mma_bf16(s[j], qa[kk], *(const unsigned*)kr, *(const unsigned*)(kr + 8));
+                    for (int j = 0; j < 8; j += 2) {
+                        unsigned kf[4];
+                        ldmatrix4(kf, shared_address(ks + (j * 8 + k_row) * FA_RS + kk * 16 + k_col));
+                        mma_bf16(s[j], qa[kk], kf[0], kf[1]);
+                        mma_bf16(s[j + 1], qa[kk], kf[2], kf[3]);
                     }
+                }
+                copies_wait<0>();
+                __syncthreads();
+                if (s0 + FA_BN < S) {
+                    load_tile_async(ks, kb, kv.stride[2], s0 + FA_BN, S, FA_BN, tid);
+                    copies_commit();
                 }
                 // Scale into base 2, mask keys past the end, and take each row's maximum over the quad.
                 float mx0 = -F_INF, mx1 = -F_INF;
@@ -215,7 +236,7 @@ extension KernelSource {
                 l1 = l1 * c1 + sum1;
                 #pragma unroll
                 for (int n = 0; n < 16; ++n) { o[n][0] *= c0; o[n][1] *= c0; o[n][2] *= c1; o[n][3] *= c1; }
-                // P · V: score accumulators become A fragments, V's transposed tile the B fragments.
+                // P · V: score accumulators become A fragments, V's tile (transposed by ldmatrix) the B fragments.
                 #pragma unroll
                 for (int kk = 0; kk < 4; ++kk) {
                     unsigned pa[4];
@@ -224,11 +245,15 @@ extension KernelSource {
                     pa[2] = pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]);
                     pa[3] = pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3]);
                     #pragma unroll
-                    for (int n = 0; n < 16; ++n) {
-                        const unsigned short* vr = vt + (n * 8 + g) * FA_VS + kk * 16 + t * 2;
-                        mma_bf16(o[n], pa, *(const unsigned*)vr, *(const unsigned*)(vr + 8));
+                    for (int n = 0; n < 16; n += 2) {
+                        unsigned vf[4];
+                        ldmatrix4_trans(vf, shared_address(vs + (kk * 16 + v_row) * FA_RS + n * 8 + v_col));
+                        mma_bf16(o[n], pa, vf[0], vf[1]);
+                        mma_bf16(o[n + 1], pa, vf[2], vf[3]);
                     }
                 }
+                // Every warp is done with this value tile before the next one lands on it.
+                __syncthreads();
             }
             l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
             l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
@@ -236,17 +261,22 @@ extension KernelSource {
             l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
             const float i0 = l0 > 0.0f ? 1.0f / l0 : 0.0f, i1 = l1 > 0.0f ? 1.0f / l1 : 0.0f;
             const i64 r0 = q0 + wr + g, r1 = r0 + 8;
-            const i64 obase = (b * H + h) * L;
+            const i64 obase = b * ov.stride[0] + h * ov.stride[1];
             #pragma unroll
             for (int n = 0; n < 16; ++n) {
                 int col = n * 8 + t * 2;
-                if (r0 < L) {
-                    store_f(out, (obase + r0) * FA_D + col, dt_out, o[n][0] * i0);
-                    store_f(out, (obase + r0) * FA_D + col + 1, dt_out, o[n][1] * i0);
-                }
-                if (r1 < L) {
-                    store_f(out, (obase + r1) * FA_D + col, dt_out, o[n][2] * i1);
-                    store_f(out, (obase + r1) * FA_D + col + 1, dt_out, o[n][3] * i1);
+                if (ov.dtype == DT_BF16) {
+                    if (r0 < L) *(unsigned*)((unsigned short*)out + obase + r0 * ov.stride[2] + col) = pack_bf16(o[n][0] * i0, o[n][1] * i0);
+                    if (r1 < L) *(unsigned*)((unsigned short*)out + obase + r1 * ov.stride[2] + col) = pack_bf16(o[n][2] * i1, o[n][3] * i1);
+                } else {
+                    if (r0 < L) {
+                        store_f(out, obase + r0 * ov.stride[2] + col, ov.dtype, o[n][0] * i0);
+                        store_f(out, obase + r0 * ov.stride[2] + col + 1, ov.dtype, o[n][1] * i0);
+                    }
+                    if (r1 < L) {
+                        store_f(out, obase + r1 * ov.stride[2] + col, ov.dtype, o[n][2] * i1);
+                        store_f(out, obase + r1 * ov.stride[2] + col + 1, ov.dtype, o[n][3] * i1);
+                    }
                 }
             }
         #endif
