@@ -81,6 +81,9 @@ struct RenderCommand: ParsableCommand {
     @Option(help: "MP4 quality as an x264 CRF, 0-51; lower is better.")
     var quality = 18
 
+    @Flag(help: "Also write each view's depth (camera-space, expected over the visible splats; 0 where nothing is) as a float map (.pfm) beside its frame; a video's go to a folder beside it. Depth comes from the CPU renderer.")
+    var depth = false
+
     @Flag(name: .shortAndLong, help: "No progress bar or summary.")
     var quiet = false
 
@@ -221,7 +224,8 @@ struct RenderCommand: ParsableCommand {
         let renderer = SplatRenderer(options: RenderOptions(background: background.rgb, shDegree: shDegree))
         let choice = DeviceChoice(device: device)
         try choice.validate()
-        let gpu = try choice.backend(quiet: quiet) as? CUDABackend
+        // Depth is the CPU renderer's: with --depth every view renders there.
+        let gpu = depth ? nil : try choice.backend(quiet: quiet) as? CUDABackend
         let frames = try gpu.map { gpu in try GPUFrames(gpu: gpu, cloud: cloud, size: size, far: far, shDegree: shDegree, background: background.rgb) }
         var encoder: VideoEncoder?
         switch destination {
@@ -238,16 +242,36 @@ struct RenderCommand: ParsableCommand {
             }
         case .image: break
         }
+        // Where each view's depth map goes: beside a PNG, in the frames' folder, or in a folder beside a video.
+        let depthFolder = destination == .video ? String(output.dropLast(4)) + ".depth/" : nil
+        if let depthFolder, depth, mkdir(depthFolder, 0o755) != 0 && errno != EEXIST {
+            try reportingErrors { () throws(SplatFileError) in
+                throw SplatFileError(.io, file: depthFolder, "cannot create the folder: \(String(cString: strerror(errno)))")
+            }
+        }
         let digits = max(4, String(cameras.count - 1).count)
         let bar = ProgressBar("rendering \(cameras.count) frames", enabled: !quiet)
         let start = monotonicSeconds()
         for (index, camera) in cameras.enumerated() {
             let rgb: [UInt8]
+            var depthMap: [Float]?
             if let frames {
                 rgb = try reportingErrors { () throws(EngineError) in try frames.frame(index, of: cameras) }
             } else {
                 let view = RenderCamera(camera, width: size.width, height: size.height, farPlane: far)
-                rgb = try reportingErrors { () throws(RenderError) in try renderer.render(cloud, camera: view) }.rgb8()
+                let image = try reportingErrors { () throws(RenderError) in try renderer.render(cloud, camera: view) }
+                rgb = image.rgb8()
+                if depth { depthMap = image.expectedDepth }
+            }
+            let name = String(index)
+            let frameName = "frame_" + String(repeating: "0", count: max(0, digits - name.count)) + name
+            if let depthMap {
+                let file =
+                    destination == .image
+                    ? String(output.dropLast(4)) + ".depth.pfm"
+                    : (depthFolder ?? (output.hasSuffix("/") ? output : output + "/")) + frameName + ".depth.pfm"
+                let pfm = try reportingErrors { () throws(MediaError) in try PFMEncoder.encode(width: size.width, height: size.height, values: depthMap) }
+                try reportingErrors { () throws(SplatFileError) in try writeOutput(pfm, to: file) }
             }
             switch destination {
             case .video:
@@ -256,12 +280,7 @@ struct RenderCommand: ParsableCommand {
                 let png = try reportingErrors { () throws(MediaError) in
                     try PNGEncoder.encode(width: size.width, height: size.height, channels: 3, pixels: rgb)
                 }
-                let name = String(index)
-                let file =
-                    destination == .image
-                    ? output
-                    : (output.hasSuffix("/") ? output : output + "/") + "frame_"
-                        + String(repeating: "0", count: max(0, digits - name.count)) + name + ".png"
+                let file = destination == .image ? output : (output.hasSuffix("/") ? output : output + "/") + frameName + ".png"
                 try reportingErrors { () throws(SplatFileError) in try writeOutput(png, to: file) }
             }
             bar.update(Int64(index + 1), Int64(cameras.count))

@@ -89,6 +89,33 @@ import Testing
         #expect(pngSize(try bytes("\(folder)/first.png")) == (64, 48))
     }
 
+    /// `--depth` writes each view's depth beside it: a plane of splats three units ahead of camera 0 reads 3 where it
+    /// covers the view and 0 around it.
+    @Test func renderWritesDepthMapsBesideFrames() throws {
+        var plane = GaussianCloud(count: 1600, shDegree: 0, frame: .rub)
+        for i in 0..<1600 {
+            plane.positions[3 * i] = Float(i % 40) / 20 - 1
+            plane.positions[3 * i + 1] = Float(i / 40) / 20 - 1
+            plane.positions[3 * i + 2] = -3
+            for axis in 0..<3 { plane.logScales[3 * i + axis] = -3 }
+            plane.rotations[4 * i] = 1
+            plane.logitOpacities[i] = 6
+        }
+        let scene = "\(folder)/plane.ply"
+        try SplatFile.write(plane, toPath: scene)
+        try run(["camera-path", "forward", "--keyframes-only", "--size", "64x48", "-o", "\(folder)/zero.json"])
+        let document = try CameraPathDocument(json: bytes("\(folder)/zero.json"))
+        try writeOutput(CameraPathDocument(cameras: [document.cameras[0]], resolution: [1, 48, 64]).jsonBytes(), to: "\(folder)/zero.json")
+        try run(["render", scene, "--camera-path", "\(folder)/zero.json", "--depth", "-o", "\(folder)/plane.png", "-q"])
+        let map = try #require(PFMEncoder.decode(try bytes("\(folder)/plane.depth.pfm")))
+        #expect(map.width == 64 && map.height == 48)
+        #expect(abs(map.values[24 * 64 + 32] - 3) < 0.03, "the centre: \(map.values[24 * 64 + 32])")
+        #expect(map.values[0] == 0 && map.values[47 * 64 + 63] == 0, "nothing in the corners")
+        // Frames in a folder get theirs beside them.
+        try run(["render", scene, "--camera-path", "\(folder)/zero.json", "--depth", "-o", "\(folder)/depthframes/", "-q"])
+        #expect(files("\(folder)/depthframes") == ["frame_0000.depth.pfm", "frame_0000.png"])
+    }
+
     @Test(.enabled(if: VideoEncoder.locateFFmpeg() != nil, "needs the ffmpeg program"))
     func renderWritesAnMP4() throws {
         let scene = try writeScene("scene.spz")
