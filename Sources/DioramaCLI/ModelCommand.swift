@@ -182,7 +182,8 @@ final class PullProgressBar: Sendable {
 func formattedBytes(_ bytes: Int64) -> String {
     let units = ["B", "KB", "MB", "GB", "TB"]
     var value = Double(bytes), unit = 0
-    while value >= 1000 && unit < units.count - 1 {
+    // 999.96 KB reads as 1.0 MB, not 1000.0 KB
+    while value >= 999.95 && unit < units.count - 1 {
         value /= 1000
         unit += 1
     }

@@ -7,8 +7,8 @@ import SplatRender
     import Glibc
 #endif
 
-/// A generated scene filmed along the path it was generated from, as `diorama generate --video` and the service's
-/// `orbit.mp4` show it.
+/// A generated scene on video: along the path it was generated from (`diorama generate --video`), or swinging around
+/// its content (the service's `orbit.mp4`).
 public enum SceneVideo {
     /// The normalised cameras at export scale (the cloud's frame), `framesPerCamera` frames from one to the next.
     public static func path(_ normalization: NormalizedCameras, framesPerCamera: Int = 4) -> CameraPath {

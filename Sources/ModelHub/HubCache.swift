@@ -54,6 +54,17 @@ public struct HubCache: Sendable, Equatable {
         return Self.isCommit(commit) ? commit : nil
     }
 
+    /// A blob name the hub gives: a git blob id (40 hex digits) or a SHA-256 (64).
+    public static func isHash(_ value: String) -> Bool {
+        (value.utf8.count == 40 || value.utf8.count == 64) && value.utf8.allSatisfy { (48...57).contains($0) || (97...102).contains($0) }
+    }
+
+    /// A path that stays inside its snapshot: relative, no empty, `.` or `..` parts, no backslashes or NULs.
+    public static func isSafeRelativePath(_ path: String) -> Bool {
+        guard !path.isEmpty, !path.hasPrefix("/"), !path.contains("\\"), !path.contains("\0") else { return false }
+        return path.split(separator: "/", omittingEmptySubsequences: false).allSatisfy { !$0.isEmpty && $0 != "." && $0 != ".." }
+    }
+
     public static func isCommit(_ revision: String) -> Bool {
         revision.utf8.count == 40 && revision.utf8.allSatisfy { (48...57).contains($0) || (97...102).contains($0) }
     }

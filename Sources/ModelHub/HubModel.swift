@@ -6,7 +6,8 @@ public struct HubModel: Sendable, Equatable {
         public var repository: String
         public var revision: String
         public var include: [String]
-        /// Files that must be present for the part to be complete (the rest of `include` is whatever the hub lists).
+        /// Files that must be present for the part to be complete (the rest of `include` is whatever the hub lists);
+        /// `folder/*.safetensors` asks for at least one weight file in the folder (sharded or not).
         public var required: [String]
 
         public init(repository: String, revision: String = "main", include: [String], required: [String]) {
@@ -36,7 +37,10 @@ public struct HubModel: Sendable, Equatable {
     }
 
     static let wanRepository = "Wan-AI/Wan2.2-TI2V-5B-Diffusers"
-    static let wanRequired = ["model_index.json", "tokenizer/tokenizer.json", "text_encoder/config.json", "transformer/config.json", "vae/config.json"]
+    static let wanRequired = [
+        "model_index.json", "tokenizer/tokenizer.json", "text_encoder/config.json", "text_encoder/*.safetensors", "transformer/config.json",
+        "vae/config.json", "vae/diffusion_pytorch_model.safetensors",
+    ]
 
     public static let flashWorld = HubModel(
         name: "flashworld",
@@ -46,7 +50,7 @@ public struct HubModel: Sendable, Equatable {
                 repository: wanRepository, revision: "main",
                 // FlashWorld's model.ckpt replaces the transformer's weights: only its config is needed.
                 include: ["model_index.json", "scheduler/", "tokenizer/", "text_encoder/", "transformer/config.json", "vae/"],
-                required: wanRequired + ["vae/diffusion_pytorch_model.safetensors"]),
+                required: wanRequired),
             Part(repository: "imlixinyang/FlashWorld", revision: "main", include: ["model.ckpt"], required: ["model.ckpt"]),
         ],
         checkpoint: "model.ckpt")
@@ -58,7 +62,8 @@ public struct HubModel: Sendable, Equatable {
             Part(
                 repository: wanRepository, revision: "main",
                 include: ["model_index.json", "scheduler/", "tokenizer/", "text_encoder/", "transformer/", "vae/"],
-                required: wanRequired + ["vae/diffusion_pytorch_model.safetensors"])
+                // FlashWorld's pull shares this repository without the transformer's weights: they decide.
+                required: wanRequired + ["transformer/*.safetensors"])
         ],
         checkpoint: nil)
 
@@ -77,6 +82,15 @@ public struct ResolvedModel: Sendable, Equatable {
 }
 
 extension HubCache {
+    /// A required file is present, or for `folder/*.suffix` at least one readable file with that suffix is.
+    func hasRequired(_ repository: String, commit: String, _ required: String) -> Bool {
+        guard let star = required.range(of: "/*") else { return cachedFile(repository, commit: commit, file: required) != nil }
+        let folder = String(required[..<star.lowerBound]), suffix = String(required[star.upperBound...])
+        return HubFiles.entries("\(snapshot(repository, commit: commit))/\(folder)").contains { name in
+            name.hasSuffix(suffix) && cachedFile(repository, commit: commit, file: "\(folder)/\(name)") != nil
+        }
+    }
+
     /// Where `model` is in this cache, when every required file of every part is there; else a message naming what
     /// is missing and the command that fetches it.
     public func resolve(_ model: HubModel) throws(HubError) -> ResolvedModel {
@@ -86,7 +100,7 @@ extension HubCache {
             guard let commit = commit(part.repository, revision: part.revision) else {
                 throw HubError(.notDownloaded, "\(model.name) is not downloaded (\(part.repository) is not in \(root)); run `diorama model pull \(model.name)`")
             }
-            let missing = part.required.filter { cachedFile(part.repository, commit: commit, file: $0) == nil }
+            let missing = part.required.filter { !hasRequired(part.repository, commit: commit, $0) }
             guard missing.isEmpty else {
                 throw HubError(
                     .notDownloaded,

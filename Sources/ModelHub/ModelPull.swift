@@ -42,6 +42,7 @@ public struct PullSummary: Sendable, Equatable {
     public var model: ResolvedModel
     public var files: Int
     public var downloadedFiles: Int
+    /// The sizes of the files downloaded this time (a resumed file counts whole).
     public var downloadedBytes: Int64
 }
 
@@ -86,8 +87,20 @@ public struct ModelPull: Sendable {
         var plans: [(part: HubModel.Part, commit: String, files: [HubListedFile])] = []
         for part in model.parts {
             let listing = try await list(part, client: client)
+            // Everything the listing names becomes a path in the cache: a commit, hashes and file names that could
+            // leave it (a hostile mirror) are refused.
+            guard HubCache.isCommit(listing.sha) else {
+                throw HubError(.verification, "\(part.repository): the listing's commit \"\(listing.sha.prefix(80))\" is not a commit id")
+            }
             let files = listing.siblings.filter { part.wants($0.rfilename) }
-            let missing = part.required.filter { name in !files.contains { $0.rfilename == name } }
+            if let unsafe = files.first(where: { !HubCache.isSafeRelativePath($0.rfilename) || !($0.etag.map(HubCache.isHash) ?? true) }) {
+                throw HubError(.verification, "\(part.repository) lists a file the cache cannot hold safely: \(unsafe.rfilename.prefix(200))")
+            }
+            let missing = part.required.filter { name in
+                guard let star = name.range(of: "/*") else { return !files.contains { $0.rfilename == name } }
+                let (folder, suffix) = (name[..<star.lowerBound] + "/", String(name[star.upperBound...]))
+                return !files.contains { $0.rfilename.hasPrefix(folder) && $0.rfilename.hasSuffix(suffix) }
+            }
             guard missing.isEmpty else {
                 throw HubError(.verification, "\(part.repository) at \(listing.sha) does not list \(missing.joined(separator: ", ")), which \(model.name) needs")
             }
@@ -168,7 +181,7 @@ public struct ModelPull: Sendable {
         for _ in 0..<attempts {
             do {
                 let (response, announced) = try await follow(start, client: client, resumingAt: etag.map { HubFiles.size(cache.blob(repository, etag: $0) + ".incomplete") ?? 0 } ?? 0)
-                guard let name = etag ?? announced else {
+                guard let name = etag ?? announced, HubCache.isHash(name) else {
                     throw HubError(.verification, "\(start) gave no ETag and the listing no hash: the file cannot be named in the cache")
                 }
                 if let announced, announced != name, file.etag != nil {
@@ -193,9 +206,9 @@ public struct ModelPull: Sendable {
     func follow(_ start: String, client: HTTPClient, resumingAt offset: Int64) async throws -> (HTTPClientResponse, String?) {
         var url = start
         var announced: String?
-        let home = Self.host(settings.endpoint)
+        let home = Self.origin(settings.endpoint)
         for _ in 0..<10 {
-            let response = try await client.execute(request(url, sameHost: Self.host(url) == home, range: offset), deadline: .now() + .hours(48))
+            let response = try await client.execute(request(url, sameHost: Self.origin(url) == home, range: offset), deadline: .now() + .hours(48))
             if announced == nil {
                 announced = (response.headers.first(name: "X-Linked-Etag") ?? response.headers.first(name: "ETag")).map(Self.normalizedETag)
             }
@@ -300,6 +313,12 @@ public struct ModelPull: Sendable {
         while tag.hasPrefix("\"") { tag = tag.dropFirst() }
         while tag.hasSuffix("\"") { tag = tag.dropLast() }
         return String(tag)
+    }
+
+    /// Scheme and host: the token goes only where both match the endpoint's (never to plain HTTP after HTTPS).
+    static func origin(_ url: String) -> String {
+        guard let scheme = url.range(of: "://") else { return "" }
+        return url[..<scheme.lowerBound].lowercased() + "://" + host(url)
     }
 
     static func host(_ url: String) -> String {

@@ -1615,13 +1615,20 @@ function restoreSession() {
   if (!saved || typeof saved !== 'object') return null;
   const num = (v) => typeof v === 'number' && Number.isFinite(v);
   const cam = (c) => c && Array.isArray(c.pos) && c.pos.length === 3 && c.pos.every(num) && Array.isArray(c.quat) && c.quat.length === 4 && c.quat.every(num);
-  if (typeof saved.prompt === 'string') $('prompt').value = saved.prompt;
-  if (typeof saved.videoPrompt === 'string') $('video-prompt').value = saved.videoPrompt;
-  if (typeof saved.seed === 'string') $('seed').value = saved.seed;
-  if (num(saved.imageIndex)) $('image-index').value = saved.imageIndex;
-  if (num(saved.fov)) S.fov = saved.fov;
-  if (Array.isArray(saved.keys) && saved.keys.length && saved.keys.every(cam)) S.keys = saved.keys.map((c) => ({ pos: c.pos.slice(), quat: qnorm(c.quat) }));
-  if (num(saved.frames) && num(saved.H) && num(saved.W)) { S.configured = true; S.frames = saved.frames; S.H = saved.H; S.W = saved.W; }
+  // A handed-over state is untrusted: text bounded, numbers clamped to what the studio offers, at most 256 keys.
+  const clamp = (v, lo, hi) => Math.min(hi, Math.max(lo, v));
+  if (typeof saved.prompt === 'string') $('prompt').value = saved.prompt.slice(0, 8192);
+  if (typeof saved.videoPrompt === 'string') $('video-prompt').value = saved.videoPrompt.slice(0, 8192);
+  if (typeof saved.seed === 'string' && /^-?\d{0,19}$/.test(saved.seed)) $('seed').value = saved.seed;
+  if (num(saved.imageIndex)) $('image-index').value = clamp(Math.round(saved.imageIndex), 0, 1023);
+  if (num(saved.fov)) S.fov = clamp(saved.fov, 1, 120);
+  if (Array.isArray(saved.keys) && saved.keys.length && saved.keys.length <= 256 && saved.keys.every(cam)) {
+    S.keys = saved.keys.map((c) => ({ pos: c.pos.slice(), quat: qnorm(c.quat) }));
+  }
+  if (num(saved.frames) && num(saved.H) && num(saved.W)) {
+    const side = (v) => clamp(Math.round(v / 32) * 32, 32, 4096);
+    S.configured = true; S.frames = clamp(Math.round(saved.frames), 1, 1024); S.H = side(saved.H); S.W = side(saved.W);
+  }
   document.body.dataset.session = 'restored';
   return saved;
 }
@@ -1642,7 +1649,8 @@ async function watchConnection() {
     let ok = false;
     try {
       const ctrl = new AbortController(), timer = setTimeout(() => ctrl.abort(), 4000);
-      ok = (await fetch('health', { signal: ctrl.signal, cache: 'no-store' })).status < 500;
+      // any answer means reachable: /health says 503 while the model loads or storage is degraded
+      ok = !!(await fetch('health', { signal: ctrl.signal, cache: 'no-store' }));
       clearTimeout(timer);
     } catch (_) { ok = false; }
     if (ok !== connected) {

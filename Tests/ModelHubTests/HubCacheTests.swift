@@ -44,6 +44,31 @@ struct HubCacheTests {
         #expect(HubModel.named("stable-diffusion") == nil)
     }
 
+    /// FlashWorld's pull fetches the diffusers repository without the transformer's weights: that must not make the
+    /// video model look complete.
+    @Test func theVideoModelNeedsTheTransformersWeights() throws {
+        let cache = temporaryCache()
+        let repository = "Wan-AI/Wan2.2-TI2V-5B-Diffusers", commit = String(repeating: "c", count: 40)
+        let root = cache.snapshot(repository, commit: commit)
+        for file in ["model_index.json", "tokenizer/tokenizer.json", "text_encoder/config.json", "text_encoder/model-00001-of-00002.safetensors",
+                     "transformer/config.json", "vae/config.json", "vae/diffusion_pytorch_model.safetensors"] {
+            try FileManager.default.createDirectory(atPath: (root + "/" + file as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            try Data("x".utf8).write(to: URL(fileURLWithPath: root + "/" + file))
+        }
+        try cache.record(repository, revision: "main", commit: commit)
+        let error = #expect(throws: HubError.self) { try cache.resolve(HubModel.wanVideo) }
+        #expect(error?.message.contains("transformer/*.safetensors") == true)
+        try Data("x".utf8).write(to: URL(fileURLWithPath: root + "/transformer/diffusion_pytorch_model-00001-of-00003.safetensors"))
+        #expect(try cache.resolve(HubModel.wanVideo).folder == root)
+    }
+
+    @Test func namesThatWouldLeaveTheCacheAreRecognised() {
+        #expect(HubCache.isSafeRelativePath("vae/config.json"))
+        for bad in ["", "/etc/passwd", "vae/../../x", "..", "a//b", "./a", "a\\b"] { #expect(!HubCache.isSafeRelativePath(bad), "\(bad)") }
+        #expect(HubCache.isHash(String(repeating: "a", count: 64)) && HubCache.isHash(String(repeating: "0", count: 40)))
+        #expect(!HubCache.isHash("../../blobs") && !HubCache.isHash(String(repeating: "g", count: 40)))
+    }
+
     @Test func anAbsentOrIncompleteModelNamesTheCommandThatFetchesIt() throws {
         let cache = temporaryCache()
         let model = HubModel(name: "toy", summary: "", parts: [.init(repository: "org/toy", include: ["a.json"], required: ["a.json"])])

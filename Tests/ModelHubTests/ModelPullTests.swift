@@ -112,6 +112,20 @@ struct ModelPullTests {
         #expect(throws: HubError.self) { try cache.resolve(Self.model) }
     }
 
+    /// A listing naming a file outside the snapshot (a hostile mirror) is refused before anything is written.
+    @Test func aListingThatWouldEscapeTheCacheIsRefused() async throws {
+        let cache = temporaryCache()
+        var repositories = Self.repositories()
+        repositories[0].files["vae/../../../escape.json"] = Array("{}".utf8)
+        try await FakeHub(repositories: repositories).run { endpoint, _ in
+            let error = await #expect(throws: HubError.self) {
+                _ = try await ModelPull(settings: HubSettings(endpoint: endpoint, token: "hf_gate", cache: cache)).pull(Self.model)
+            }
+            #expect(error?.kind == .verification && error?.message.contains("cannot hold safely") == true)
+        }
+        #expect(!FileManager.default.fileExists(atPath: cache.root))
+    }
+
     @Test func offlineUsesTheCacheAndNeverTheNetwork() async throws {
         let cache = temporaryCache()
         let offline = ModelPull(settings: HubSettings(endpoint: "http://127.0.0.1:9", offline: true, cache: cache))

@@ -288,6 +288,16 @@ struct ServiceTestError: Error, CustomStringConvertible {
         let headCut = try #require(trickle(slowHead, head), "a trickled head kept its connection")
         #expect(headCut < 3)
 
+        // After an early answer (a 404 to a POST, its body drained after the response), the next head is still timed.
+        let afterEarly = connect()
+        defer { close(afterEarly) }
+        #expect(send(afterEarly, "POST /no-such-route HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n"))
+        usleep(300_000)
+        #expect(String(decoding: poll(afterEarly).bytes.prefix(12), as: UTF8.self) == "HTTP/1.1 404")
+        #expect(send(afterEarly, "0123456789"))
+        let earlyCut = try #require(trickle(afterEarly, head), "a trickled head after an early answer kept its connection")
+        #expect(earlyCut < 3)
+
         let slowBody = connect()
         defer { close(slowBody) }
         #expect(send(slowBody, "POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n"))

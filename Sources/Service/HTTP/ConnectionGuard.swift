@@ -66,8 +66,14 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
             arm(bodyTimeout, context)
         case .body: break
         case .end:
-            deadline?.cancel()
-            deadline = nil
+            // A response may have ended before its request's body did (an early 401, 404 or 413, the rest of the
+            // body drained after it): then the connection is waiting for the next head already.
+            if open == 0 {
+                arm(headerTimeout, context)
+            } else {
+                deadline?.cancel()
+                deadline = nil
+            }
         }
         context.fireChannelRead(data)
     }
@@ -93,10 +99,15 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         refuse(context, message: "the request is not valid HTTP/1.1 (\(error))")
     }
 
-    /// `400` with the API's JSON error, then the connection closes.
+    /// `400` with the API's JSON error, then the connection closes. With an earlier pipelined request still being
+    /// answered, the answer cannot go first: the connection just closes.
     private func refuse(_ context: ChannelHandlerContext, message: String) {
         refusing = true
         deadline?.cancel()
+        guard open == 0, !responseStarted else {
+            context.close(promise: nil)
+            return
+        }
         let json = JSONText.encode(["error": message])
         var headers = HTTPHeaders()
         headers.add(name: "Content-Type", value: "application/json")
@@ -124,6 +135,8 @@ final class ConnectionGuardInstaller: ChannelInboundHandler, RemovableChannelHan
     func handlerAdded(context: ChannelHandlerContext) {
         let guardHandler = ConnectionGuard(headerTimeout: headerTimeout, bodyTimeout: bodyTimeout)
         let pipeline = context.pipeline.syncOperations
+        // Hummingbird's HTTP/1 pipeline always has the codec; `slowClientsAndMalformedRequestsAreCutOff` fails if the
+        // guard stops being installed.
         if let codec = try? pipeline.handler(type: HTTP1ToHTTPServerCodec.self) {
             try? pipeline.addHandler(guardHandler, position: .before(codec))
         }
