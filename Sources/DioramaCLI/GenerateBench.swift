@@ -30,6 +30,9 @@ struct GenerateBench: ParsableCommand {
     @Option(help: "Generation size, WIDTHxHEIGHT.")
     var size = ImageSize.flashWorld
 
+    @Option(help: "full (every weight resident), balanced (the text encoder in host memory, run layer by layer) or low (the transformer's blocks streamed too): peak memory and time per mode.")
+    var memory: FlashWorldMemoryMode = .full
+
     @Option(help: "Flow-matching steps, 4 or 2.")
     var steps = 4
 
@@ -49,7 +52,9 @@ struct GenerateBench: ParsableCommand {
         let backend = try device.backend()
         let precision = device.modelPrecision(for: backend)
         let gpu = backend as? CUDABackend
-        let model = try RandomWeights.build(on: backend, precision: precision) { random in try random.flashWorld(precision: precision) }
+        let model = try RandomWeights.build(on: backend, precision: precision) { random in
+            try random.flashWorld(precision: precision).arranged(for: memory, on: backend)
+        }
         let pipeline = FlashWorldPipeline(model: model, backend: backend, renderer: DeviceChoice.viewRenderer(for: backend))
         let intrinsics = NormalizedIntrinsics(verticalFieldOfView: 60, width: size.width, height: size.height)
         let cameras = CameraPath.keyframes([.forward, .orbitLeft, .orbitLeft], intrinsics: intrinsics).cameras
@@ -80,7 +85,7 @@ struct GenerateBench: ParsableCommand {
         let total = totals.values.reduce(0, +), withoutText = total - kind("text encoder")
         let versus = peer?["total"].map { String(format: " (reference %.2f s without the text encoder: %.2fx)", $0, $0 / max(withoutText, 1e-9)) } ?? ""
         print("total \(String(format: "%.3f", total)) s, without the text encoder \(String(format: "%.3f", withoutText)) s\(versus)")
-        print("peak device memory during generation: \(gib(backend.memoryStats.peak)) GiB (reference: about 42 GiB with its fp32 UMT5)")
+        print("peak device memory during generation (memory \(memory.rawValue)): \(gib(backend.memoryStats.peak)) GiB (reference: about 42 GiB with its fp32 UMT5)")
         if let gpu { print("linear_fp8: \(gpu.fp8Path)") }
     }
 

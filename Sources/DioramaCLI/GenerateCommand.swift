@@ -80,6 +80,9 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "Seed of every random draw (default: a --request's seed, else 42).")
     var seed: UInt64?
 
+    @Option(help: "full (every weight on the device), balanced (the text encoder waits in host memory and runs layer by layer) or low (the transformer's blocks stream from host memory too: the least device memory, the slowest).")
+    var memory: FlashWorldMemoryMode = .full
+
     @Option(help: "Flow-matching steps: 4 (FlashWorld's) or 2 (timesteps 1000 and 750: about half the time, visibly softer scenes; the model was distilled for 4).")
     var steps = 4
 
@@ -201,6 +204,7 @@ struct GenerateCommand: ParsableCommand {
         let flashWorld: FlashWorldModel
         do {
             flashWorld = try DeviceChoice.loadModel(location.folder, checkpoint: location.checkpoint, on: backend, precision: precision)
+                .arranged(for: memory, on: backend)
         } catch let error as EngineError {
             try reportingErrors { () throws(EngineError) in throw error }
             return

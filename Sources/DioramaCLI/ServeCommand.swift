@@ -72,6 +72,9 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Jobs running at once on the device (default 1).")
     var maxConcurrent: Int?
 
+    @Option(help: "full (default), balanced (the text encoder in host memory, run layer by layer) or low (the transformer's blocks streamed too).")
+    var memory: String?
+
     @Option(help: "Seconds an idle connection stays open (default 30).")
     var idleTimeout: Int?
 
@@ -101,7 +104,7 @@ struct ServeCommand: ParsableCommand {
             try configuration.apply(environment: ProcessInfo.processInfo.environment)
             let flags: [(String, String?)] = [
                 ("host", host), ("port", port.map(String.init)), ("data_dir", dataDir), ("model", model), ("checkpoint", checkpoint), ("video_model", videoModel),
-                ("device", device), ("precision", precision),
+                ("device", device), ("precision", precision), ("memory", memory),
                 ("token", token), ("cors_origins", corsOrigins), ("max_queued", maxQueued.map(String.init)),
                 ("max_concurrent", maxConcurrent.map(String.init)), ("artifact_lifetime", artifactLifetime.map { String($0) }),
                 ("idle_timeout", idleTimeout.map(String.init)), ("header_timeout", headerTimeout.map(String.init)),
@@ -193,6 +196,7 @@ struct ServeCommand: ParsableCommand {
                 let backend = try options.backend()
                 let precision = options.modelPrecision(for: backend)
                 let flashWorld = try DeviceChoice.loadModel(configuration.model, checkpoint: configuration.checkpoint, on: backend, precision: precision)
+                    .arranged(for: FlashWorldMemoryMode(rawValue: configuration.memory) ?? .full, on: backend)
                 log("model \(flashWorld.name) on \(backend.device) in \(precision)")
                 let warmUp = configuration.warmUp ? FlashWorldSceneGenerator.warmUpRequest() : nil
                 await service.install(FlashWorldSceneGenerator(model: flashWorld, backend: backend, renderer: DeviceChoice.viewRenderer(for: backend)), name: flashWorld.name, warmUp: warmUp)

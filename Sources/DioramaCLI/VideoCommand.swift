@@ -210,3 +210,4 @@ struct VideoCommand: ParsableCommand {
 
 extension VideoSamplerKind: ExpressibleByArgument {}
 extension VideoMemoryMode: ExpressibleByArgument {}
+extension FlashWorldMemoryMode: ExpressibleByArgument {}

@@ -89,3 +89,31 @@ public struct FlashWorldModel: Sendable {
         return copy
     }
 }
+
+/// Where FlashWorld's weights wait between uses (`--memory`): all on the device, or the largest parts in host memory
+/// and put on the device a layer at a time as they run, trading time for device memory.
+public enum FlashWorldMemoryMode: String, Sendable, CaseIterable, Codable {
+    /// Every weight resident.
+    case full
+    /// The text encoder (UMT5-XXL, 11 GB in bf16) waits in host memory and runs layer by layer; the rest resident.
+    case balanced
+    /// As balanced, and the transformer's blocks stream too: the device holds about one block of its weights.
+    case low
+}
+
+extension FlashWorldModel {
+    /// The prepared model arranged for `mode` on `backend` (the weights a mode streams copied to host memory).
+    public func arranged(for mode: FlashWorldMemoryMode, on backend: any Backend) throws -> FlashWorldModel {
+        var copy = self
+        if mode != .full {
+            copy.textEncoder.weights = try textEncoder.weights.downloaded(from: backend)
+            copy.textEncoder.streamsLayers = true
+        }
+        if mode == .low {
+            copy.transformer.weights = try transformer.weights.downloaded(from: backend)
+            copy.transformer.streamsBlocks = true
+        }
+        if mode != .full { backend.trimMemory() }
+        return copy
+    }
+}

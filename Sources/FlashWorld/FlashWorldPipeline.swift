@@ -131,7 +131,10 @@ public struct FlashWorldPipeline: Sendable {
             inspect?("context", context)
             try lap("text encoder (cached)")
         } else {
-            context = try model.textEncoder.context(for: prompt, tokenizer: model.tokenizer, length: model.textLength, on: b)
+            // A streamed encoder puts its layers on the device one at a time (a no-op for a resident one).
+            var encoder = model.textEncoder
+            encoder.weights = try model.textEncoder.streamedWeights(on: b)
+            context = try encoder.context(for: prompt, tokenizer: model.tokenizer, length: model.textLength, on: b)
             textCache?.store(context, for: prompt)
             inspect?("context", context)
             try lap("text encoder")
@@ -168,11 +171,13 @@ public struct FlashWorldPipeline: Sendable {
         var previousLatents = try b.zeros([1, z, n, h, w])
         let sigmas = FlowMatchSchedule.sigmas(steps: request.steps)
         var scene: Tensor?
+        var transformer = model.transformer
+        transformer.weights = try model.transformer.streamedWeights(on: b)
         for (step, sigma) in sigmas.enumerated() {
             progress("step", step + 1, sigmas.count)
             let input = try b.concat([noisy, raymaps, conditionLatents, previousFeatures, previousLatents], axis: 1)
             let output = try b.cast(
-                try model.transformer(input, timestep: try b.constant([Float(1000 * sigma)], shape: [1]), text: context, on: b), to: .float32)
+                try transformer(input, timestep: try b.constant([Float(1000 * sigma)], shape: [1]), text: context, on: b), to: .float32)
             let parts = try b.split(output, sizes: [z, feat], axis: 1)
             let x0 = try b.add(noisy, try b.scaled(parts[0], by: Float(-sigma)))
             for (name, value) in [("noisy", noisy), ("velocity", parts[0]), ("feats", parts[1]), ("x0", x0)] { inspect?("\(name)_step\(step)", value) }

@@ -1,3 +1,4 @@
+import FlashWorld
 import FoundationEssentials
 
 /// Everything `diorama serve` can be told, with embedded defaults so a fresh machine needs nothing. Read from a JSON
@@ -16,6 +17,8 @@ public struct ServiceConfiguration: Sendable {
     public var device = "auto"
     /// `fp32`, `bf16` or `fp8`; unset, the device's natural precision.
     public var precision: String?
+    /// Where the FlashWorld model's weights wait: `full`, `balanced` or `low` (`FlashWorldMemoryMode`).
+    public var memory = "full"
     /// When set, API calls need `Authorization: Bearer <token>`.
     public var token: String?
     /// Origins allowed to call the API from a browser; `*` for any, empty for none.
@@ -119,6 +122,11 @@ public struct ServiceConfiguration: Sendable {
         Setting(key: "device", help: "auto, cuda or cpu") { c, v throws(ServiceError) in
             guard ["auto", "cuda", "cpu"].contains(v) else { throw ServiceError(400, "device must be auto, cuda or cpu, not \(v)") }
             c.device = v
+        },
+        Setting(key: "memory", help: "full, balanced (text encoder in host memory, layer by layer) or low (transformer blocks streamed too)") {
+            c, v throws(ServiceError) in
+            guard FlashWorldMemoryMode(rawValue: v) != nil else { throw ServiceError(400, "memory must be full, balanced or low, not \(v)") }
+            c.memory = v
         },
         Setting(key: "precision", help: "fp32, bf16 or fp8 (default: the device's own)") { c, v throws(ServiceError) in
             guard v.isEmpty || ["fp32", "bf16", "fp8"].contains(v) else { throw ServiceError(400, "precision must be fp32, bf16 or fp8, not \(v)") }

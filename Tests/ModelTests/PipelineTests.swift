@@ -33,6 +33,19 @@ struct PipelineTests {
         #expect(try pipeline.generate(request(), noise: &other).cloud != result.cloud)
     }
 
+    /// The memory modes move weights, never results: balanced streams the text encoder's layers, low the
+    /// transformer's blocks too, and the scene is the same.
+    @Test(arguments: [FlashWorldMemoryMode.balanced, .low])
+    func memoryModesGiveTheSameScene(mode: FlashWorldMemoryMode) throws {
+        let arranged = try Self.model.arranged(for: mode, on: CPUBackend.shared)
+        #expect(arranged.textEncoder.streamsLayers && arranged.transformer.streamsBlocks == (mode == .low))
+        #expect(!Self.model.textEncoder.streamsLayers && !Self.model.transformer.streamsBlocks)
+        var a = SeededNoise(seed: 3), b = SeededNoise(seed: 3)
+        let full = try FlashWorldPipeline(model: Self.model, backend: CPUBackend.shared).generate(request(), noise: &a)
+        let streamed = try FlashWorldPipeline(model: arranged, backend: CPUBackend.shared).generate(request(), noise: &b)
+        #expect(streamed.cloud == full.cloud)
+    }
+
     @Test func anImageConditionsTheScene() throws {
         let pipeline = FlashWorldPipeline(model: Self.model, backend: CPUBackend.shared)
         let image = try CPUBackend.shared.run(.randomNormal(shape: [3, 64, 64], seed: 9), [])[0]
