@@ -4,7 +4,7 @@
 # There:  bash tools/gpu/check.sh [STEP...]      with carry [".gpu"] (and "refharness" for the reference steps, prepared
 #         as ../shared/tools/refharness/README.md says), then give the machine back at once: idle time counts.
 # Steps (default: selftest models bf16 render generate): selftest, models (fp8, every module), bf16 (transformer and
-# decoder in bf16), render, generate (a whole scene), video (Wan2.2-TI2V-5B bench beside diffusers' WanPipeline,
+# decoder in bf16), render, generate (a whole scene), memory (the scene in the balanced and low memory modes), video (Wan2.2-TI2V-5B bench beside diffusers' WanPipeline,
 # needs refharness/whl for diffusers), reference (FlashWorld's own code, needs refharness; REF_STUB=1 skips building
 # gsplat and stubs its render). PROFILE=1 adds the per-op profile to the models step.
 # Logs land in $OUT (selftest.txt, bench-*.txt); the lines that matter are printed.
@@ -31,6 +31,11 @@ want models && step 120 $D bench models --device cuda --repeat 3 ${PROFILE:+--pr
 want bf16 && step 90 $D bench models --device cuda --precision bf16 --modules transformer,decoder --repeat 2 2>&1 | tee "$OUT/bench-models-bf16.txt"
 want render && step 60 $D bench render --device cuda --counts 1000000,4055040 2>&1 | tee "$OUT/bench-render.txt"
 want generate && step 150 $D bench generate --device cuda --repeat 2 2>&1 | tee "$OUT/bench-generate.txt"
+if want memory; then
+  for mode in balanced low; do
+    step 150 $D bench generate --device cuda --repeat 1 --memory $mode 2>&1 | tee "$OUT/bench-generate-$mode.txt" | grep -E "total|peak"
+  done
+fi
 if want video; then
   VF=${VIDEO_FRAMES:-41}
   step 150 $D bench video --device cuda --precision bf16 --frames "$VF" --steps 3 2>&1 | tee "$OUT/bench-video.txt"
