@@ -24,10 +24,16 @@ enum BlockingWork {
 
 extension BlockingWork {
     /// Request parsing that can cost real CPU (multipart bodies, image decoding): on Dispatch's threads, at most
-    /// `parsingSlots` at once, so a few heavy uploads never hold the HTTP handlers or crowd out each other's CPUs.
+    /// `parsingSlots` at once, so a few heavy uploads never hold the HTTP handlers or crowd out each other's CPUs. A
+    /// request whose client has gone (its task cancelled) gives up its place in the queue and is never parsed.
     static func parsing<T: Sendable>(_ work: @escaping @Sendable () throws(ServiceError) -> T) async throws(ServiceError) -> T {
-        await parsingGate.enter()
+        do {
+            try await parsingGate.enter()
+        } catch {
+            throw ServiceError.clientGone
+        }
         defer { Task { await parsingGate.leave() } }
+        if Task.isCancelled { throw ServiceError.clientGone }
         do {
             return try await run { () throws -> T in try work() }
         } catch let error as ServiceError {
@@ -40,24 +46,40 @@ extension BlockingWork {
     static let parsingGate = Gate(slots: max(1, activeProcessorCount / 2))
 }
 
-/// A counting semaphore for async callers, first come first served.
+/// A counting semaphore for async callers, first come first served; a caller cancelled while it waits leaves the
+/// queue (CancellationError) without taking a slot.
 actor Gate {
     private var free: Int
-    private var waiting: [CheckedContinuation<Void, Never>] = []
+    private var waiting: [(id: UInt64, continuation: CheckedContinuation<Void, any Error>)] = []
+    private var nextID: UInt64 = 0
 
     init(slots: Int) { free = slots }
 
-    func enter() async {
+    func enter() async throws {
+        try Task.checkCancellation()
         if free > 0 {
             free -= 1
             return
         }
-        await withCheckedContinuation { waiting.append($0) }
+        nextID += 1
+        let id = nextID
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { waiting.append((id, $0)) }
+        } onCancel: {
+            Task { await self.abandon(id) }
+        }
+    }
+
+    private func abandon(_ id: UInt64) {
+        guard let index = waiting.firstIndex(where: { $0.id == id }) else { return }
+        waiting.remove(at: index).continuation.resume(throwing: CancellationError())
     }
 
     func leave() {
-        if waiting.isEmpty { free += 1 } else { waiting.removeFirst().resume() }
+        if waiting.isEmpty { free += 1 } else { waiting.removeFirst().continuation.resume() }
     }
+
+    var freeSlots: Int { free }
 }
 
 final class CancellationFlag: Sendable {

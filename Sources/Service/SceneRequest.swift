@@ -59,6 +59,9 @@ public struct ServiceError: Error, Sendable, CustomStringConvertible {
         self.message = message
     }
     public var description: String { message }
+
+    /// The client closed its side before its request was parsed (nginx's 499: nobody reads the answer).
+    static let clientGone = ServiceError(499, "the client closed the connection before its request was handled")
 }
 
 /// Parses the FlashWorld request JSON (`service-and-ui.md` §1.1) and refuses what cannot run. Diorama also takes a

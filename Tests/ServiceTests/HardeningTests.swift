@@ -176,6 +176,25 @@ struct BoundedReadTests {
     }
 }
 
+/// The parsing queue lets a cancelled waiter go without giving it a slot, so work for a client that went away is
+/// never started once its task is cancelled.
+struct ParsingQueueTests {
+    @Test func aCancelledWaiterLeavesTheQueueWithoutASlot() async throws {
+        let gate = Gate(slots: 1)
+        try await gate.enter()
+        let waiter = Task { try await gate.enter() }
+        try await Task.sleep(for: .milliseconds(50))
+        waiter.cancel()
+        await #expect(throws: CancellationError.self) { try await waiter.value }
+        // The slot comes back free, not handed to the cancelled waiter: the next caller takes it at once.
+        await gate.leave()
+        let next = Task { try await gate.enter() }
+        try await Task.sleep(for: .milliseconds(50))
+        #expect(await gate.freeSlots == 0, "the next caller holds the slot")
+        try await next.value
+    }
+}
+
 /// The data folder does not grow without bound: finished jobs' rows leave after the retention, and a nearly full disk
 /// refuses new jobs instead of failing them later.
 struct DiskBoundTests {
