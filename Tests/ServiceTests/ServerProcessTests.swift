@@ -77,6 +77,18 @@ final class ServerProcess {
         return fd
     }
 
+    /// What arrives on `fd` until the server closes it (closed) or its receive timeout passes (not closed).
+    static func receiveUntilClosedOrTimeout(_ fd: Int32) -> (bytes: [UInt8], closed: Bool) {
+        var all: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, 4096, 0) }
+            if n == 0 { return (all, true) }
+            if n < 0 { return (all, false) }
+            all += buffer[0..<n]
+        }
+    }
+
     /// One HTTP/1.1 exchange over a fresh loopback connection: status and body.
     func request(_ method: String, _ path: String, body: [UInt8] = []) throws -> (Int, [UInt8]) {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -227,16 +239,7 @@ struct ServiceTestError: Error, CustomStringConvertible {
         defer { server.kill(SIGTERM) }
         func connect() -> Int32 { server.connect(receiveTimeout: timeval(tv_sec: 5, tv_usec: 0)) }
         /// Everything the server sends until it closes (or the 5-second receive timeout).
-        func readToEnd(_ fd: Int32) -> (bytes: [UInt8], closed: Bool) {
-            var all: [UInt8] = []
-            var buffer = [UInt8](repeating: 0, count: 4096)
-            while true {
-                let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, 4096, 0) }
-                if n == 0 { return (all, true) }
-                if n < 0 { return (all, false) }
-                all += buffer[0..<n]
-            }
-        }
+        func readToEnd(_ fd: Int32) -> (bytes: [UInt8], closed: Bool) { ServerProcess.receiveUntilClosedOrTimeout(fd) }
         let silent = connect()
         defer { close(silent) }
         let started = Date()
@@ -262,16 +265,7 @@ struct ServiceTestError: Error, CustomStringConvertible {
             Array(text.utf8).withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) } == text.utf8.count
         }
         /// Whatever arrives within 200 ms, and whether the server closed the connection.
-        func poll(_ fd: Int32) -> (bytes: [UInt8], closed: Bool) {
-            var all: [UInt8] = []
-            var buffer = [UInt8](repeating: 0, count: 4096)
-            while true {
-                let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, 4096, 0) }
-                if n == 0 { return (all, true) }
-                if n < 0 { return (all, false) }
-                all += buffer[0..<n]
-            }
-        }
+        func poll(_ fd: Int32) -> (bytes: [UInt8], closed: Bool) { ServerProcess.receiveUntilClosedOrTimeout(fd) }
         /// Sends one byte of `text` every 100 ms until the server closes; the seconds that took (nil: never closed).
         func trickle(_ fd: Int32, _ text: String) -> Double? {
             let started = Date()
