@@ -281,6 +281,12 @@ enum RandomChecks {
             op(.attention(scale: nil), "attention bf16 d=1024 [2, 1, 330, 1024] (the decoder's head: two products and a softmax)", tolerance: 1e-2, why: bf16) {
                 try (57..<60).map { try random([2, 1, 330, 1024], seed: UInt64($0), dtype: .bfloat16, scale: $0 == 59 ? 1 : 0.1) }
             },
+            op(.silu, "silu bf16 [24, 64, 60, 88] (eight values a thread)", tolerance: 1e-2, why: bf16) {
+                [try random([24, 64, 60, 88], seed: 61, dtype: .bfloat16, scale: 3)]
+            },
+            op(.add, "add bf16 [24, 64, 60, 88] + same shape (eight values a thread)", tolerance: 1e-2, why: bf16) {
+                [try random([24, 64, 60, 88], seed: 62, dtype: .bfloat16), try random([24, 64, 60, 88], seed: 63, dtype: .bfloat16)]
+            },
             op(.mean(axes: [2], keepDims: false), "mean bf16 over groups of 4 [24, 40, 4, 30, 44] (AvgDown3D, one thread a row)", tolerance: 1e-2, why: bf16) {
                 [try random([24, 40, 4, 30, 44], seed: 60, dtype: .bfloat16)]
             },

@@ -190,6 +190,17 @@ extension CUDABackend {
     func unary(_ op: Op, _ inputs: [Tensor], code: Int32, _ first: Float = 0, _ second: Float = 0) throws(EngineError) -> Tensor {
         let input = try single(op, inputs)
         let out = try empty(input.shape, dtype: input.dtype)
+        if Self.takesEightWide([input], out) {
+            var a = KernelArguments()
+            a.pointer(input)
+            a.pointer(out)
+            a.append(Int64(out.count / 8))
+            a.append(code)
+            a.append(first)
+            a.append(second)
+            try launchElementwise("unary_bf16x8", count: out.count / 8, a)
+            return out
+        }
         let x = Self.mergedAxes([input, out])[0]
         try checkRank(x, op.name)
         var a = KernelArguments()
@@ -201,6 +212,14 @@ extension CUDABackend {
         a.append(second)
         try launchElementwise("unary", count: x.count, a)
         return out
+    }
+
+    /// Whether the eight-wide bf16 kernels take these: every tensor bf16 and contiguous, a multiple of eight values,
+    /// 16-byte aligned (the sizes and layouts of the VAE's and the decoder's activations).
+    static func takesEightWide(_ inputs: [Tensor], _ out: Tensor) -> Bool {
+        let all = inputs + [out]
+        return out.count > 0 && out.count % 8 == 0
+            && all.allSatisfy { $0.dtype == .bfloat16 && $0.isContiguous && $0.count == out.count && address($0) % 16 == 0 }
     }
 
     func broadcastShape(_ a: [Int], _ b: [Int], op: Op) throws(EngineError) -> [Int] {
@@ -231,6 +250,16 @@ extension CUDABackend {
             throw EngineError(.invalidArgument, "\(op): more than \(KernelArguments.maxRank) axes (\(shape))")
         }
         let out = try empty(shape, dtype: resultType(inputs[0]))
+        if inputs.allSatisfy({ $0.shape == shape }), Self.takesEightWide(inputs, out) {
+            var a = KernelArguments()
+            a.pointer(inputs[0])
+            a.pointer(inputs[1])
+            a.pointer(out)
+            a.append(Int64(out.count / 8))
+            a.append(code)
+            try launchElementwise("binary_bf16x8", count: out.count / 8, a)
+            return out
+        }
         var a = KernelArguments()
         a.operand(broadcast(inputs[0], to: shape))
         a.operand(broadcast(inputs[1], to: shape))
