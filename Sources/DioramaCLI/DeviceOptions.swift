@@ -74,8 +74,13 @@ struct DeviceChoice {
     }
 
     /// The tiny model or a model folder, loaded onto `backend` in `precision`.
-    static func loadModel(_ model: String, checkpoint: String?, on backend: any Backend, precision: ModelPrecision) throws -> FlashWorldModel {
-        if model == "tiny" { return try FlashWorldModel.tiny(on: backend).prepared(for: backend, precision: precision) }
-        return try ModelFolder.load(model, checkpoint: checkpoint, on: backend, precision: precision)
+    static func loadModel(
+        _ model: String, checkpoint: String?, on backend: any Backend, precision: ModelPrecision, memory: FlashWorldMemoryMode = .full
+    ) throws -> FlashWorldModel {
+        if model == "tiny" {
+            return try FlashWorldModel.tiny(on: backend).prepared(for: backend, precision: precision).arranged(for: memory, on: backend)
+        }
+        // The parts a memory mode streams are read and prepared in host memory, never whole on the device.
+        return try ModelFolder.load(model, checkpoint: checkpoint, on: backend, precision: precision, memory: memory, host: CPUBackend.shared)
     }
 }

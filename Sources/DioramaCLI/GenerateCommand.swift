@@ -203,8 +203,7 @@ struct GenerateCommand: ParsableCommand {
         let precision = device.modelPrecision(for: backend)
         let flashWorld: FlashWorldModel
         do {
-            flashWorld = try DeviceChoice.loadModel(location.folder, checkpoint: location.checkpoint, on: backend, precision: precision)
-                .arranged(for: memory, on: backend)
+            flashWorld = try DeviceChoice.loadModel(location.folder, checkpoint: location.checkpoint, on: backend, precision: precision, memory: memory)
         } catch let error as EngineError {
             try reportingErrors { () throws(EngineError) in throw error }
             return

@@ -195,8 +195,9 @@ struct ServeCommand: ParsableCommand {
                 let options = DeviceChoice(device: configuration.device, precision: configuration.precision)
                 let backend = try options.backend()
                 let precision = options.modelPrecision(for: backend)
-                let flashWorld = try DeviceChoice.loadModel(configuration.model, checkpoint: configuration.checkpoint, on: backend, precision: precision)
-                    .arranged(for: FlashWorldMemoryMode(rawValue: configuration.memory) ?? .full, on: backend)
+                let flashWorld = try DeviceChoice.loadModel(
+                    configuration.model, checkpoint: configuration.checkpoint, on: backend, precision: precision,
+                    memory: FlashWorldMemoryMode(rawValue: configuration.memory) ?? .full)
                 log("model \(flashWorld.name) on \(backend.device) in \(precision)")
                 let warmUp = configuration.warmUp ? FlashWorldSceneGenerator.warmUpRequest() : nil
                 await service.install(FlashWorldSceneGenerator(model: flashWorld, backend: backend, renderer: DeviceChoice.viewRenderer(for: backend)), name: flashWorld.name, warmUp: warmUp)

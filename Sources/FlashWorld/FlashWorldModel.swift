@@ -73,11 +73,15 @@ public struct FlashWorldModel: Sendable {
     /// The model ready to run on `backend`: every weight on that device in the type `precision` gives it (FP8 block
     /// linears with their per-tensor scales), causal convolution kernels cut to their last tap and the Gaussian
     /// head's rescaling done, once, here rather than in every call.
-    public func prepared(for backend: any Backend, precision: ModelPrecision) throws -> FlashWorldModel {
+    /// `textEncoderOn` and `transformerOn` prepare those parts on another backend (the host, for memory modes that
+    /// stream them).
+    public func prepared(
+        for backend: any Backend, precision: ModelPrecision, textEncoderOn: (any Backend)? = nil, transformerOn: (any Backend)? = nil
+    ) throws -> FlashWorldModel {
         var copy = self
-        copy.textEncoder.weights = try precision.converted(textEncoder.weights, to: precision.textEncoder, on: backend)
+        copy.textEncoder.weights = try precision.converted(textEncoder.weights, to: precision.textEncoder, on: textEncoderOn ?? backend)
         copy.textEncoder.activationType = precision.textEncoder
-        copy.transformer.weights = try precision.transformerWeights(transformer.weights, on: backend)
+        copy.transformer.weights = try precision.transformerWeights(transformer.weights, on: transformerOn ?? backend)
         copy.transformer.activationType = precision.transformer
         copy.vaeEncoder.weights = try ModelWeights.lastTapConvolutions(
             try precision.converted(vaeEncoder.weights, to: precision.vaeEncoder, on: backend), on: backend)

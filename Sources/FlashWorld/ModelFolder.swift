@@ -18,9 +18,16 @@ public enum ModelFolder {
     /// Loads the folder onto `backend` in `precision`: every weight is read from the mapped file in its stored type,
     /// copied to the device and converted there, one tensor at a time; then the model is prepared (FP8 block
     /// linears, trimmed causal kernels, the head's rescaling). `checkpoint` overrides where FlashWorld's weights are.
+    ///
+    /// With a memory mode other than `full`, the parts it streams (the text encoder; in `low` the transformer too)
+    /// are read and prepared on `host` (the CPU backend) and never occupy the device whole, so a card smaller than
+    /// the model can load it.
     public static func load(
-        _ folder: String, checkpoint: String? = nil, on backend: any Backend, precision: ModelPrecision
+        _ folder: String, checkpoint: String? = nil, on backend: any Backend, precision: ModelPrecision,
+        memory: FlashWorldMemoryMode = .full, host: (any Backend)? = nil
     ) throws -> FlashWorldModel {
+        let textBackend = memory != .full ? host ?? backend : backend
+        let transformerBackend = memory == .low ? host ?? backend : backend
         let root = folder.hasSuffix("/") ? String(folder.dropLast()) : folder
         func path(_ relative: String) -> String { "\(root)/\(relative)" }
         func exists(_ p: String) -> Bool { access(p, F_OK) == 0 }
@@ -32,12 +39,14 @@ public enum ModelFolder {
             throw ModelError("\(root): FlashWorld's model.ckpt (or model.safetensors) is missing; put it in the folder or pass its path")
         }
 
-        let (tokenizer, textEncoder) = try UMT5Encoder.loadFromModelFolder(root, on: backend, as: precision.textEncoder)
+        let (tokenizer, textEncoder) = try UMT5Encoder.loadFromModelFolder(root, on: textBackend, as: precision.textEncoder)
         func weights(
-            _ specs: [ParameterSpec], _ checkpoint: Checkpoint, prefix: String, strict: Bool, source: String, as dtype: DType, quantizing: Bool = false
+            _ specs: [ParameterSpec], _ checkpoint: Checkpoint, prefix: String, strict: Bool, source: String, as dtype: DType, quantizing: Bool = false,
+            on target: (any Backend)? = nil
         ) throws -> ModelWeights {
             try ModelWeights.load(
-                specs, from: checkpoint, prefix: prefix, strict: strict, source: source, as: dtype, quantizingBlockLinears: quantizing, on: backend)
+                specs, from: checkpoint, prefix: prefix, strict: strict, source: source, as: dtype, quantizingBlockLinears: quantizing,
+                on: target ?? backend)
         }
 
         let vae = try readConfiguration(WanVAEConfiguration.self, at: path("vae/config.json"))
@@ -61,7 +70,7 @@ public enum ModelFolder {
             configuration: transformerConfiguration,
             weights: try weights(
                 WanTransformer.parameterSpecs(transformerConfiguration), combined, prefix: "transformer.", strict: true, source: flashWorld,
-                as: precision.transformer, quantizing: precision.transformerBlockLinears == .float8E4M3))
+                as: precision.transformer, quantizing: precision.transformerBlockLinears == .float8E4M3, on: transformerBackend))
         let reconstruction = try ReconstructionDecoder(
             vae: vae, featureChannels: featureChannels,
             weights: try weights(
@@ -70,6 +79,7 @@ public enum ModelFolder {
         return try FlashWorldModel(
             name: root, tokenizer: tokenizer, textEncoder: textEncoder, transformer: transformer, vaeEncoder: vaeEncoder,
             reconstruction: reconstruction, textLength: textLength
-        ).prepared(for: backend, precision: precision)
+        ).prepared(for: backend, precision: precision, textEncoderOn: textBackend, transformerOn: transformerBackend)
+            .arranged(for: memory, on: backend)
     }
 }

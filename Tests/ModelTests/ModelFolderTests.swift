@@ -53,6 +53,14 @@ struct ModelFolderTests {
         let result = try FlashWorldPipeline(model: loaded, backend: CPUBackend.shared).generate(
             GenerationRequest(prompt: "a tiny garden", cameras: path.cameras, frames: 2, width: 64, height: 32), noise: &noise)
         #expect(result.cloud.count == 2 * 2 * 16 * 32)
+        // In the low memory mode the text encoder and the transformer are prepared on the host and stream; the
+        // scene is the same.
+        let low = try ModelFolder.load(folder.path, on: CPUBackend.shared, precision: .float32, memory: .low, host: CPUBackend.shared)
+        #expect(low.textEncoder.streamsLayers && low.transformer.streamsBlocks)
+        var again = SeededNoise(seed: 1)
+        let streamed = try FlashWorldPipeline(model: low, backend: CPUBackend.shared).generate(
+            GenerationRequest(prompt: "a tiny garden", cameras: path.cameras, frames: 2, width: 64, height: 32), noise: &again)
+        #expect(streamed.cloud == result.cloud)
     }
 
     @Test func brokenFoldersAreNamedBeforeAnyWork() throws {
