@@ -73,10 +73,19 @@ struct DeviceChoice {
         return CUDAViewRenderer(gpu: gpu)
     }
 
-    /// The tiny model or a model folder, loaded onto `backend` in `precision`.
+    /// The memory mode the device's free memory allows (full on the CPU, where the weights are host memory anyway).
+    static func memoryMode(for backend: any Backend) -> FlashWorldMemoryMode {
+        guard backend.device.kind != .cpu else { return .full }
+        let stats = backend.memoryStats
+        return .fitting(deviceBytes: max(stats.limit - stats.active, 0))
+    }
+
+    /// The tiny model or a model folder, loaded onto `backend` in `precision` (and `memory`, else the mode the
+    /// device's free memory allows).
     static func loadModel(
-        _ model: String, checkpoint: String?, on backend: any Backend, precision: ModelPrecision, memory: FlashWorldMemoryMode = .full
+        _ model: String, checkpoint: String?, on backend: any Backend, precision: ModelPrecision, memory requested: FlashWorldMemoryMode? = nil
     ) throws -> FlashWorldModel {
+        let memory = requested ?? memoryMode(for: backend)
         if model == "tiny" {
             return try FlashWorldModel.tiny(on: backend).prepared(for: backend, precision: precision).arranged(for: memory, on: backend)
         }

@@ -80,8 +80,8 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "Seed of every random draw (default: a --request's seed, else 42).")
     var seed: UInt64?
 
-    @Option(help: "full (every weight on the device), balanced (the text encoder waits in host memory and runs layer by layer) or low (the transformer's blocks stream from host memory too: the least device memory, the slowest).")
-    var memory: FlashWorldMemoryMode = .full
+    @Option(help: "full (every weight on the device), balanced (the text encoder waits in host memory and runs layer by layer) or low (the transformer's blocks stream from host memory too: the least device memory, the slowest). Default: chosen from the GPU's free memory (full from 26 GiB, balanced from 17, else low); full on the CPU.")
+    var memory: FlashWorldMemoryMode?
 
     @Option(help: "Flow-matching steps: 4 (FlashWorld's) or 2 (timesteps 1000 and 750: about half the time, visibly softer scenes; the model was distilled for 4).")
     var steps = 4
@@ -211,7 +211,7 @@ struct GenerateCommand: ParsableCommand {
             printError("error: \(error)\n")
             throw ExitCode(65)
         }
-        if !quiet { printError("running on \(backend.device) in \(precision)\n") }
+        if !quiet { printError("running on \(backend.device) in \(precision), memory \(flashWorld.memoryMode.rawValue)\n") }
         let pipeline = FlashWorldPipeline(model: flashWorld, backend: backend, renderer: DeviceChoice.viewRenderer(for: backend))
         var noise = SeededNoise(seed: seed ?? requestSeed ?? 42)
         var firstStepStarted: Double?

@@ -72,7 +72,7 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Jobs running at once on the device (default 1).")
     var maxConcurrent: Int?
 
-    @Option(help: "full (default), balanced (the text encoder in host memory, run layer by layer) or low (the transformer's blocks streamed too).")
+    @Option(help: "auto (default: from the GPU's free memory), full, balanced (the text encoder in host memory, run layer by layer) or low (the transformer's blocks streamed too).")
     var memory: String?
 
     @Option(help: "Seconds an idle connection stays open (default 30).")
@@ -197,8 +197,8 @@ struct ServeCommand: ParsableCommand {
                 let precision = options.modelPrecision(for: backend)
                 let flashWorld = try DeviceChoice.loadModel(
                     configuration.model, checkpoint: configuration.checkpoint, on: backend, precision: precision,
-                    memory: FlashWorldMemoryMode(rawValue: configuration.memory) ?? .full)
-                log("model \(flashWorld.name) on \(backend.device) in \(precision)")
+                    memory: FlashWorldMemoryMode(rawValue: configuration.memory))
+                log("model \(flashWorld.name) on \(backend.device) in \(precision), memory \(flashWorld.memoryMode.rawValue)")
                 let warmUp = configuration.warmUp ? FlashWorldSceneGenerator.warmUpRequest() : nil
                 await service.install(FlashWorldSceneGenerator(model: flashWorld, backend: backend, renderer: DeviceChoice.viewRenderer(for: backend)), name: flashWorld.name, warmUp: warmUp)
                 if let videoModel = configuration.videoModel {

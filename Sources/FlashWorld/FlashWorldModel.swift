@@ -105,7 +105,20 @@ public enum FlashWorldMemoryMode: String, Sendable, CaseIterable, Codable {
     case low
 }
 
+extension FlashWorldMemoryMode {
+    /// The mode for a device with `bytes` available to the model, from the full model's measured peak (23.4 GiB
+    /// on an H100 in fp8, its UMT5-XXL resident in bf16: 10.6 GiB of it) and what each mode leaves on the device,
+    /// with 2 GiB to spare: full from 26 GiB, balanced (about 15 GiB, estimated) from 17 GiB, else low.
+    public static func fitting(deviceBytes bytes: Int) -> FlashWorldMemoryMode {
+        let gib = Double(bytes) / Double(1 << 30)
+        return gib >= 26 ? .full : gib >= 17 ? .balanced : .low
+    }
+}
+
 extension FlashWorldModel {
+    /// The memory mode the model is arranged in.
+    public var memoryMode: FlashWorldMemoryMode { transformer.streamsBlocks ? .low : textEncoder.streamsLayers ? .balanced : .full }
+
     /// The prepared model arranged for `mode` on `backend` (the weights a mode streams copied to host memory).
     public func arranged(for mode: FlashWorldMemoryMode, on backend: any Backend) throws -> FlashWorldModel {
         var copy = self

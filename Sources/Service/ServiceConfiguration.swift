@@ -17,8 +17,9 @@ public struct ServiceConfiguration: Sendable {
     public var device = "auto"
     /// `fp32`, `bf16` or `fp8`; unset, the device's natural precision.
     public var precision: String?
-    /// Where the FlashWorld model's weights wait: `full`, `balanced` or `low` (`FlashWorldMemoryMode`).
-    public var memory = "full"
+    /// Where the FlashWorld model's weights wait: `full`, `balanced` or `low` (`FlashWorldMemoryMode`), or `auto`:
+    /// the mode the GPU's free memory allows.
+    public var memory = "auto"
     /// When set, API calls need `Authorization: Bearer <token>`.
     public var token: String?
     /// Origins allowed to call the API from a browser; `*` for any, empty for none.
@@ -123,9 +124,11 @@ public struct ServiceConfiguration: Sendable {
             guard ["auto", "cuda", "cpu"].contains(v) else { throw ServiceError(400, "device must be auto, cuda or cpu, not \(v)") }
             c.device = v
         },
-        Setting(key: "memory", help: "full, balanced (text encoder in host memory, layer by layer) or low (transformer blocks streamed too)") {
+        Setting(key: "memory", help: "auto (from the GPU's free memory), full, balanced (text encoder in host memory) or low (transformer streamed too)") {
             c, v throws(ServiceError) in
-            guard FlashWorldMemoryMode(rawValue: v) != nil else { throw ServiceError(400, "memory must be full, balanced or low, not \(v)") }
+            guard v == "auto" || FlashWorldMemoryMode(rawValue: v) != nil else {
+                throw ServiceError(400, "memory must be auto, full, balanced or low, not \(v)")
+            }
             c.memory = v
         },
         Setting(key: "precision", help: "fp32, bf16 or fp8 (default: the device's own)") { c, v throws(ServiceError) in

@@ -115,3 +115,17 @@ struct PipelineTests {
         #expect(cache.count == 1 && cache.lookup("[Static] a mossy bridge") == nil, "capacity 1 keeps only the latest prompt")
     }
 }
+
+/// The mode chosen from a device's free memory, and the mode a model reports.
+struct MemoryModeChoiceTests {
+    @Test func theModeFollowsTheFreeMemory() throws {
+        let gib = 1 << 30
+        #expect(FlashWorldMemoryMode.fitting(deviceBytes: 79 * gib) == .full)
+        #expect(FlashWorldMemoryMode.fitting(deviceBytes: 26 * gib) == .full)
+        #expect(FlashWorldMemoryMode.fitting(deviceBytes: 23 * gib) == .balanced)
+        #expect(FlashWorldMemoryMode.fitting(deviceBytes: 15 * gib) == .low)
+        #expect(FlashWorldMemoryMode.fitting(deviceBytes: 7 * gib) == .low)
+        let model = try FlashWorldModel.tiny(on: CPUBackend.shared)
+        for mode in FlashWorldMemoryMode.allCases { #expect(try model.arranged(for: mode, on: CPUBackend.shared).memoryMode == mode) }
+    }
+}
