@@ -107,6 +107,7 @@ def main():
             rows.append((name, outcome, time.perf_counter() - started))
 
         rss_rounds = []
+        jobs = {"accepted": 0, "completed": 0, "lost": 0}
         for _ in range(rounds):
             # 1. Two concurrent multipart bodies of a megabyte of dashes with an 8,000-character boundary.
             def slow_multipart():
@@ -217,6 +218,9 @@ def main():
                         break
                     time.sleep(0.5)
                 lost = [i for i, s in states.items() if s not in ("completed", "failed", "cancelled")]
+                jobs["accepted"] += len(ids)
+                jobs["completed"] += sum(s == "completed" for s in states.values())
+                jobs["lost"] += len(lost)
                 return f"{len(ids)} accepted, {sum(s == 'completed' for s in states.values())} completed, {len(lost)} lost"
             probe("jobs accepted during the attack", jobs_finish)
             rss_rounds.append(rss_kib(server.pid))
@@ -230,6 +234,7 @@ def main():
         for name, outcome, seconds in rows[:len(rows) // rounds]:
             print(f"| {name} | {outcome} | {seconds:.1f} |")
         print(f"\n/health during the attack ({rounds} rounds): {watch.summary()}")
+        print(f"jobs over all rounds: {jobs['accepted']} accepted, {jobs['completed']} completed, {jobs['lost']} lost")
         print(f"server RSS: {rss_before / 1024:.0f} MiB before, after each round "
               + ", ".join(f"{r / 1024:.0f}" for r in rss_rounds) + f" MiB, {rss_after / 1024:.0f} MiB at the end")
         if rounds > 1:
