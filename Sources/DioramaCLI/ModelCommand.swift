@@ -1,5 +1,5 @@
 import ArgumentParser
-import Dispatch
+import Foundation
 import ModelHub
 import Synchronization
 
@@ -65,22 +65,15 @@ struct ModelPullCommand: ParsableCommand {
         let settings = HubSettings(environment: ModelArgument.environment, cacheRoot: cacheDir)
         if !quiet { printError("pulling \(model.name) into \(settings.cache.root)\n") }
         let bar = PullProgressBar(enabled: !quiet)
-        let outcome = ServeOutcome()
-        let summary = PullResult()
-        let done = DispatchSemaphore(value: 0)
-        Task {
-            do { summary.set(try await ModelPull(settings: settings).pull(model) { bar.update($0) }) } catch { outcome.set(error) }
-            done.signal()
+        // `pull` throws only HubError; the bar is cleared before anything else is said.
+        let result = try reportingErrors { () throws(HubError) in
+            defer { bar.finish() }
+            do {
+                return try waitingFor { try await ModelPull(settings: settings).pull(model) { bar.update($0) } }
+            } catch {
+                throw error as? HubError ?? HubError(.network, "\(error)")
+            }
         }
-        done.wait()
-        bar.finish()
-        if let error = outcome.error as? HubError {
-            try reportingErrors { () throws(HubError) in throw error }
-        } else if let error = outcome.error {
-            printError("error: \(error)\n")
-            throw ExitCode(70)
-        }
-        guard let result = summary.value else { return }
         print(
             "\(model.name): \(result.files) files, \(result.downloadedFiles) downloaded (\(formattedBytes(result.downloadedBytes))), "
                 + "the rest already cached")
@@ -122,19 +115,7 @@ struct ModelListCommand: ParsableCommand {
 
 /// `--model` as commands take it: the built-in toy models, a model folder, or a name `diorama model pull` fetched.
 enum ModelArgument {
-    nonisolated(unsafe) static var environmentOverride: [String: String]?
-
-    static var environment: [String: String] {
-        if let environmentOverride { return environmentOverride }
-        var values: [String: String] = [:]
-        var entry = environ
-        while let pointer = entry.pointee {
-            let pair = String(cString: pointer)
-            if let equals = pair.firstIndex(of: "=") { values[String(pair[..<equals])] = String(pair[pair.index(after: equals)...]) }
-            entry += 1
-        }
-        return values
-    }
+    static var environment: [String: String] { ProcessInfo.processInfo.environment }
 
     static func known(_ name: String) throws(HubError) -> HubModel {
         guard let model = HubModel.named(name) else {
@@ -159,12 +140,6 @@ enum ModelArgument {
     }
 }
 
-final class PullResult: Sendable {
-    private let stored = Mutex<PullSummary?>(nil)
-    func set(_ value: PullSummary) { stored.withLock { $0 = value } }
-    var value: PullSummary? { stored.withLock { $0 } }
-}
-
 /// The file being fetched and the whole pull on one line, updated from the pull's own task.
 final class PullProgressBar: Sendable {
     private let bar: Mutex<ProgressBar>
@@ -187,12 +162,5 @@ func formattedBytes(_ bytes: Int64) -> String {
         value /= 1000
         unit += 1
     }
-    return unit == 0 ? "\(bytes) B" : String(Int((value * 10).rounded())) .inserting(".", beforeLast: 1) + " " + units[unit]
-}
-
-extension String {
-    fileprivate func inserting(_ separator: String, beforeLast count: Int) -> String {
-        let padded = self.count <= count ? String(repeating: "0", count: count - self.count + 1) + self : self
-        return String(padded.dropLast(count)) + separator + String(padded.suffix(count))
-    }
+    return unit == 0 ? "\(bytes) B" : String(format: "%.1f", value) + " " + units[unit]
 }

@@ -135,14 +135,9 @@ struct ServeCommand: ParsableCommand {
             printError("error: \(problem)\n")
             throw ExitCode(69)
         }
-        let outcome = ServeOutcome()
-        let done = DispatchSemaphore(value: 0)
-        Task {
-            do { try await Self.serve(configuration) } catch { outcome.set(error) }
-            done.signal()
-        }
-        done.wait()
-        if let error = outcome.error {
+        do {
+            try waitingFor { try await Self.serve(configuration) }
+        } catch {
             printError("error: \(error)\n")
             throw ExitCode(74)
         }
@@ -268,9 +263,17 @@ func log(_ line: String) {
     _ = text.withCString { write(1, $0, strlen($0)) }
 }
 
-/// The server's error, handed back to the blocked command-line thread.
-final class ServeOutcome: Sendable {
-    private let state = Mutex<(any Error)?>(nil)
-    func set(_ error: any Error) { state.withLock { $0 = error } }
-    var error: (any Error)? { state.withLock { $0 } }
+/// Runs `work` on Swift's concurrency pool and blocks the (synchronous) command-line thread until it ends: its
+/// value, or its error rethrown here.
+func waitingFor<T: Sendable>(_ work: @escaping @Sendable () async throws -> T) throws -> T {
+    let outcome = Mutex<Result<T, any Error>?>(nil)
+    let done = DispatchSemaphore(value: 0)
+    Task {
+        let result: Result<T, any Error>
+        do { result = .success(try await work()) } catch { result = .failure(error) }
+        outcome.withLock { $0 = result }
+        done.signal()
+    }
+    done.wait()
+    return try outcome.withLock { $0! }.get()
 }

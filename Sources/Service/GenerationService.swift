@@ -138,16 +138,22 @@ public actor GenerationService {
         }
     }
 
+    /// The names in the data folder.
+    nonisolated func dataFileNames() -> [String] {
+        guard let directory = opendir(dataDirectory) else { return [] }
+        defer { closedir(directory) }
+        var names: [String] = []
+        while let entry = readdir(directory) {
+            names.append(withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) })
+        }
+        return names
+    }
+
     /// Files a killed process left half-written: the atomic writers' hidden temporaries and partial videos.
     func sweepTemporaryFiles() {
-        guard let directory = opendir(dataDirectory) else { return }
-        defer { closedir(directory) }
-        var leftovers: [String] = []
-        while let entry = readdir(directory) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            if (name.hasPrefix(".") && name.hasSuffix(".tmp")) || name.contains(".partial-") { leftovers.append(name) }
+        for name in dataFileNames() where (name.hasPrefix(".") && name.hasSuffix(".tmp")) || name.contains(".partial-") {
+            unlink("\(dataDirectory)/\(name)")
         }
-        for name in leftovers { unlink("\(dataDirectory)/\(name)") }
     }
 
     public func stop() {
@@ -248,17 +254,11 @@ public actor GenerationService {
 
     /// The bytes of every job file in the data folder (finished scenes, conversions, videos).
     nonisolated func artifactBytes() -> Int64 {
-        guard let dir = opendir(dataDirectory) else { return 0 }
-        defer { closedir(dir) }
-        let suffixes = Set(Artifact.allCases.map { "." + $0.fileSuffix })
-        var total: Int64 = 0
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            guard suffixes.contains(where: { name.hasSuffix($0) }) else { continue }
+        let suffixes = Artifact.allCases.map { "." + $0.fileSuffix }
+        return dataFileNames().filter { name in suffixes.contains { name.hasSuffix($0) } }.reduce(Int64(0)) { total, name in
             var info = stat()
-            if stat("\(dataDirectory)/\(name)", &info) == 0 { total += Int64(info.st_size) }
+            return total + (stat("\(dataDirectory)/\(name)", &info) == 0 ? Int64(info.st_size) : 0)
         }
-        return total
     }
 
     nonisolated func fileBytes(_ fileID: String) -> Int64 {

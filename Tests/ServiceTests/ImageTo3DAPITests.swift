@@ -253,6 +253,11 @@ struct ConfigurationTests {
         // The device and precision a server runs in, from the same table (DIORAMA_DEVICE as the CLI reads it).
         try c.apply(environment: ["DIORAMA_DEVICE": "cpu", "DIORAMA_PRECISION": "bf16"])
         #expect(c.device == "cpu" && c.precision == "bf16")
+        // The memory mode defaults to the one the GPU's free memory allows; the limits reach the service.
+        #expect(c.memory == "auto")
+        try c.set("memory", "low")
+        try c.set("artifact_budget_mib", "2048")
+        #expect(c.memory == "low" && c.limits.artifactBudgetBytes == 2048 << 20)
     }
 
     @Test func mistakesAreNamed() {
@@ -265,6 +270,10 @@ struct ConfigurationTests {
             ({ () throws(ServiceError) in try c.set("compression", "maybe") }, "true or false"),
             ({ () throws(ServiceError) in try c.set("device", "tpu") }, "device must be auto, cuda or cpu"),
             ({ () throws(ServiceError) in try c.set("precision", "int4") }, "precision must be fp32, bf16 or fp8"),
+            ({ () throws(ServiceError) in try c.set("memory", "tiny") }, "memory must be auto, full, balanced or low"),
+            ({ () throws(ServiceError) in try c.set("header_timeout", "0") }, "header_timeout"),
+            ({ () throws(ServiceError) in try c.set("body_timeout", "forever") }, "body_timeout"),
+            ({ () throws(ServiceError) in try c.set("artifact_budget_mib", "-5") }, "artifact_budget_mib"),
         ]
         for (body, message) in cases {
             #expect { try body() } throws: { ($0 as? ServiceError)?.message.contains(message) == true }
