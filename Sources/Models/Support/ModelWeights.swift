@@ -60,28 +60,13 @@ extension ModelWeights {
 }
 
 extension ModelWeights {
-    /// These weights on `backend`: tensors already there as they are, others copied over (a host-resident model's
-    /// part, for the stage that needs it). Free when everything is resident.
-    public func uploaded(to backend: any Backend) throws(EngineError) -> ModelWeights {
-        guard tensors.values.contains(where: { $0.device != backend.device }) else { return self }
-        var moved: [String: Tensor] = [:]
-        for (name, tensor) in tensors { moved[name] = tensor.device == backend.device ? tensor : try backend.upload(tensor) }
-        return ModelWeights(moved, source: source)
-    }
-
-    /// These weights with only those whose names start with `prefix` copied to `backend`'s device (one layer's, for
-    /// sequential offload); the rest stay where they are.
-    public func uploaded(prefix: String, to backend: any Backend) throws(EngineError) -> ModelWeights {
+    /// These weights with those `chosen` by name on `backend` (all by default): tensors already there as they are,
+    /// others copied over (a host-resident model's part for the stage that needs it, or one layer's for sequential
+    /// offload); the rest stay where they are. Free when nothing needs copying.
+    public func uploaded(to backend: any Backend, where chosen: (String) -> Bool = { _ in true }) throws(EngineError) -> ModelWeights {
+        guard tensors.contains(where: { $0.value.device != backend.device && chosen($0.key) }) else { return self }
         var moved = tensors
-        for (name, tensor) in tensors where name.hasPrefix(prefix) && tensor.device != backend.device { moved[name] = try backend.upload(tensor) }
-        return ModelWeights(moved, source: source)
-    }
-
-    /// These weights on `backend`'s device except those whose names start with `prefix`, which stay in host memory
-    /// for a model that streams its layers (`uploaded(prefix:to:)` per layer).
-    public func uploaded(excludingPrefix prefix: String, to backend: any Backend) throws(EngineError) -> ModelWeights {
-        var moved = tensors
-        for (name, tensor) in tensors where !name.hasPrefix(prefix) && tensor.device != backend.device { moved[name] = try backend.upload(tensor) }
+        for (name, tensor) in tensors where tensor.device != backend.device && chosen(name) { moved[name] = try backend.upload(tensor) }
         return ModelWeights(moved, source: source)
     }
 

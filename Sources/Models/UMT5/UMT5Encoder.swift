@@ -16,7 +16,7 @@ public struct UMT5Encoder: Sendable {
 
     /// What the device holds between passes when layers are streamed: everything but the layers.
     public func streamedWeights(on backend: any Backend) throws(EngineError) -> ModelWeights {
-        streamsLayers ? try weights.uploaded(excludingPrefix: Self.layerPrefix, to: backend) : try weights.uploaded(to: backend)
+        try weights.uploaded(to: backend, where: { !streamsLayers || !$0.hasPrefix(Self.layerPrefix) })
     }
 
     public init(configuration: UMT5Configuration, weights: ModelWeights) throws(ModelError) {
@@ -73,7 +73,7 @@ public struct UMT5Encoder: Sendable {
         }
         for i in 0..<c.numLayers {
             let a = "encoder.block.\(i).layer.0.", f = "encoder.block.\(i).layer.1."
-            if streamsLayers { w = try weights.uploaded(prefix: "encoder.block.\(i).", to: backend) }
+            if streamsLayers { w = try weights.uploaded(to: backend, where: { $0.hasPrefix("encoder.block.\(i).") }) }
             let normed = try backend.rmsNorm(h, weight: w["\(a)layer_norm.weight"], eps: eps)
             let q = try heads(try backend.linear(normed, w["\(a)SelfAttention.q.weight"]))
             let k = try heads(try backend.linear(normed, w["\(a)SelfAttention.k.weight"]))

@@ -17,7 +17,7 @@ public struct WanTransformer: Sendable {
 
     /// What the device holds between passes when blocks are streamed: everything but the blocks.
     public func streamedWeights(on backend: any Backend) throws(EngineError) -> ModelWeights {
-        streamsBlocks ? try weights.uploaded(excludingPrefix: Self.blockPrefix, to: backend) : try weights.uploaded(to: backend)
+        try weights.uploaded(to: backend, where: { !streamsBlocks || !$0.hasPrefix(Self.blockPrefix) })
     }
 
     public init(configuration: WanTransformerConfiguration, weights: ModelWeights) throws(ModelError) {
@@ -202,7 +202,7 @@ public struct WanTransformer: Sendable {
         for i in 0..<c.numLayers {
             if case .reuse = blocks { break }
             let b = "blocks.\(i)."
-            if streamsBlocks { w = try weights.uploaded(prefix: b, to: backend) }
+            if streamsBlocks { w = try weights.uploaded(to: backend, where: { $0.hasPrefix(b) }) }
             // The modulation stays float32, as diffusers adds the table to the float32 projection.
             let m = try backend.split(try backend.add(timestepProjection, w["\(b)scale_shift_table"]), sizes: [1, 1, 1, 1, 1, 1], axis: 1)
             let (shift, scale, gate, ffShift, ffScale, ffGate) = (m[0], m[1], m[2], m[3], m[4], m[5])
