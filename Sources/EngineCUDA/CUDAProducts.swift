@@ -392,12 +392,7 @@ extension CUDABackend {
         if let product = try productAttention(q, k, v, bias: bias, scale: scale ?? 1 / Float(dim).squareRoot(), outType: q.dtype) {
             return product
         }
-        if bias == nil {
-            // Written as [b, l, h, dv] behind a [b, h, l, dv] view: the callers' permute back to tokens is then free.
-            let tokens = try empty([batch, length, heads, valueDim], dtype: q.dtype)
-            let out = try tokens.permuted([0, 2, 1, 3])
-            if try flashAttention(q, k, v, into: out, scale: scale ?? 1 / Float(dim).squareRoot()) { return out }
-        }
+        if bias == nil, let out = try flashAttention(q, k, v, scale: scale ?? 1 / Float(dim).squareRoot()) { return out }
         let out = try empty([batch, heads, length, valueDim], dtype: q.dtype)
         let budget = maxSharedMemory > 48 << 10 ? min(maxSharedMemory, 96 << 10) : 48 << 10
         let tile = max(1, min(64, budget / ((dim + valueDim) * 4)))
@@ -448,16 +443,16 @@ extension CUDABackend {
     }
 
     /// The tensor-core kernel for what the transformer's attention is: bf16, head dimension 128, no bias, the last axis
-    /// contiguous and rows 16-byte aligned, on sm_80 or newer. `out` is any view with a contiguous last axis and even
-    /// row strides. Returns false (nothing enqueued) for anything else.
-    func flashAttention(_ q: Tensor, _ k: Tensor, _ v: Tensor, into out: Tensor, scale: Float) throws(EngineError) -> Bool {
+    /// contiguous and rows 16-byte aligned, on sm_80 or newer; nil (nothing enqueued) for anything else. The bf16
+    /// output is written as [b, l, h, 128] behind a [b, h, l, 128] view, so the callers' permute back to tokens is free.
+    func flashAttention(_ q: Tensor, _ k: Tensor, _ v: Tensor, scale: Float) throws(EngineError) -> Tensor? {
         let operands = [q, k, v]
         guard architecture >= 80, operands.allSatisfy({ $0.dtype == .bfloat16 && $0.shape[3] == 128 && $0.strides[3] == 1 }),
-            v.shape[3] == 128, out.dtype == .bfloat16 || out.dtype == .float32, out.strides[3] == 1,
-            out.strides.allSatisfy({ $0 % 2 == 0 || $0 == 1 }), Self.address(out) % 4 == 0,
+            v.shape[3] == 128,
             operands.allSatisfy({ t in t.strides.dropLast().allSatisfy { $0 % 8 == 0 } && Self.address(t) % 16 == 0 })
-        else { return false }
+        else { return nil }
         let (batch, heads, length) = (q.shape[0], q.shape[1], q.shape[2])
+        let out = try empty([batch, length, heads, 128], dtype: .bfloat16).permuted([0, 2, 1, 3])
         var a = KernelArguments()
         a.operand(q)
         a.operand(k)
@@ -465,6 +460,6 @@ extension CUDABackend {
         a.operand(out)
         a.append(scale * 1.442_695_040_888_963_4)  // log2(e): the kernel exponentiates in base 2
         try launch("flash_attention_bf16_d128", grid: ((length + 127) / 128, batch * heads, 1), block: 256, a)
-        return true
+        return out
     }
 }

@@ -94,7 +94,7 @@ extension KernelSource {
     /// Q·Kᵀ product and the next key tile's the softmax and P·V; fragments come out of shared memory by `ldmatrix`
     /// (`.trans` for V), rows padded by 16 bytes so the eight rows of each 8x8 matrix hit distinct banks. P goes from
     /// the score accumulators straight into the A fragments of the P·V product. Operands are views whose last axis is
-    /// contiguous with 16-byte aligned rows; the output is a view too, so it can land in [B, L, H, 128] directly.
+    /// contiguous with 16-byte aligned rows; the bf16 output is a view too, so it can land in [B, L, H, 128] directly.
     static let flashAttention = #"""
         #define FA_D 128
         #define FA_BM 128
@@ -265,19 +265,8 @@ extension KernelSource {
             #pragma unroll
             for (int n = 0; n < 16; ++n) {
                 int col = n * 8 + t * 2;
-                if (ov.dtype == DT_BF16) {
-                    if (r0 < L) *(unsigned*)((unsigned short*)out + obase + r0 * ov.stride[2] + col) = pack_bf16(o[n][0] * i0, o[n][1] * i0);
-                    if (r1 < L) *(unsigned*)((unsigned short*)out + obase + r1 * ov.stride[2] + col) = pack_bf16(o[n][2] * i1, o[n][3] * i1);
-                } else {
-                    if (r0 < L) {
-                        store_f(out, obase + r0 * ov.stride[2] + col, ov.dtype, o[n][0] * i0);
-                        store_f(out, obase + r0 * ov.stride[2] + col + 1, ov.dtype, o[n][1] * i0);
-                    }
-                    if (r1 < L) {
-                        store_f(out, obase + r1 * ov.stride[2] + col, ov.dtype, o[n][2] * i1);
-                        store_f(out, obase + r1 * ov.stride[2] + col + 1, ov.dtype, o[n][3] * i1);
-                    }
-                }
+                if (r0 < L) *(unsigned*)((unsigned short*)out + obase + r0 * ov.stride[2] + col) = pack_bf16(o[n][0] * i0, o[n][1] * i0);
+                if (r1 < L) *(unsigned*)((unsigned short*)out + obase + r1 * ov.stride[2] + col) = pack_bf16(o[n][2] * i1, o[n][3] * i1);
             }
         #endif
         }
