@@ -29,6 +29,11 @@ struct ServeCommand: ParsableCommand {
             process died is run again (up to max_attempts) and its partial files discarded. The server listens at
             once: /health says loading, then warming_up, then ready (or failed, with the reason).
 
+            Many servers, on many hosts, share one queue with --store postgres://USER@HOST/DB and a data folder every
+            one of them mounts: --role api nodes answer clients, --role worker nodes run jobs (one per GPU) and answer
+            only /health and /metrics. A worker's claim is a lease renewed every lease_seconds/3; a worker killed or
+            cut off loses its job to another after lease_seconds.
+
             Settings come from --config FILE (JSON), then DIORAMA_* environment variables, then flags:
             \(ServiceConfiguration.settingsHelp)
             """))
@@ -42,8 +47,17 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Port (default 7860, as FlashWorld).")
     var port: Int?
 
-    @Option(help: "Folder for the job database and the artifacts (default diorama-data).")
+    @Option(help: "Folder for the job database and the artifacts (default diorama-data); with a shared store, one every node mounts.")
     var dataDir: String?
+
+    @Option(help: "sqlite (default: DATA/jobs.sqlite, one server), or postgres://USER[:PASSWORD]@HOST[:PORT]/DB shared by many (PGPASSWORD is read too).")
+    var store: String?
+
+    @Option(help: "all (default), api (answers clients, runs no jobs) or worker (runs jobs; serves /health and /metrics only). api and worker need --store postgres://...")
+    var role: String?
+
+    @Option(help: "Seconds a worker's claim on a job lasts without a heartbeat (default 30).")
+    var leaseSeconds: Double?
 
     @Option(help: "tiny, flashworld (after `diorama model pull flashworld`), or a model folder (default tiny).")
     var model: String?
@@ -103,7 +117,8 @@ struct ServeCommand: ParsableCommand {
             }
             try configuration.apply(environment: ProcessInfo.processInfo.environment)
             let flags: [(String, String?)] = [
-                ("host", host), ("port", port.map(String.init)), ("data_dir", dataDir), ("model", model), ("checkpoint", checkpoint), ("video_model", videoModel),
+                ("host", host), ("port", port.map(String.init)), ("data_dir", dataDir), ("store", store), ("role", role),
+                ("lease_seconds", leaseSeconds.map { String($0) }), ("model", model), ("checkpoint", checkpoint), ("video_model", videoModel),
                 ("device", device), ("precision", precision), ("memory", memory),
                 ("token", token), ("cors_origins", corsOrigins), ("max_queued", maxQueued.map(String.init)),
                 ("max_concurrent", maxConcurrent.map(String.init)), ("artifact_lifetime", artifactLifetime.map { String($0) }),
@@ -112,6 +127,7 @@ struct ServeCommand: ParsableCommand {
             ]
             for (key, value) in flags { if let value { try configuration.set(key, value) } }
             if noWarmUp { configuration.warmUp = false }
+            configuration = try configuration.validated()
         } catch {
             throw ValidationError(error.message)
         }
@@ -172,47 +188,60 @@ struct ServeCommand: ParsableCommand {
         guard mkdir(directory, 0o755) == 0 || errno == EEXIST else {
             throw ValidationError("cannot create the data folder \(directory): \(String(cString: strerror(errno)))")
         }
-        // One server per data folder: a second would re-queue the first one's running jobs as if it had crashed.
-        let lock = open("\(directory)/lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-        guard lock >= 0, flock(lock, LOCK_EX | LOCK_NB) == 0 else {
-            throw ValidationError("another diorama serve is using \(directory); stop it or give a different --data-dir")
+        let store: any JobStore
+        var lock: Int32 = -1
+        defer { if lock >= 0 { close(lock) } }
+        if configuration.store == "sqlite" {
+            // One server per SQLite store: a second would re-queue the first one's running jobs as if it had crashed.
+            lock = open("\(directory)/lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+            guard lock >= 0, flock(lock, LOCK_EX | LOCK_NB) == 0 else {
+                throw ValidationError("another diorama serve is using \(directory); stop it, give a different --data-dir, or share a --store postgres://...")
+            }
+            store = try SQLiteJobStore(path: "\(directory)/jobs.sqlite")
+        } else {
+            let location = try PostgresLocation(url: configuration.store)
+            store = try await PostgresJobStore(location: location)
+            log("jobs in PostgreSQL at \(location.redacted), role \(configuration.role.rawValue)")
         }
-        defer { close(lock) }
-        let store = try SQLiteJobStore(path: "\(directory)/jobs.sqlite")
         let service = GenerationService(
             store: store, dataDirectory: directory, limits: configuration.limits, concurrency: configuration.maxConcurrent,
             artifactLifetime: configuration.artifactLifetime, videoFrames: DeviceChoice(device: configuration.device).videoFrames,
-            log: { log($0) })
+            role: configuration.role, log: { log($0) })
         try await service.start()
-        // Listen first, so /health can say what is happening while the model loads and warms up.
-        Task.detached {
-            do {
-                let options = DeviceChoice(device: configuration.device, precision: configuration.precision)
-                let backend = try options.backend()
-                let precision = options.modelPrecision(for: backend)
-                let flashWorld = try DeviceChoice.loadModel(
-                    configuration.model, checkpoint: configuration.checkpoint, on: backend, precision: precision,
-                    memory: FlashWorldMemoryMode(rawValue: configuration.memory))
-                log("model \(flashWorld.name) on \(backend.device) in \(precision), memory \(flashWorld.memoryMode.rawValue)")
-                let warmUp = configuration.warmUp ? FlashWorldSceneGenerator.warmUpRequest() : nil
-                await service.install(FlashWorldSceneGenerator(model: flashWorld, backend: backend, renderer: DeviceChoice.viewRenderer(for: backend)), name: flashWorld.name, warmUp: warmUp)
-                if let videoModel = configuration.videoModel {
-                    let video =
-                        videoModel == "tiny-video"
-                        ? try WanVideoModel.tiny(on: backend).prepared(for: backend, precision: precision)
-                        : try VideoModelFolder.load(videoModel, on: backend, precision: precision)
-                    await service.installVideo(WanVideoGenerator(model: video, backend: backend))
-                    log("video model \(video.name) on \(backend.device) in \(precision)")
+        if configuration.role == .api {
+            // Jobs run on the workers; this node only needs to know what they serve.
+            await service.acceptJobsForWorkers(modelName: configuration.model)
+        } else {
+            // Listen first, so /health can say what is happening while the model loads and warms up.
+            Task.detached {
+                do {
+                    let options = DeviceChoice(device: configuration.device, precision: configuration.precision)
+                    let backend = try options.backend()
+                    let precision = options.modelPrecision(for: backend)
+                    let flashWorld = try DeviceChoice.loadModel(
+                        configuration.model, checkpoint: configuration.checkpoint, on: backend, precision: precision,
+                        memory: FlashWorldMemoryMode(rawValue: configuration.memory))
+                    log("model \(flashWorld.name) on \(backend.device) in \(precision), memory \(flashWorld.memoryMode.rawValue)")
+                    let warmUp = configuration.warmUp ? FlashWorldSceneGenerator.warmUpRequest() : nil
+                    await service.install(FlashWorldSceneGenerator(model: flashWorld, backend: backend, renderer: DeviceChoice.viewRenderer(for: backend)), name: flashWorld.name, warmUp: warmUp)
+                    if let videoModel = configuration.videoModel {
+                        let video =
+                            videoModel == "tiny-video"
+                            ? try WanVideoModel.tiny(on: backend).prepared(for: backend, precision: precision)
+                            : try VideoModelFolder.load(videoModel, on: backend, precision: precision)
+                        await service.installVideo(WanVideoGenerator(model: video, backend: backend))
+                        log("video model \(video.name) on \(backend.device) in \(precision)")
+                    }
+                    let readiness = await service.readiness
+                    if readiness == .ready {
+                        log("ready: the \(flashWorld.name) model")
+                    } else {
+                        printError("error: \(readiness)\n")
+                    }
+                } catch {
+                    printError("error: the model did not load: \(error)\n")
+                    await service.failed("the model did not load: \(error)")
                 }
-                let readiness = await service.readiness
-                if readiness == .ready {
-                    log("ready: the \(flashWorld.name) model")
-                } else {
-                    printError("error: \(readiness)\n")
-                }
-            } catch {
-                printError("error: the model did not load: \(error)\n")
-                await service.failed("the model did not load: \(error)")
             }
         }
         // Hummingbird stops gracefully on SIGTERM and SIGINT, waiting for open requests; the service's own waits and

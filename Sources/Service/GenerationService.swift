@@ -44,6 +44,8 @@ public actor GenerationService {
     /// Renders the orbit MP4's frames on a GPU when one is in use (the CPU renderer otherwise).
     public let videoFrames: SceneVideo.FrameSource?
     public let concurrency: Int
+    /// Whether this process answers clients, runs jobs, or both (`--role`).
+    public nonisolated let role: ServiceRole
     /// Seconds a finished job's artifacts are kept; nil keeps them.
     public let artifactLifetime: Double?
     public private(set) var readiness: Readiness
@@ -54,9 +56,10 @@ public actor GenerationService {
     /// The last write probe of the data folder: when, and what was wrong.
     let storageProbe = Mutex<(checkedAt: Double, problem: String?)>((-10, nil))
     public let metrics = ServiceMetrics()
-    /// Running jobs by id: a way to cancel each (scene and video jobs alike).
+    /// Jobs this process runs, by id: the claim and a way to cancel each (scene and video jobs alike).
     var running: [String: RunningJob] = [:]
-    var completedCount = 0
+    /// Who this process is in the store's leases: host, process and a random part, so a restarted process is new.
+    public nonisolated let workerID: String
     var workers: [Task<Void, Never>] = []
     var lastFileID: Int64 = 0
     var waiters: [CheckedContinuation<Void, Never>] = []
@@ -72,9 +75,10 @@ public actor GenerationService {
     /// A service that starts loading; `install(_:name:)` makes it ready once a generator exists.
     public init(
         store: any JobStore, generator: (any SceneGenerator)? = nil, dataDirectory: String, limits: ServiceLimits = ServiceLimits(),
-        concurrency: Int = 1, artifactLifetime: Double? = nil, videoFrames: SceneVideo.FrameSource? = nil,
+        concurrency: Int = 1, artifactLifetime: Double? = nil, videoFrames: SceneVideo.FrameSource? = nil, role: ServiceRole = .all,
         log: @escaping @Sendable (String) -> Void = { _ in }
     ) {
+        self.role = role
         self.log = log
         self.videoFrames = videoFrames
         self.store = store
@@ -84,30 +88,29 @@ public actor GenerationService {
         self.concurrency = max(1, concurrency)
         self.artifactLifetime = artifactLifetime.flatMap { $0 > 0 ? $0 : nil }
         self.readiness = generator == nil ? .loading : .ready
+        var host = [CChar](repeating: 0, count: 256)
+        gethostname(&host, host.count - 1)
+        let name = String(decoding: host.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        self.workerID = "\(name):\(getpid()):\(UUID().uuidString.prefix(8).lowercased())"
     }
 
-    /// Recovers interrupted jobs, then starts the workers (they wait until a generator is installed).
-    public func start() throws {
+    /// Recovers interrupted jobs, then starts the workers (they wait until a generator is installed) and the heartbeat
+    /// that keeps their leases and takes back jobs whose workers vanished.
+    public func start() async throws {
         sweepTemporaryFiles()
-        lastFileID = try store.largestFileID()
-        for var job in try store.jobs(.running, completedBefore: nil) {
-            removeArtifacts(job.fileID)
-            if job.attempts >= limits.maxAttempts {
-                job.status = .failed
-                job.error = "interrupted \(job.attempts) times; giving up"
-                job.completedAt = now()
-                log("job \(job.id) failed: interrupted \(job.attempts) times")
-            } else {
-                job.status = .queued
-                job.startedAt = nil
-                log("job \(job.id) was running when the process stopped; queued again (attempt \(job.attempts + 1) of \(limits.maxAttempts))")
+        lastFileID = try await store.largestFileID()
+        // One host owns an unshared store: whatever it shows running, this process's crash interrupted.
+        if !store.isShared { try await reclaimInterrupted(everyRunning: true) }
+        try await expireArtifacts()
+        try await purgeFinishedJobs()
+        if role != .api { for _ in 0..<concurrency { spawnWorker() } }
+        workers.append(Task { [weak self] in
+            while !Task.isCancelled {
+                guard let interval = self?.limits.leaseSeconds else { return }
+                try? await Task.sleep(for: .seconds(max(0.05, interval / 3)))
+                await self?.heartbeat()
             }
-            try store.update(job)
-        }
-        completedCount = try store.count(.completed)
-        try expireArtifacts()
-        try purgeFinishedJobs()
-        for _ in 0..<concurrency { spawnWorker() }
+        })
         let shortest = [artifactLifetime, limits.jobRetention > 0 ? limits.jobRetention : nil].compactMap { $0 }.min()
         if let shortest {
             workers.append(Task { [weak self] in
@@ -125,16 +128,43 @@ public actor GenerationService {
     public nonisolated var isStopping: Bool { stopping.load(ordering: .relaxed) }
 
     /// At a graceful exit, running jobs go back to the queue as they were (the attempt not counted: a deploy is not a
-    /// crash) and their partial files are removed.
-    public func requeueRunningJobs() {
+    /// crash), unless their claim was lost meanwhile.
+    public func requeueRunningJobs() async {
         beginShutdown()
-        for (id, task) in running {
-            task.cancel()
-            guard var job = try? store.job(id: id), job.status == .running else { continue }
+        for (_, run) in running {
+            run.cancel()
+            var job = run.claim
             job.status = .queued
             job.startedAt = nil
             job.attempts = max(0, job.attempts - 1)
-            try? store.update(job)
+            (job.worker, job.leaseExpiresAt) = (nil, nil)
+            _ = try? await store.settle(job, publishing: {})
+        }
+    }
+
+    /// Renews this process's leases (stopping the runs whose claim was lost: cancelled, deleted or taken back on
+    /// another host) and takes back other workers' jobs whose leases lapsed.
+    func heartbeat() async {
+        let claims = running.map { (id: $0.key, fence: $0.value.claim.fence) }
+        if !claims.isEmpty, let lost = try? await store.renewLeases(claims, until: now() + limits.leaseSeconds) {
+            for id in lost where running[id] != nil {
+                running[id]?.cancel()
+                log("job \(id) was cancelled, deleted or taken back elsewhere; its run here stops")
+            }
+        }
+        try? await reclaimInterrupted(everyRunning: false)
+    }
+
+    /// Jobs whose worker stopped without finishing them (a crash here, or a lapsed lease anywhere): queued again with
+    /// their partial files removed, or failed after `maxAttempts`.
+    func reclaimInterrupted(everyRunning: Bool) async throws {
+        let reclaimed = try await store.reclaimLapsed(
+            at: now(), everyRunning: everyRunning, maxAttempts: limits.maxAttempts, discard: { [self] in removeArtifacts($0.fileID) })
+        for job in reclaimed {
+            let cause = everyRunning ? "was running when the process stopped" : "lost its worker (its lease lapsed)"
+            log(job.status == .failed
+                ? "job \(job.id) failed: interrupted \(job.attempts) times"
+                : "job \(job.id) \(cause); queued again (attempt \(job.attempts + 1) of \(limits.maxAttempts))")
         }
     }
 
@@ -149,10 +179,15 @@ public actor GenerationService {
         return names
     }
 
-    /// Files a killed process left half-written: the atomic writers' hidden temporaries and partial videos.
+    /// Files a killed process left half-written: the atomic writers' hidden temporaries and partial videos. In a
+    /// folder other hosts share, only those a day old (never a live worker's).
     func sweepTemporaryFiles() {
+        let current = now()
         for name in dataFileNames() where (name.hasPrefix(".") && name.hasSuffix(".tmp")) || name.contains(".partial-") {
-            unlink("\(dataDirectory)/\(name)")
+            var info = stat()
+            let path = "\(dataDirectory)/\(name)"
+            if store.isShared, stat(path, &info) != 0 || current - Double(info.st_mtim.tv_sec) < 24 * 3600 { continue }
+            unlink(path)
         }
     }
 
@@ -179,6 +214,15 @@ public actor GenerationService {
     }
 
     public func failed(_ reason: String) { readiness = .failed(reason) }
+
+    /// An API node queues jobs for the workers that share its store: it is ready without loading a model.
+    public func acceptJobsForWorkers(modelName name: String) {
+        modelName = name
+        readiness = .ready
+    }
+
+    /// How many jobs this process runs now.
+    public var runningHere: Int { running.count }
 
     /// Makes video jobs possible (`/v1/videos`); without it they are refused with 503.
     public func installVideo(_ generator: any VideoGenerator) { videoGenerator = generator }
@@ -216,7 +260,7 @@ public actor GenerationService {
         "\(dataDirectory)/\(fileID).\(artifact.fileSuffix)"
     }
 
-    func removeArtifacts(_ fileID: String) {
+    nonisolated func removeArtifacts(_ fileID: String) {
         for artifact in Artifact.allCases { unlink(artifactPath(fileID, artifact)) }
     }
 
@@ -229,7 +273,7 @@ public actor GenerationService {
         try await work.value
         // A conversion adds a file: the budget may now be passed (the job being read is kept).
         let fileID = String(target.split(separator: "/").last?.split(separator: ".").first ?? "")
-        try? enforceArtifactBudget(sparing: fileID)
+        try? await enforceArtifactBudget(sparing: fileID)
     }
 
     func recordConversionFailure(_ target: String, _ reason: String) {
@@ -240,14 +284,13 @@ public actor GenerationService {
     func takeConversionFailure(_ target: String) -> String? { conversionFailures.removeValue(forKey: target) }
 
     /// Finished jobs older than the lifetime lose their files and read as expired.
-    public func expireArtifacts() throws {
+    public func expireArtifacts() async throws {
         guard let lifetime = artifactLifetime else { return }
         let cutoff = now() - lifetime
-        for var job in try store.jobs(.completed, completedBefore: cutoff) {
+        for var job in try await store.jobs(.completed, completedBefore: cutoff) {
             removeArtifacts(job.fileID)
             job.status = .expired
-            try store.update(job)
-            completedCount -= 1
+            try await store.update(job)
             log("job \(job.id) expired; its files were removed")
         }
     }
@@ -270,27 +313,26 @@ public actor GenerationService {
 
     /// Keeps the job files within `artifactBudgetBytes`: the completed jobs that finished first expire first (their
     /// files removed, their rows kept as expired), never the one `sparing` (just finished or just asked for).
-    public func enforceArtifactBudget(sparing fileID: String? = nil) throws {
+    public func enforceArtifactBudget(sparing fileID: String? = nil) async throws {
         let budget = limits.artifactBudgetBytes
         guard budget > 0 else { return }
         var total = artifactBytes()
         guard total > budget else { return }
-        let oldestFirst = try store.jobs(.completed, completedBefore: nil).sorted { ($0.completedAt ?? 0) < ($1.completedAt ?? 0) }
+        let oldestFirst = try await store.jobs(.completed, completedBefore: nil).sorted { ($0.completedAt ?? 0) < ($1.completedAt ?? 0) }
         for var job in oldestFirst where total > budget && job.fileID != fileID {
             total -= fileBytes(job.fileID)
             removeArtifacts(job.fileID)
             job.status = .expired
-            try store.update(job)
-            completedCount -= 1
+            try await store.update(job)
             log("job \(job.id) expired early: the job files passed the \(budget >> 20) MiB artifact budget; its files were removed")
         }
     }
 
     /// Failed, cancelled and expired jobs older than the retention leave the store (their files went already), so the
     /// database does not grow without bound.
-    public func purgeFinishedJobs(now current: Double? = nil) throws {
+    public func purgeFinishedJobs(now current: Double? = nil) async throws {
         guard limits.jobRetention > 0 else { return }
-        let removed = try store.purgeFinished(before: (current ?? now()) - limits.jobRetention)
+        let removed = try await store.purgeFinished(before: (current ?? now()) - limits.jobRetention)
         if removed > 0 { log("purged \(removed) finished job\(removed == 1 ? "" : "s") older than the retention") }
     }
 
@@ -351,7 +393,7 @@ public actor GenerationService {
         return try await enqueue(VideoJobParser.normalized(request), seed: request.seed, summary: summary)
     }
 
-    func enqueue(_ body: [UInt8], seed requested: Int64?, summary: JobSummary) throws -> (JobRecord, QueueInfo) {
+    func enqueue(_ body: [UInt8], seed requested: Int64?, summary: JobSummary) async throws -> (JobRecord, QueueInfo) {
         if case .failed(let reason) = readiness { throw ServiceError(503, "the service cannot generate: \(reason)") }
         // A job this server would take too long for is refused now, with the estimate and the limit.
         let megapixels = Double(summary.frames * summary.width * summary.height) / 1e6 * Double(max(summary.steps, 1)) / 4
@@ -369,7 +411,7 @@ public actor GenerationService {
             metrics.count("rejected_storage")
             throw ServiceError(503, "\(problem); jobs are refused until it can, and queued ones wait")
         }
-        guard try store.count(.queued) < limits.maxQueued else {
+        guard try await store.count(.queued) < limits.maxQueued else {
             metrics.count("rejected_queue_full")
             throw ServiceError(429, "the queue is full (\(limits.maxQueued) jobs); try again later")
         }
@@ -383,77 +425,76 @@ public actor GenerationService {
         let fileID = String(millis) + String(repeating: "0", count: 12 - suffix.count) + suffix
         var job = JobRecord(id: UUID().uuidString.lowercased(), fileID: fileID, request: body, createdAt: now(), seed: seed)
         job.summary = summary
-        try store.insert(job)
+        try await store.insert(job)
         metrics.count("submitted")
         log("job \(job.id) queued (file \(job.fileID), seed \(seed))")
         wakeWorkers()
-        return (job, try queueInfo(for: job.id))
+        return (job, try await queueInfo(for: job.id))
     }
 
-    public func queueInfo(for id: String) throws -> QueueInfo {
-        let queued = try store.queuedIDs()
+    public func queueInfo(for id: String) async throws -> QueueInfo {
+        let queued = try await store.ids(.queued)
         let position = queued.firstIndex(of: id).map { $0 + 1 } ?? 0
-        return QueueInfo(queuedCount: queued.count, runningCount: running.count, position: position)
+        return QueueInfo(queuedCount: queued.count, runningCount: try await store.count(.running), position: position)
     }
 
     /// A job and its place in the queue read together, so a job never reads as queued at position 0.
-    public func jobWithQueue(id: String) throws -> (JobRecord, QueueInfo)? {
-        guard let job = try store.jobWithoutRequest(id: id) else { return nil }
-        return (job, try queueInfo(for: id))
+    public func jobWithQueue(id: String) async throws -> (JobRecord, QueueInfo)? {
+        guard let job = try await store.jobWithoutRequest(id: id) else { return nil }
+        return (job, try await queueInfo(for: id))
     }
 
     /// Every queued job's 1-based position, from one read of the queue (listings).
-    public func queuePositions() throws -> [String: Int] {
-        Dictionary(uniqueKeysWithValues: try store.queuedIDs().enumerated().map { ($1, $0 + 1) })
+    public func queuePositions() async throws -> [String: Int] {
+        Dictionary(uniqueKeysWithValues: try await store.ids(.queued).enumerated().map { ($1, $0 + 1) })
     }
 
-    public func job(id: String) throws -> JobRecord? { try store.job(id: id) }
-    public func job(fileID: String) throws -> JobRecord? { try store.job(fileID: fileID) }
-    public func recentJobs(status: JobRecord.Status?, limit: Int) throws -> [JobRecord] { try store.recentJobs(status: status, limit: limit) }
+    public func job(id: String) async throws -> JobRecord? { try await store.job(id: id) }
+    public func job(fileID: String) async throws -> JobRecord? { try await store.job(fileID: fileID) }
+    public func recentJobs(status: JobRecord.Status?, limit: Int) async throws -> [JobRecord] {
+        try await store.recentJobs(status: status, limit: limit)
+    }
     public nonisolated func progress(of id: String) -> JobProgress? { progressBoard.get(id) }
 
-    public func status() throws -> (queued: [String], running: [String], completed: Int) {
-        (try store.queuedIDs(), running.keys.sorted(), completedCount)
+    /// The queue, the running jobs (on every host sharing the store) and how many completed jobs are kept.
+    public func status() async throws -> (queued: [String], running: [String], completed: Int) {
+        (try await store.ids(.queued), try await store.ids(.running), try await store.count(.completed))
     }
 
-    /// Stops a job wherever it is: a queued one never runs, a running one stops at its next stage. Finished jobs
-    /// cannot be cancelled (409).
-    public func cancel(id: String) throws -> JobRecord {
-        guard var job = try store.job(id: id) else { throw ServiceError(404, "no job \(id)") }
-        guard !job.status.isFinished else { throw ServiceError(409, "job \(id) is already \(job.status.rawValue)") }
+    /// Stops a job wherever it is: a queued one never runs, a running one stops at its next stage (here at once, on
+    /// another host at its worker's next heartbeat). Finished jobs cannot be cancelled (409).
+    public func cancel(id: String) async throws -> JobRecord {
+        guard let job = try await store.cancel(id: id, at: now()) else {
+            guard let job = try await store.jobWithoutRequest(id: id) else { throw ServiceError(404, "no job \(id)") }
+            throw ServiceError(409, "job \(id) is already \(job.status.rawValue)")
+        }
         running[id]?.cancel()
-        job.status = .cancelled
-        job.completedAt = now()
-        job.error = "cancelled"
-        try store.update(job)
         metrics.count("cancelled")
         log("job \(id) cancelled")
         return job
     }
 
     /// Cancels a job if it is active, removes its artifacts and forgets it.
-    public func deleteJob(id: String) throws {
-        guard let job = try store.job(id: id) else { throw ServiceError(404, "no job \(id)") }
-        if !job.status.isFinished { _ = try cancel(id: id) }
+    public func deleteJob(id: String) async throws {
+        guard let job = try await store.jobWithoutRequest(id: id) else { throw ServiceError(404, "no job \(id)") }
+        if !job.status.isFinished { _ = try? await cancel(id: id) }
         removeArtifacts(job.fileID)
-        if job.status == .completed { completedCount -= 1 }
-        try store.delete(id: id)
+        try await store.delete(id: id)
     }
 
     /// FlashWorld's delete: removes the artifact; a queued job is cancelled, a finished one forgotten. Returns the
     /// names removed.
-    public func delete(fileID: String) throws -> [String] {
-        guard var job = try store.job(fileID: fileID) else { return [] }
+    public func delete(fileID: String) async throws -> [String] {
+        guard let job = try await store.job(fileID: fileID) else { return [] }
         var removed: [String] = []
         for artifact in Artifact.allCases where unlink(artifactPath(fileID, artifact)) == 0 {
             removed.append("\(fileID).\(artifact.fileSuffix)")
         }
         if !job.status.isFinished {
             // A deleted scene must not appear later: the job stops wherever it is.
-            job = try cancel(id: job.id)
+            _ = try? await cancel(id: job.id)
         } else {
-            if job.status == .completed { completedCount -= 1 }
-            try store.delete(id: job.id)
+            try await store.delete(id: job.id)
         }
         return removed
     }
@@ -463,10 +504,8 @@ public actor GenerationService {
         let deadline = now() + timeout
         while now() < deadline {
             if isStopping { throw ServiceError(503, "the server is shutting down; job \(id) is kept and runs after the restart") }
-            // Running or queued is known without reading the stored request.
-            if running[id] == nil, try !store.queuedIDs().contains(id) {
-                if let job = try store.jobWithoutRequest(id: id), job.status.isFinished { return job }
-            }
+            // Read without the stored request: constant cost whatever the job asked for.
+            if let job = try await store.jobWithoutRequest(id: id), job.status.isFinished { return job }
             try await Task.sleep(for: .milliseconds(100))
         }
         return nil
@@ -505,10 +544,12 @@ public actor GenerationService {
         // Queued jobs wait while the data folder cannot take their files, rather than failing for good.
         // Video jobs are only taken by a server with a video model; scene jobs behind them are not held up.
         guard !isStopping, let generator, readiness == .ready, storageProblem() == nil,
-            var job = try? store.claimNext(startedAt: now(), includingVideo: videoGenerator != nil)
+            let claimed = try? await store.claimNext(
+                startedAt: now(), includingVideo: videoGenerator != nil, worker: workerID, leaseSeconds: limits.leaseSeconds)
         else {
             return false
         }
+        var job = claimed
         let id = job.id
         let board = progressBoard
         board.set(id, JobProgress(stage: "starting", fraction: 0))
@@ -520,72 +561,78 @@ public actor GenerationService {
         do {
             request = try FlashWorldRequest.parse(job.request, limits: limits)
         } catch {
-            finish(&job, error: "\(error)")
+            await finish(&job, error: "\(error)")
             return true
         }
         log("job \(id) started (attempt \(job.attempts))")
         let seed = UInt64(bitPattern: job.seed)
         let task = Task { try await generator.generate(request, seed: seed, progress: { board.set(id, $0) }) }
-        running[id] = RunningJob(task)
+        running[id] = RunningJob(task, claim: job)
         let began = now()
+        // The files are written under names of this claim's own and renamed into place only as the claim settles.
+        let outputs = [Artifact.ply, .spz].map { (from: claimPath(job, $0), to: artifactPath(job.fileID, $0)) }
         do {
             let scene = try await task.value
             board.set(id, JobProgress(stage: "writing", fraction: 0.99))
-            let path = artifactPath(job.fileID)
-            // Written off the actor beside the final name and renamed into place: a crash leaves no partial artifact.
-            // The PLY, and the SPZ most clients take (so its first download is a plain read): both with the job.
-            let spz = artifactPath(job.fileID, .spz)
+            // Written off the actor: the PLY, and the SPZ most clients take (so its first download is a plain read).
             try await BlockingWork.run {
-                try SplatFile.write(scene.cloud, toPath: path)
-                try SplatFile.write(scene.cloud, toPath: spz)
+                try SplatFile.write(scene.cloud, toPath: outputs[0].from, format: .ply)
+                try SplatFile.write(scene.cloud, toPath: outputs[1].from, format: .spz)
             }
-            job.fileSize = Int((try? InputSource(path: path).size) ?? 0)
+            job.fileSize = Int((try? InputSource(path: outputs[0].from).size) ?? 0)
             job.gaussians = scene.cloud.count
             job.timings = JSONText.encode(scene.timings.map { [$0.stage, $0.seconds] as [Any] })
             job.status = .completed
             metrics.observeGeneration(seconds: now() - began)
-            finish(&job, error: nil)
+            await finish(&job, error: nil, publishing: outputs)
         } catch {
-            finish(&job, error: task.isCancelled ? "cancelled" : "\(error)")
+            await finish(&job, error: task.isCancelled ? "cancelled" : "\(error)", publishing: outputs)
         }
         return true
     }
 
-    /// A video job: the generator writes the MP4 beside its final name and renames it into place.
+    /// Where a claim writes an artifact before it settles: hidden, and named by the claim, so a worker whose lease
+    /// lapsed never writes over the files of the claim that followed.
+    nonisolated func claimPath(_ job: JobRecord, _ artifact: Artifact) -> String {
+        "\(dataDirectory)/.\(job.fileID).\(job.fence).\(artifact.fileSuffix).tmp"
+    }
+
+    /// A video job: the generator writes the MP4 under the claim's name, renamed into place as the claim settles.
     func runVideo(_ job: inout JobRecord) async {
         let (id, board) = (job.id, progressBoard)
         guard let videoGenerator else {
             // No video model (yet: it may still be loading, or the server was restarted without one): the job waits
             // in the queue, its attempt not counted, rather than failing. (claimNext skips video jobs until then.)
-            running[id] = nil
             progressBoard.clear(id)
             job.status = .queued
             job.startedAt = nil
             job.attempts = max(0, job.attempts - 1)
-            try? store.update(job)
+            (job.worker, job.leaseExpiresAt) = (nil, nil)
+            _ = try? await store.settle(job, publishing: {})
             return
         }
         let request: VideoJobRequest
         do {
             request = try VideoJobParser.parse(job.request, defaults: videoGenerator.defaults, limits: limits)
         } catch {
-            finish(&job, error: "\(error)")
+            await finish(&job, error: "\(error)")
             return
         }
         log("job \(id) started: video (attempt \(job.attempts))")
-        let (seed, path) = (UInt64(bitPattern: job.seed), artifactPath(job.fileID, .video))
-        let task = Task { try await videoGenerator.generate(request, seed: seed, to: path, progress: { board.set(id, $0) }) }
-        running[id] = RunningJob(task)
+        let output = (from: claimPath(job, .video), to: artifactPath(job.fileID, .video))
+        let seed = UInt64(bitPattern: job.seed)
+        let task = Task { try await videoGenerator.generate(request, seed: seed, to: output.from, progress: { board.set(id, $0) }) }
+        running[id] = RunningJob(task, claim: job)
         let began = now()
         do {
             let timings = try await task.value
-            job.fileSize = Int((try? InputSource(path: path).size) ?? 0)
+            job.fileSize = Int((try? InputSource(path: output.from).size) ?? 0)
             job.timings = JSONText.encode(timings.map { [$0.stage, $0.seconds] as [Any] })
             job.status = .completed
             metrics.observeGeneration(seconds: now() - began)
-            finish(&job, error: nil)
+            await finish(&job, error: nil, publishing: [output])
         } catch {
-            finish(&job, error: task.isCancelled ? "cancelled" : "\(error)")
+            await finish(&job, error: task.isCancelled ? "cancelled" : "\(error)", publishing: [output])
         }
     }
 
@@ -598,53 +645,75 @@ public actor GenerationService {
         secondsPerMegapixel[summary.kind] = secondsPerMegapixel[summary.kind].map { 0.7 * $0 + 0.3 * rate } ?? rate
     }
 
-    func finish(_ job: inout JobRecord, error: String?) {
+    /// Settles a claimed job: its outcome and its files (`publishing`, claim-named file to final name) land together,
+    /// only while the claim holds. A job cancelled, deleted or taken back while it ran keeps that outcome; the files of
+    /// this run are removed.
+    func finish(_ job: inout JobRecord, error: String?, publishing outputs: [(from: String, to: String)] = []) async {
         running[job.id] = nil
         progressBoard.clear(job.id)
+        defer { for output in outputs { unlink(output.from) } }
         job.completedAt = now()
+        (job.worker, job.leaseExpiresAt) = (nil, nil)
         // A job that failed because the data folder stopped taking files goes back to the queue (its attempt counted)
         // and runs once the folder works again.
-        if error != nil, error != "cancelled", storageProblem() != nil, job.attempts < limits.maxAttempts,
-            let current = try? store.job(id: job.id), current.status == .running, current.startedAt == job.startedAt
-        {
-            removeArtifacts(job.fileID)
-            job.status = .queued
-            job.startedAt = nil
-            job.completedAt = nil
-            try? store.update(job)
-            log("job \(job.id) could not write its files; queued again (attempt \(job.attempts) of \(limits.maxAttempts))")
-            return
+        if error != nil, error != "cancelled", storageProblem() != nil, job.attempts < limits.maxAttempts {
+            var again = job
+            again.status = .queued
+            again.startedAt = nil
+            again.completedAt = nil
+            if (try? await store.settle(again, publishing: {})) == true {
+                log("job \(job.id) could not write its files; queued again (attempt \(job.attempts) of \(limits.maxAttempts))")
+                return
+            }
         }
         if let error {
             job.status = .failed
             job.error = error
         }
-        // A job cancelled, deleted or re-queued while it ran keeps that outcome and its files go, unless another run
-        // owns it now (a later claim, told apart by its start time), whose files these are.
-        let current = try? store.job(id: job.id)
-        guard let current, current.status == .running, current.startedAt == job.startedAt else {
-            if current?.status != .running { removeArtifacts(job.fileID) }
+        let published = job.status == .completed ? outputs : []
+        let settled: Bool
+        do {
+            settled = try await store.settle(job) {
+                do {
+                    for output in published where rename(output.from, output.to) != 0 {
+                        throw ServiceError(500, "cannot move \(output.from) into place: \(String(cString: strerror(errno)))")
+                    }
+                } catch {
+                    for output in published { unlink(output.to) }
+                    throw error
+                }
+            }
+        } catch {
+            // The store could not take the outcome: the lease lapses and another run does the job again.
+            log("job \(job.id) finished but its outcome could not be stored (\(error)); it runs again once its lease lapses")
             return
         }
-        if job.status == .completed {
-            completedCount += 1
-            recordDuration((job.completedAt ?? 0) - (job.startedAt ?? 0), of: job.summary)
+        guard settled else {
+            log("job \(job.id) was cancelled, deleted or taken back while it ran; this run's files were removed")
+            return
         }
+        if job.status == .completed { recordDuration((job.completedAt ?? 0) - (job.startedAt ?? 0), of: job.summary) }
         metrics.count(job.status == .completed ? "completed" : "failed")
         let tenths = Int(((job.completedAt ?? 0) - (job.startedAt ?? 0)) * 10)
         let seconds = "\(tenths / 10).\(tenths % 10)"
         log(job.status == .completed
             ? "job \(job.id) completed in \(seconds) s: \(job.gaussians.map { "\($0) Gaussians" } ?? "a video"), \(job.fileSize ?? 0) bytes"
             : "job \(job.id) failed after \(seconds) s: \(job.error ?? "")")
-        try? store.update(job)
-        if job.status == .completed { try? enforceArtifactBudget(sparing: job.fileID) }
+        if job.status == .completed { try? await enforceArtifactBudget(sparing: job.fileID) }
     }
 }
 
-/// A running job's handle: enough to cancel it, whatever it produces.
+/// A running job's claim and handle: enough to renew its lease and to cancel it, whatever it produces.
 struct RunningJob: Sendable {
+    /// The job as claimed, without its request.
+    let claim: JobRecord
     let cancel: @Sendable () -> Void
-    init<T>(_ task: Task<T, any Error>) { cancel = { task.cancel() } }
+    init<T>(_ task: Task<T, any Error>, claim: JobRecord) {
+        var light = claim
+        light.request = []
+        self.claim = light
+        cancel = { task.cancel() }
+    }
 }
 
 /// Seconds on the monotonic clock.

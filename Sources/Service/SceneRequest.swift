@@ -196,6 +196,9 @@ public struct ServiceLimits: Sendable {
     /// Bytes all finished jobs' files may take together; beyond, the oldest completed jobs expire first (their files
     /// go) until the rest fit. 0 sets no budget (the lifetime and the free-disk floor still apply).
     public var artifactBudgetBytes: Int64 = 0
+    /// Seconds a worker's claim on a job lasts without a heartbeat (renewed every third of it): a worker killed, cut off
+    /// or paused longer loses the job, which another worker then runs.
+    public var leaseSeconds: Double = 30
     public init() {}
 }
 

@@ -5,6 +5,11 @@ import FoundationEssentials
 /// config file, then `DIORAMA_*` environment variables, then flags: later sources win. One table of settings drives
 /// all three, so a name means the same everywhere (`max_queued`, `DIORAMA_MAX_QUEUED`, `--max-queued`).
 public struct ServiceConfiguration: Sendable {
+    /// `sqlite` (DATA/jobs.sqlite, one server) or a PostgreSQL URL shared by many servers.
+    public var store = "sqlite"
+    public var role = ServiceRole.all
+    /// Seconds a worker's claim lasts without a heartbeat.
+    public var leaseSeconds: Double = 30
     public var host = "127.0.0.1"
     public var port = 7860
     public var dataDirectory = "diorama-data"
@@ -66,6 +71,14 @@ public struct ServiceConfiguration: Sendable {
 
     public init() {}
 
+    /// Mistakes only the settings together show, whatever source each came from.
+    public func validated() throws(ServiceError) -> ServiceConfiguration {
+        guard role == .all || store != "sqlite" else {
+            throw ServiceError(400, "role \(role.rawValue) needs a store other servers share: give --store postgres://USER@HOST/DB")
+        }
+        return self
+    }
+
     public var limits: ServiceLimits {
         var limits = ServiceLimits()
         limits.maxQueued = maxQueued
@@ -78,6 +91,7 @@ public struct ServiceConfiguration: Sendable {
         limits.maxJobSeconds = maxJobSeconds
         limits.minFreeDiskBytes = Int64(minFreeDiskMiB) << 20
         limits.artifactBudgetBytes = Int64(artifactBudgetMiB) << 20
+        limits.leaseSeconds = leaseSeconds
         return limits
     }
 
@@ -114,7 +128,22 @@ public struct ServiceConfiguration: Sendable {
     static let settings: [Setting] = [
         Setting(key: "host", help: "address to listen on") { c, v throws(ServiceError) in c.host = v },
         Setting(key: "port", help: "port") { c, v throws(ServiceError) in c.port = try integer("port", v, range: 1...65535) },
-        Setting(key: "data_dir", help: "folder for jobs.sqlite and the artifacts") { c, v throws(ServiceError) in c.dataDirectory = v },
+        Setting(key: "data_dir", help: "folder for jobs.sqlite and the artifacts (with a shared store: a folder every node mounts)") { c, v throws(ServiceError) in
+            c.dataDirectory = v
+        },
+        Setting(key: "store", help: "sqlite (DATA/jobs.sqlite), or postgres://USER@HOST/DB shared by many servers") { c, v throws(ServiceError) in
+            if v != "sqlite" { _ = try PostgresLocation(url: v) }
+            c.store = v
+        },
+        Setting(key: "role", help: "all (default), api (answers clients, runs no jobs) or worker (runs jobs; /health and /metrics only)") { c, v throws(ServiceError) in
+            guard let role = ServiceRole(rawValue: v.lowercased()) else { throw ServiceError(400, "role must be all, api or worker, not \"\(v)\"") }
+            c.role = role
+        },
+        Setting(key: "lease_seconds", help: "seconds a worker's claim lasts without a heartbeat; its job runs elsewhere after") { c, v throws(ServiceError) in
+            let value = try number("lease_seconds", v)
+            guard value >= 1 else { throw ServiceError(400, "lease_seconds must be at least 1, not \"\(v)\"") }
+            c.leaseSeconds = value
+        },
         Setting(key: "model", help: "tiny, or a model folder") { c, v throws(ServiceError) in c.model = v },
         Setting(key: "checkpoint", help: "FlashWorld checkpoint, if not in the folder") { c, v throws(ServiceError) in c.checkpoint = v.isEmpty ? nil : v },
         Setting(key: "video_model", help: "tiny-video, or a Wan2.2-TI2V-5B folder, for /v1/videos (default: none)") { c, v throws(ServiceError) in
@@ -265,4 +294,10 @@ public struct ServiceConfiguration: Sendable {
             return lines.joined(separator: "\n")
         }.joined(separator: "\n")
     }
+}
+
+/// What a `diorama serve` process does when several share one store: everything, only answer clients (`api`), or only
+/// run jobs (`worker`).
+public enum ServiceRole: String, Sendable, CaseIterable {
+    case all, api, worker
 }

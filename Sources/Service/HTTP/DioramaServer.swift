@@ -10,6 +10,9 @@ public enum DioramaServer {
         router.add(middleware: ResponseAccountingMiddleware(metrics: service.metrics))
         router.add(middleware: BearerTokenMiddleware(token: configuration.token))
         router.add(middleware: RequestGuardMiddleware(origins: configuration.corsOrigins))
+        OperationsRoutes.add(to: router, service: service)
+        // A worker answers operators only: its jobs come from the shared store, not from clients.
+        guard configuration.role != .worker else { return router }
         addStudio(to: router)
         FlashWorldRoutes.add(to: router, service: service, configuration: configuration)
         ImageTo3DRoutes.add(to: router, service: service, configuration: configuration)

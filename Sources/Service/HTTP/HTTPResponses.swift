@@ -84,6 +84,11 @@ enum HTTPResponses {
 
     static func error(_ error: any Error, detail: Bool = false) -> Response {
         if let error = error as? ServiceError { return self.error(error.status, error.message, detail: detail) }
+        if let error = error as? JobStoreError, error.unavailable {
+            var answer = self.error(503, "the job store is unavailable for now (\(error.message)); try again shortly", detail: detail)
+            answer.headers[.retryAfter] = "5"
+            return answer
+        }
         return self.error(500, "server error: \(error)", detail: detail)
     }
 

@@ -46,25 +46,6 @@ enum ImageTo3DRoutes {
                 return HTTPResponses.error(error, detail: true)
             }
         }
-
-        router.getAndHead("health") { _, _ -> Response in
-            let readiness = await service.readiness
-            let (queued, running, _) = try await service.status()
-            var (state, detail): (String, String?) =
-                switch readiness {
-                case .loading: ("loading", "loading the model")
-                case .warmingUp: ("warming_up", "running the warm-up generation")
-                case .ready: (running.isEmpty ? "ready" : "busy", nil)
-                case .failed(let reason): ("failed", reason)
-                }
-            // Ready but unable to keep files: degraded, with the reason (503, so balancers send work elsewhere).
-            let problem = readiness == .ready ? service.storageProblem() : nil
-            if let problem { (state, detail) = ("degraded", problem) }
-            return HTTPResponses.json(readiness == .ready && problem == nil ? 200 : 503, [
-                "status": state, "model": await service.modelName, "queued": queued.count, "running": running.count,
-                "detail": detail ?? JSONNull.null,
-            ])
-        }
     }
 
     /// The multipart form of `/generate` and `/generate-spz`: `prompt_image_file` and an optional `seed`.

@@ -179,19 +179,6 @@ enum NativeRoutes {
         router.getAndHead("openapi.json") { _, _ -> Response in
             HTTPResponses.bytes(StudioAssets.openAPI, contentType: "application/json")
         }
-
-        router.getAndHead("metrics") { _, _ -> Response in
-            let (queued, running, completed) = try await service.status()
-            let ready: Double = await service.readiness == .ready ? 1 : 0
-            let text = service.metrics.exposition(gauges: [
-                ("diorama_jobs_queued", "Jobs waiting.", Double(queued.count)),
-                ("diorama_jobs_running", "Jobs running.", Double(running.count)),
-                ("diorama_jobs_completed", "Completed jobs whose files are kept.", Double(completed)),
-                ("diorama_ready", "1 when the model is loaded and warmed up.", ready),
-                ("diorama_max_concurrent", "Jobs that may run at once.", Double(service.concurrency)),
-            ])
-            return HTTPResponses.bytes(Array(text.utf8), contentType: "text/plain; version=0.0.4; charset=utf-8")
-        }
     }
 
     static func notFound(_ context: BasicRequestContext) -> Response {
