@@ -145,9 +145,10 @@ public actor GenerationService {
     /// Renews this process's leases (stopping the runs whose claim was lost: cancelled, deleted or taken back on
     /// another host) and takes back other workers' jobs whose leases lapsed.
     func heartbeat() async {
-        let claims = running.map { (id: $0.key, fence: $0.value.claim.fence) }
+        let claims = running.filter { !$0.value.lost }.map { (id: $0.key, fence: $0.value.claim.fence) }
         if !claims.isEmpty, let lost = try? await store.renewLeases(claims, until: now() + limits.leaseSeconds) {
-            for id in lost where running[id] != nil {
+            for id in lost where running[id]?.lost == false {
+                running[id]?.lost = true
                 running[id]?.cancel()
                 log("job \(id) was cancelled, deleted or taken back elsewhere; its run here stops")
             }
@@ -708,6 +709,8 @@ struct RunningJob: Sendable {
     /// The job as claimed, without its request.
     let claim: JobRecord
     let cancel: @Sendable () -> Void
+    /// Set once a renewal found the claim gone: the run is being stopped and its lease is not renewed again.
+    var lost = false
     init<T>(_ task: Task<T, any Error>, claim: JobRecord) {
         var light = claim
         light.request = []

@@ -4647,6 +4647,13 @@ export class Viewer {
       "minimum": 0,
       "description": "Runs started (a crash re-runs a job)."
      },
+     "worker": {
+      "type": [
+       "string",
+       "null"
+      ],
+      "description": "While running: the process whose lease holds the job (host:pid:id); null otherwise."
+     },
      "prompt": {
       "type": "string",
       "description": "The text prompt (may be empty)."

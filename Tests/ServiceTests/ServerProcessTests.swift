@@ -13,10 +13,13 @@ final class ServerProcess {
     var process: Process?
 
     let extraArguments: [String]
+    /// Where the server's output goes (kept for a failing test to show), /dev/null by default.
+    let logPath: String
 
-    init(dataDirectory: String, extraArguments: [String] = []) {
+    init(dataDirectory: String, extraArguments: [String] = [], logPath: String = "/dev/null") {
         self.dataDirectory = dataDirectory
         self.extraArguments = extraArguments
+        self.logPath = logPath
         port = Self.freePort()
     }
 
@@ -46,8 +49,11 @@ final class ServerProcess {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try Self.binary())
         process.arguments = ["serve", "--port", String(port), "--data-dir", dataDirectory] + extraArguments
-        process.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
-        process.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        if logPath != "/dev/null" { FileManager.default.createFile(atPath: logPath, contents: nil) }
+        let log = FileHandle(forWritingAtPath: logPath)
+        log?.seekToEndOfFile()
+        process.standardOutput = log
+        process.standardError = log
         try process.run()
         self.process = process
         for _ in 0..<600 {
@@ -56,6 +62,17 @@ final class ServerProcess {
         }
         throw ServiceTestError("the server on port \(port) did not become ready")
     }
+
+    /// Stops the process where it is (SIGSTOP), as a host that hangs would, until `resume()`.
+    func pause() {
+        if let process { Glibc.kill(process.processIdentifier, SIGSTOP) }
+    }
+
+    func resume() {
+        if let process { Glibc.kill(process.processIdentifier, SIGCONT) }
+    }
+
+    var pid: Int32? { process?.processIdentifier }
 
     func kill(_ signal: Int32) {
         guard let process else { return }

@@ -236,7 +236,7 @@ enum NativeRoutes {
             "id": job.id, "kind": isVideo ? "video" : "scene", "file_id": job.fileID, "status": job.status.rawValue, "created_at": job.createdAt,
             "started_at": job.startedAt ?? JSONNull.null, "completed_at": job.completedAt ?? JSONNull.null,
             "queue_position": position,
-            "progress": progress, "error": job.error ?? JSONNull.null, "attempts": job.attempts,
+            "progress": progress, "error": job.error ?? JSONNull.null, "attempts": job.attempts, "worker": job.worker ?? JSONNull.null,
             "prompt": summary.prompt, "frames": summary.frames, "width": summary.width, "height": summary.height,
             "seed": job.seed, "timings": timings, "artifacts": artifacts, "gaussians": job.gaussians ?? JSONNull.null,
         ]
