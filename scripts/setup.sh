@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Installs what Diorama needs from Debian when it is missing: the C libraries it links (zlib, zstd, SQLite), OpenBLAS
 # and the PNG/JPEG/WebP decoders (loaded at run time: matrix products fall back to a built-in kernel, images fail with a
-# clear message), the ffmpeg program `diorama render` pipes MP4 frames to, and Chromium, which the studio's browser
-# test drives headless. Safe to run again.
+# clear message), the ffmpeg program `diorama render` pipes MP4 frames to, Chromium, which the studio's browser
+# test drives headless, and PostgreSQL, of which the shared-store tests start throwaway clusters. Safe to run again.
 set -euo pipefail
 need=()
-for pkg in zlib1g-dev libzstd-dev libsqlite3-dev pkg-config ffmpeg libopenblas0-pthread libpng16-16 libturbojpeg0 libwebp7 chromium; do
+for pkg in zlib1g-dev libzstd-dev libsqlite3-dev pkg-config ffmpeg libopenblas0-pthread libpng16-16 libturbojpeg0 libwebp7 chromium postgresql; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

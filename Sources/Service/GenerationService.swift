@@ -26,8 +26,29 @@ public enum Readiness: Sendable, Equatable {
 /// Progress of running jobs, written from generator threads and read by the HTTP handlers without an actor hop.
 final class ProgressBoard: Sendable {
     private let entries = Mutex<[String: JobProgress]>([:])
+    /// When each job's progress was last told to the other processes sharing the store.
+    private let announced = Mutex<[String: Double]>([:])
     func set(_ id: String, _ progress: JobProgress) { entries.withLock { $0[id] = progress } }
-    func clear(_ id: String) { entries.withLock { $0[id] = nil } }
+    /// Progress another process announced: kept for reading here, bounded since nobody here sees those jobs end.
+    func setRemote(_ id: String, _ progress: JobProgress) {
+        entries.withLock {
+            if $0.count > 10_000 { $0.removeAll() }
+            $0[id] = progress
+        }
+    }
+    /// Whether `id`'s progress is due to be announced again: at most four times a second, and always when done.
+    func isDue(_ id: String, _ progress: JobProgress) -> Bool {
+        let now = monotonicNow()
+        return announced.withLock {
+            guard progress.fraction >= 1 || now - ($0[id] ?? 0) >= 0.25 else { return false }
+            $0[id] = now
+            return true
+        }
+    }
+    func clear(_ id: String) {
+        entries.withLock { $0[id] = nil }
+        announced.withLock { $0[id] = nil }
+    }
     func get(_ id: String) -> JobProgress? { entries.withLock { $0[id] } }
 }
 
@@ -104,6 +125,11 @@ public actor GenerationService {
         try await expireArtifacts()
         try await purgeFinishedJobs()
         if role != .api { for _ in 0..<concurrency { spawnWorker() } }
+        if let events = store.events() {
+            workers.append(Task { [weak self] in
+                for await event in events { await self?.handle(event) }
+            })
+        }
         workers.append(Task { [weak self] in
             while !Task.isCancelled {
                 guard let interval = self?.limits.leaseSeconds else { return }
@@ -139,6 +165,39 @@ public actor GenerationService {
             job.attempts = max(0, job.attempts - 1)
             (job.worker, job.leaseExpiresAt) = (nil, nil)
             _ = try? await store.settle(job, publishing: {})
+        }
+    }
+
+    /// What another process sharing the store announced.
+    func handle(_ event: StoreEvent) {
+        switch event {
+        case .queued:
+            wakeWorkers()
+        case .cancelled(let id):
+            guard running[id]?.lost == false else { return }
+            running[id]?.lost = true
+            running[id]?.cancel()
+            log("job \(id) was cancelled or deleted on another node; its run here stops")
+        case .progress(let id, let stage, let step, let steps, let fraction):
+            if running[id] == nil { progressBoard.setRemote(id, JobProgress(stage: stage, step: step, steps: steps, fraction: fraction)) }
+        }
+    }
+
+    /// Tells the other processes sharing the store, without holding up the caller.
+    nonisolated func announce(_ event: StoreEvent) {
+        guard store.isShared else { return }
+        let store = self.store
+        Task { try? await store.announce(event) }
+    }
+
+    /// Where a running job's progress goes: this process's board, and the other processes' through the store.
+    nonisolated func progressSink(for id: String) -> @Sendable (JobProgress) -> Void {
+        let board = progressBoard
+        return { [weak self] progress in
+            board.set(id, progress)
+            if board.isDue(id, progress) {
+                self?.announce(.progress(id: id, stage: progress.stage, step: progress.step, steps: progress.steps, fraction: progress.fraction))
+            }
         }
     }
 
@@ -430,6 +489,7 @@ public actor GenerationService {
         metrics.count("submitted")
         log("job \(job.id) queued (file \(job.fileID), seed \(seed))")
         wakeWorkers()
+        announce(.queued)
         return (job, try await queueInfo(for: job.id))
     }
 
@@ -470,6 +530,7 @@ public actor GenerationService {
             throw ServiceError(409, "job \(id) is already \(job.status.rawValue)")
         }
         running[id]?.cancel()
+        announce(.cancelled(id: id))
         metrics.count("cancelled")
         log("job \(id) cancelled")
         return job
@@ -523,12 +584,14 @@ public actor GenerationService {
         })
     }
 
-    /// Parks an idle worker until a job arrives (or a short while passes, so a store shared with other hosts is seen).
+    /// Parks an idle worker until a job arrives (announced here or by another process sharing the store), or a while
+    /// passes: a look at the store that also finds what an announcement missed (one sent while the listener reconnected).
     func idle() async {
+        let patience = store.isShared ? 2000 : 500
         await withCheckedContinuation { continuation in
             waiters.append(continuation)
             Task { [weak self] in
-                try? await Task.sleep(for: .milliseconds(500))
+                try? await Task.sleep(for: .milliseconds(patience))
                 await self?.wakeWorkers()
             }
         }
@@ -552,8 +615,7 @@ public actor GenerationService {
         }
         var job = claimed
         let id = job.id
-        let board = progressBoard
-        board.set(id, JobProgress(stage: "starting", fraction: 0))
+        progressBoard.set(id, JobProgress(stage: "starting", fraction: 0))
         if VideoJobParser.isVideo(job.request) {
             await runVideo(&job)
             return true
@@ -567,14 +629,15 @@ public actor GenerationService {
         }
         log("job \(id) started (attempt \(job.attempts))")
         let seed = UInt64(bitPattern: job.seed)
-        let task = Task { try await generator.generate(request, seed: seed, progress: { board.set(id, $0) }) }
+        let progress = progressSink(for: id)
+        let task = Task { try await generator.generate(request, seed: seed, progress: progress) }
         running[id] = RunningJob(task, claim: job)
         let began = now()
         // The files are written under names of this claim's own and renamed into place only as the claim settles.
         let outputs = [Artifact.ply, .spz].map { (from: claimPath(job, $0), to: artifactPath(job.fileID, $0)) }
         do {
             let scene = try await task.value
-            board.set(id, JobProgress(stage: "writing", fraction: 0.99))
+            progressBoard.set(id, JobProgress(stage: "writing", fraction: 0.99))
             // Written off the actor: the PLY, and the SPZ most clients take (so its first download is a plain read).
             try await BlockingWork.run {
                 try SplatFile.write(scene.cloud, toPath: outputs[0].from, format: .ply)
@@ -600,7 +663,7 @@ public actor GenerationService {
 
     /// A video job: the generator writes the MP4 under the claim's name, renamed into place as the claim settles.
     func runVideo(_ job: inout JobRecord) async {
-        let (id, board) = (job.id, progressBoard)
+        let id = job.id
         guard let videoGenerator else {
             // No video model (yet: it may still be loading, or the server was restarted without one): the job waits
             // in the queue, its attempt not counted, rather than failing. (claimNext skips video jobs until then.)
@@ -622,7 +685,8 @@ public actor GenerationService {
         log("job \(id) started: video (attempt \(job.attempts))")
         let output = (from: claimPath(job, .video), to: artifactPath(job.fileID, .video))
         let seed = UInt64(bitPattern: job.seed)
-        let task = Task { try await videoGenerator.generate(request, seed: seed, to: output.from, progress: { board.set(id, $0) }) }
+        let progress = progressSink(for: id)
+        let task = Task { try await videoGenerator.generate(request, seed: seed, to: output.from, progress: progress) }
         running[id] = RunningJob(task, claim: job)
         let began = now()
         do {

@@ -115,6 +115,33 @@ public protocol JobStore: Sendable {
     func delete(id: String) async throws
     /// Removes failed, cancelled and expired jobs that finished before `cutoff`; returns how many.
     func purgeFinished(before cutoff: Double) async throws -> Int
+    /// Tells every process sharing the store (PostgreSQL's NOTIFY), at most once, and only those listening now.
+    func announce(_ event: StoreEvent) async throws
+    /// What other processes announce, for as long as the stream is read (reconnecting as needed); nil when no other
+    /// process shares the store.
+    func events() -> AsyncStream<StoreEvent>?
+}
+
+/// News between the processes sharing a store, so none has to poll for it: a job was queued (idle workers wake), a
+/// job was cancelled or deleted (its worker stops at once), a running job's progress (event streams on every API node).
+public enum StoreEvent: Codable, Sendable, Equatable {
+    case queued
+    case cancelled(id: String)
+    case progress(id: String, stage: String, step: Int, steps: Int, fraction: Double)
+
+    /// Payloads stay far below NOTIFY's 8000 bytes: a stage is a short phrase, cut if a generator ever made it long.
+    var payload: String {
+        var event = self
+        if case .progress(let id, let stage, let step, let steps, let fraction) = self, stage.utf8.count > 200 {
+            event = .progress(id: id, stage: String(stage.prefix(200)), step: step, steps: steps, fraction: fraction)
+        }
+        return String(decoding: (try? JSONEncoder().encode(event)) ?? Data(), as: UTF8.self)
+    }
+
+    init?(payload: String) {
+        guard let event = try? JSONDecoder().decode(StoreEvent.self, from: Data(payload.utf8)) else { return nil }
+        self = event
+    }
 }
 
 extension JobRecord {
@@ -445,6 +472,10 @@ public final class SQLiteJobStore: JobStore, @unchecked Sendable {
     public func delete(id: String) throws {
         try query("DELETE FROM jobs WHERE id=?", bind: { Self.bindText($0, 1, id) })
     }
+
+    /// One host owns the file: nobody else to tell, nothing to hear.
+    public func announce(_ event: StoreEvent) {}
+    public func events() -> AsyncStream<StoreEvent>? { nil }
 
     public func purgeFinished(before cutoff: Double) throws -> Int {
         var removed = 0

@@ -441,4 +441,39 @@ public final class PostgresJobStore: JobStore {
             return removed
         }
     }
+
+    /// The channel every node listens on.
+    static let channel = "diorama_events"
+
+    public func announce(_ event: StoreEvent) async throws {
+        let payload = event.payload
+        try await timed("announcing an event") { client, logger in
+            _ = try await client.query("SELECT pg_notify(\(Self.channel), \(payload))", logger: logger)
+        }
+    }
+
+    public func events() -> AsyncStream<StoreEvent>? {
+        let (stream, continuation) = AsyncStream.makeStream(of: StoreEvent.self, bufferingPolicy: .bufferingNewest(1000))
+        let client = self.client
+        let listener = Task {
+            while !Task.isCancelled {
+                do {
+                    try await client.withConnection { connection in
+                        try await connection.listen(on: Self.channel) { notifications in
+                            for try await notification in notifications {
+                                if let event = StoreEvent(payload: notification.payload) { continuation.yield(event) }
+                            }
+                        }
+                    }
+                } catch {
+                    // The connection went (a restart, a network cut): listen again shortly; what was missed meanwhile,
+                    // the workers' polling and heartbeats still find.
+                    try? await Task.sleep(for: .seconds(1))
+                }
+            }
+            continuation.finish()
+        }
+        continuation.onTermination = { _ in listener.cancel() }
+        return stream
+    }
 }

@@ -143,7 +143,9 @@ struct ScaleOutTests {
         let api = try await deployment.node("api", lease: 3)
         let worker = try await deployment.node("worker", lease: 3)
         let cancelled = try api.json("POST", "/v1/jobs", body: Self.slowBody)["id"] as? String ?? ""
-        _ = try await deployment.poll(api, cancelled, seconds: 60) { ($0["status"] as? String) == "running" }
+        // The worker's progress reaches the API node (announced through the store), as its event streams show it.
+        let progressing = try await deployment.poll(api, cancelled, seconds: 60) { ($0["progress"] as? [String: Any])?["fraction"] != nil }
+        #expect(progressing["status"] as? String == "running" && progressing["progress"] is [String: Any], "\(progressing)")
         #expect(try api.json("POST", "/v1/jobs/\(cancelled)/cancel")["status"] as? String == "cancelled")
         #expect(try await deployment.idle(worker, seconds: 15), "the worker stopped the cancelled job")
         let deleted = try api.json("POST", "/v1/jobs", body: Self.slowBody)["id"] as? String ?? ""

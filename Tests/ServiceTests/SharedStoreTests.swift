@@ -169,6 +169,28 @@ struct SharedStoreTests {
         #expect(try await again.count(.queued) == 1)
     }
 
+    /// What one node announces, every other node listening hears, in order; a single-host store has no listeners.
+    @Test(.enabled(if: ThrowawayPostgres.available, "PostgreSQL is not installed here (apt-get install postgresql)"))
+    func announcementsReachTheOtherNodes() async throws {
+        let cluster = try ThrowawayPostgres()
+        let (speaker, listener) = (try await cluster.store(), try await cluster.store())
+        let events = try #require(listener.events())
+        let heard = Mutex<[StoreEvent]>([])
+        let reader = Task { for await event in events { heard.withLock { $0.append(event) } } }
+        defer { reader.cancel() }
+        // The listener may still be connecting: announce until it hears one (workers' polling covers such a gap).
+        for _ in 0..<100 where heard.withLock({ $0.isEmpty }) {
+            try await speaker.announce(.queued)
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        let sent: [StoreEvent] = [.progress(id: "p", stage: "step 2 of 4", step: 2, steps: 4, fraction: 0.5), .cancelled(id: "p")]
+        for event in sent { try await speaker.announce(event) }
+        for _ in 0..<100 where heard.withLock({ $0.suffix(2) != sent[...] }) { try await Task.sleep(for: .milliseconds(50)) }
+        let got = heard.withLock { $0 }
+        #expect(got.first == .queued && Array(got.suffix(2)) == sent, "\(got)")
+        #expect(try SQLiteJobStore(path: "\(temporaryFolder("quiet"))/jobs.sqlite").events() == nil)
+    }
+
     /// The store URL is read as libpq reads it, and mistakes are named.
     @Test func postgresURLs() throws {
         let plain = try PostgresLocation(url: "postgres://ann:s%40cret@db.example:6543/jobs?sslmode=require", environment: [:])
