@@ -10,7 +10,7 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure Diorama's speed (results belong in BENCHMARKS.md).",
-        subcommands: [SplatIOBench.self, RenderBench.self, EngineBench.self, ModelBench.self, GenerateBench.self, VideoBench.self])
+        subcommands: [SplatIOBench.self, RenderBench.self, EngineBench.self, ModelBench.self, GenerateBench.self, VideoBench.self, StoreBench.self])
 }
 
 struct SplatIOBench: ParsableCommand {

@@ -443,6 +443,7 @@ public actor GenerationService {
     /// Accepts a video request (`/v1/videos`): parsed strictly against the video model's defaults, stored normalised.
     public nonisolated func submitVideo(_ body: [UInt8]) async throws -> (JobRecord, QueueInfo) {
         guard let defaults = await videoGenerator?.defaults else {
+            if role == .api { throw ServiceError(503, "video jobs are not taken through API nodes yet; send them to a node started with --role all and --video-model") }
             throw ServiceError(503, "this server has no video model; start it with --video-model tiny-video or a Wan2.2-TI2V-5B folder")
         }
         // JSON and base64 decoding off the actor, like a scene's.
@@ -494,9 +495,8 @@ public actor GenerationService {
     }
 
     public func queueInfo(for id: String) async throws -> QueueInfo {
-        let queued = try await store.ids(.queued)
-        let position = queued.firstIndex(of: id).map { $0 + 1 } ?? 0
-        return QueueInfo(queuedCount: queued.count, runningCount: try await store.count(.running), position: position)
+        let place = try await store.queuePlace(of: id)
+        return QueueInfo(queuedCount: place.queued, runningCount: place.running, position: place.position)
     }
 
     /// A job and its place in the queue read together, so a job never reads as queued at position 0.
@@ -516,6 +516,11 @@ public actor GenerationService {
         try await store.recentJobs(status: status, limit: limit)
     }
     public nonisolated func progress(of id: String) -> JobProgress? { progressBoard.get(id) }
+
+    /// How many jobs wait, run (on every host sharing the store) and are kept completed.
+    public func counts() async throws -> (queued: Int, running: Int, completed: Int) {
+        (try await store.count(.queued), try await store.count(.running), try await store.count(.completed))
+    }
 
     /// The queue, the running jobs (on every host sharing the store) and how many completed jobs are kept.
     public func status() async throws -> (queued: [String], running: [String], completed: Int) {

@@ -91,6 +91,9 @@ public protocol JobStore: Sendable {
     /// The ids of the jobs in a state in queue order, without their requests (queue positions are read often).
     func ids(_ status: JobRecord.Status) async throws -> [String]
     func count(_ status: JobRecord.Status) async throws -> Int
+    /// A job's 1-based place among the queued (0 when it is not queued), with the queued and running counts: counted
+    /// where the jobs are, so a status read costs the same with ten or ten thousand jobs waiting.
+    func queuePlace(of id: String) async throws -> (position: Int, queued: Int, running: Int)
     /// The largest numeric file id used, so new ids stay unique after a restart.
     func largestFileID() async throws -> Int64
     /// The newest jobs first, in any state or one, without their requests.
@@ -369,6 +372,18 @@ public final class SQLiteJobStore: JobStore, @unchecked Sendable {
         var n = 0
         try query("SELECT COUNT(*) FROM jobs WHERE status=?", bind: { Self.bindText($0, 1, status.rawValue) }, row: { n = Int(sqlite3_column_int64($0, 0)) })
         return n
+    }
+
+    public func queuePlace(of id: String) throws -> (position: Int, queued: Int, running: Int) {
+        var place = (position: 0, queued: 0, running: 0)
+        try query(
+            """
+            SELECT (SELECT COUNT(*) FROM jobs q, jobs j WHERE j.id=?1 AND j.status='queued' AND q.status='queued'
+                        AND (q.created_at < j.created_at OR (q.created_at = j.created_at AND q.rowid <= j.rowid))),
+                   (SELECT COUNT(*) FROM jobs WHERE status='queued'), (SELECT COUNT(*) FROM jobs WHERE status='running')
+            """, bind: { Self.bindText($0, 1, id) },
+            row: { s in place = (Int(sqlite3_column_int64(s, 0)), Int(sqlite3_column_int64(s, 1)), Int(sqlite3_column_int64(s, 2))) })
+        return place
     }
 
     public func largestFileID() throws -> Int64 {

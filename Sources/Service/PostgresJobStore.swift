@@ -336,6 +336,22 @@ public final class PostgresJobStore: JobStore {
         }
     }
 
+    public func queuePlace(of id: String) async throws -> (position: Int, queued: Int, running: Int) {
+        try await timed("reading the queue") { client, logger in
+            var place = (position: 0, queued: 0, running: 0)
+            let rows = try await client.query(
+                """
+                SELECT (SELECT COUNT(*) FROM jobs q, jobs j WHERE j.id=\(id) AND j.status='queued' AND q.status='queued'
+                            AND (q.created_at, q.seq) <= (j.created_at, j.seq)),
+                       (SELECT COUNT(*) FROM jobs WHERE status='queued'), (SELECT COUNT(*) FROM jobs WHERE status='running')
+                """, logger: logger)
+            for try await (position, queued, running) in rows.decode((Int64, Int64, Int64).self) {
+                place = (Int(position), Int(queued), Int(running))
+            }
+            return place
+        }
+    }
+
     public func largestFileID() async throws -> Int64 {
         try await timed("reading file ids") { client, logger in
             var largest: Int64 = 0

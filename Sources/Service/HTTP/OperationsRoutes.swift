@@ -8,8 +8,8 @@ enum OperationsRoutes {
             let readiness = await service.readiness
             let counts: (queued: Int, running: Int)
             do {
-                let (queued, running, _) = try await service.status()
-                counts = (queued.count, running.count)
+                let (queued, running, _) = try await service.counts()
+                counts = (queued, running)
             } catch {
                 // No store, no work: 503 so balancers send requests to a node that can reach it.
                 return HTTPResponses.json(503, [
@@ -34,11 +34,11 @@ enum OperationsRoutes {
         }
 
         router.getAndHead("metrics") { _, _ -> Response in
-            let (queued, running, completed) = try await service.status()
+            let (queued, running, completed) = try await service.counts()
             let ready: Double = await service.readiness == .ready ? 1 : 0
             let text = service.metrics.exposition(gauges: [
-                ("diorama_jobs_queued", "Jobs waiting.", Double(queued.count)),
-                ("diorama_jobs_running", "Jobs running, on every node sharing the store.", Double(running.count)),
+                ("diorama_jobs_queued", "Jobs waiting.", Double(queued)),
+                ("diorama_jobs_running", "Jobs running, on every node sharing the store.", Double(running)),
                 ("diorama_jobs_completed", "Completed jobs whose files are kept.", Double(completed)),
                 ("diorama_jobs_running_here", "Jobs this process runs.", Double(await service.runningHere)),
                 ("diorama_ready", "1 when the model is loaded and warmed up.", ready),
