@@ -118,7 +118,7 @@ let package = Package(
         .testTarget(
             name: "DioramaCLITests",
             dependencies: [
-                "DioramaCLI", "SplatIO", "SplatCore", "Cameras", "MediaIO", "Checkpoints", "FlashWorld", "EngineCUDA",
+                "DioramaCLI", "SplatIO", "SplatCore", "Cameras", "MediaIO", "Checkpoints", "FlashWorld", "EngineCUDA", "Service",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
     ],

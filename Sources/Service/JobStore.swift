@@ -109,6 +109,10 @@ public protocol JobStore: Sendable {
     /// running `publish` (the artifacts' renames into place) first, inside the same transaction, so files and state
     /// appear together. False, and `publish` not run, when the claim was lost.
     func settle(_ job: JobRecord, publishing publish: @escaping @Sendable () throws -> Void) async throws -> Bool
+    /// An operator's second chance: a failed, cancelled or expired job, or a running one whose worker is stuck (its
+    /// claim ends: the worker's outcome will be refused), goes back to the queue with no attempts counted. Nil when no
+    /// such job (a queued or completed one is left as it is).
+    func requeue(id: String) async throws -> JobRecord?
     /// Cancels a queued or running job at `time` and returns it; nil when there was no such job still to cancel.
     func cancel(id: String, at time: Double) async throws -> JobRecord?
     /// Takes back running jobs whose lease ended before `time` (every running job when `everyRunning`: a single-host
@@ -448,6 +452,16 @@ public final class SQLiteJobStore: JobStore, @unchecked Sendable {
             try run("UPDATE jobs SET \(Self.statusColumns), worker=?16, lease_expires=?17 WHERE id=?1", bind: { self.bindAll($0, job) })
             return true
         }
+    }
+
+    public func requeue(id: String) throws -> JobRecord? {
+        var found: JobRecord?
+        try query(
+            """
+            UPDATE jobs SET status='queued', started_at=NULL, completed_at=NULL, error=NULL, attempts=0, worker=NULL, lease_expires=NULL
+            WHERE id=?1 AND status IN ('failed', 'cancelled', 'expired', 'running') RETURNING \(Self.lightColumns)
+            """, bind: { Self.bindText($0, 1, id) }, row: { found = Self.record($0) })
+        return found
     }
 
     public func cancel(id: String, at time: Double) throws -> JobRecord? {

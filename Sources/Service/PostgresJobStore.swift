@@ -416,6 +416,14 @@ public final class PostgresJobStore: JobStore {
         }
     }
 
+    public func requeue(id: String) async throws -> JobRecord? {
+        try await one(
+            """
+            UPDATE jobs SET status='queued', started_at=NULL, completed_at=NULL, error=NULL, attempts=0, worker=NULL, lease_expires=NULL
+            WHERE id=\(id) AND status IN ('failed', 'cancelled', 'expired', 'running') RETURNING \(unescaped: Self.lightColumns)
+            """, "queueing a job again")
+    }
+
     public func cancel(id: String, at time: Double) async throws -> JobRecord? {
         try await one(
             """
