@@ -50,6 +50,9 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Folder for the job database and the artifacts (default diorama-data); with a shared store, one every node mounts.")
     var dataDir: String?
 
+    @Option(help: "Folder for the job files, if not the data folder: with a shared store, one every node mounts (NFS, a cloud file share).")
+    var artifacts: String?
+
     @Option(help: "sqlite (default: DATA/jobs.sqlite, one server), or postgres://USER[:PASSWORD]@HOST[:PORT]/DB shared by many (PGPASSWORD is read too).")
     var store: String?
 
@@ -117,7 +120,7 @@ struct ServeCommand: ParsableCommand {
             }
             try configuration.apply(environment: ProcessInfo.processInfo.environment)
             let flags: [(String, String?)] = [
-                ("host", host), ("port", port.map(String.init)), ("data_dir", dataDir), ("store", store), ("role", role),
+                ("host", host), ("port", port.map(String.init)), ("data_dir", dataDir), ("artifacts", artifacts), ("store", store), ("role", role),
                 ("lease_seconds", leaseSeconds.map { String($0) }), ("model", model), ("checkpoint", checkpoint), ("video_model", videoModel),
                 ("device", device), ("precision", precision), ("memory", memory),
                 ("token", token), ("cors_origins", corsOrigins), ("max_queued", maxQueued.map(String.init)),
@@ -203,8 +206,12 @@ struct ServeCommand: ParsableCommand {
             store = try await PostgresJobStore(location: location)
             log("jobs in PostgreSQL at \(location.redacted), role \(configuration.role.rawValue)")
         }
+        let files = configuration.artifactsDirectory ?? directory
+        guard mkdir(files, 0o755) == 0 || errno == EEXIST else {
+            throw ValidationError("cannot create the artifacts folder \(files): \(String(cString: strerror(errno)))")
+        }
         let service = GenerationService(
-            store: store, dataDirectory: directory, limits: configuration.limits, concurrency: configuration.maxConcurrent,
+            store: store, dataDirectory: files, limits: configuration.limits, concurrency: configuration.maxConcurrent,
             artifactLifetime: configuration.artifactLifetime, videoFrames: DeviceChoice(device: configuration.device).videoFrames,
             role: configuration.role, log: { log($0) })
         try await service.start()
@@ -275,7 +282,7 @@ struct ServeCommand: ParsableCommand {
                 availableConnectionsDelegate: MaximumAvailableConnections(configuration.maxConnections)),
             // Said once the socket listens, not before.
             onServerRunning: { _ in
-                log("serving the studio and APIs on http://\(configuration.host):\(configuration.port)/ (data in \(directory))")
+                log("serving the studio and APIs on http://\(configuration.host):\(configuration.port)/ (data in \(directory)\(files == directory ? "" : ", job files in \(files)"))")
             })
 
         if configuration.token == nil && configuration.host != "127.0.0.1" && configuration.host != "localhost" {

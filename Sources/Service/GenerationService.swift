@@ -327,7 +327,14 @@ public actor GenerationService {
     /// Makes `target` with `make` on a Dispatch thread, once: callers asking for it meanwhile wait for the same work.
     func converting(_ target: String, _ make: @escaping @Sendable () throws -> Void) async throws {
         if let inFlight = conversions[target] { return try await inFlight.value }
-        let work = Task { try await BlockingWork.run(make) }
+        // Once across the nodes sharing the store too: one converts, the others wait and find its file.
+        let (store, name) = (self.store, "convert \(target.split(separator: "/").last ?? "")")
+        let work = Task {
+            try await store.exclusively(name) {
+                if access(target, R_OK) == 0 { return }
+                try await BlockingWork.run(make)
+            }
+        }
         conversions[target] = work
         defer { conversions[target] = nil }
         try await work.value

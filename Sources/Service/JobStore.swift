@@ -122,6 +122,9 @@ public protocol JobStore: Sendable {
     func delete(id: String) async throws
     /// Removes failed, cancelled and expired jobs that finished before `cutoff`; returns how many.
     func purgeFinished(before cutoff: Double) async throws -> Int
+    /// Runs `body` while no other process sharing the store runs one under the same `name` (a conversion made once,
+    /// whichever node is asked; the others wait, then find its file). A single-host store runs it at once.
+    func exclusively(_ name: String, _ body: @escaping @Sendable () async throws -> Void) async throws
     /// Tells every process sharing the store (PostgreSQL's NOTIFY), at most once, and only those listening now.
     func announce(_ event: StoreEvent) async throws
     /// What other processes announce, for as long as the stream is read (reconnecting as needed); nil when no other
@@ -502,7 +505,8 @@ public final class SQLiteJobStore: JobStore, @unchecked Sendable {
         try query("DELETE FROM jobs WHERE id=?", bind: { Self.bindText($0, 1, id) })
     }
 
-    /// One host owns the file: nobody else to tell, nothing to hear.
+    /// One host owns the file: nobody else to tell, nothing to hear, no one to wait for.
+    public func exclusively(_ name: String, _ body: @escaping @Sendable () async throws -> Void) async throws { try await body() }
     public func announce(_ event: StoreEvent) {}
     public func events() -> AsyncStream<StoreEvent>? { nil }
 

@@ -466,6 +466,28 @@ public final class PostgresJobStore: JobStore {
         }
     }
 
+    /// A session advisory lock on one leased connection: released by the unlock, or by PostgreSQL itself when the
+    /// holder's connection ends (a node that dies mid-conversion holds nobody up).
+    public func exclusively(_ name: String, _ body: @escaping @Sendable () async throws -> Void) async throws {
+        let (logger, location) = (self.logger, self.location)
+        do {
+            try await client.withConnection { connection in
+                try await connection.query("SELECT pg_advisory_lock(hashtext(\(name)))", logger: logger)
+                let outcome: Result<Void, any Error>
+                do {
+                    try await body()
+                    outcome = .success(())
+                } catch {
+                    outcome = .failure(error)
+                }
+                _ = try? await connection.query("SELECT pg_advisory_unlock(hashtext(\(name)))", logger: logger)
+                try outcome.get()
+            }
+        } catch let error as PSQLError {
+            throw Self.storeError(error, location: location, doing: "waiting for \(name)")
+        }
+    }
+
     /// The channel every node listens on.
     static let channel = "diorama_events"
 

@@ -13,6 +13,8 @@ public struct ServiceConfiguration: Sendable {
     public var host = "127.0.0.1"
     public var port = 7860
     public var dataDirectory = "diorama-data"
+    /// Where job files go when not in the data folder: a folder every node sharing a store mounts.
+    public var artifactsDirectory: String?
     /// `tiny` or a model folder.
     public var model = "tiny"
     public var checkpoint: String?
@@ -130,6 +132,9 @@ public struct ServiceConfiguration: Sendable {
         Setting(key: "port", help: "port") { c, v throws(ServiceError) in c.port = try integer("port", v, range: 1...65535) },
         Setting(key: "data_dir", help: "folder for jobs.sqlite and the artifacts (with a shared store: a folder every node mounts)") { c, v throws(ServiceError) in
             c.dataDirectory = v
+        },
+        Setting(key: "artifacts", help: "folder for the job files, if not the data folder (with a shared store: one every node mounts)") { c, v throws(ServiceError) in
+            c.artifactsDirectory = v.isEmpty ? nil : v
         },
         Setting(key: "store", help: "sqlite (DATA/jobs.sqlite), or postgres://USER@HOST/DB shared by many servers") { c, v throws(ServiceError) in
             if v != "sqlite" { _ = try PostgresLocation(url: v) }

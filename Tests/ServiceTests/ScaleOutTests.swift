@@ -19,7 +19,10 @@ struct ScaleOutTests {
 
         func node(_ role: String, lease: Int = 30, _ extra: [String] = []) async throws -> ServerProcess {
             let arguments = ["--store", cluster.url, "--role", role, "--lease-seconds", String(lease), "--no-warm-up", "--max-queued", "1000"] + extra
-            let node = ServerProcess(dataDirectory: folder + "/data", extraArguments: arguments, logPath: "\(folder)/\(role)-\(nodes.count).log")
+            // Each node has a data folder of its own, as on its own host; the job files are in the one they share.
+            let node = ServerProcess(
+                dataDirectory: "\(folder)/\(role)-\(nodes.count)", extraArguments: arguments + ["--artifacts", folder + "/data"],
+                logPath: "\(folder)/\(role)-\(nodes.count).log")
             nodes.append(node)
             try await node.start()
             return node
@@ -94,6 +97,11 @@ struct ScaleOutTests {
         #expect(finished.allSatisfy { $0["worker"] is NSNull }, "a finished job names no worker")
         let (code, ply) = try api[1].request("GET", "/v1/jobs/\(ids[199])/artifacts/scene.ply")
         #expect(code == 200 && ply.starts(with: Array("ply\n".utf8)))
+        // A conversion is made by the API node asked, into the shared folder, where the other node finds it.
+        let (made, splat) = try api[0].request("GET", "/v1/jobs/\(ids[5])/artifacts/scene.splat?wait=1")
+        #expect(made == 200 && splat.count == 32 * (finished[5]["gaussians"] as? Int ?? 0) && !splat.isEmpty)
+        let (found, same) = try api[1].request("GET", "/v1/jobs/\(ids[5])/artifacts/scene.splat")
+        #expect(found == 200 && same == splat)
     }
 
     /// A worker killed mid-job loses it when its lease lapses: another worker runs it again (attempt 2) and no partial

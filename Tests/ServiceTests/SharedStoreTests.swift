@@ -195,6 +195,39 @@ struct SharedStoreTests {
         #expect(try SQLiteJobStore(path: "\(temporaryFolder("quiet"))/jobs.sqlite").events() == nil)
     }
 
+    /// How many run inside `convert 1.splat` at once (and at most), and how many ran under another name.
+    final class Occupancy: Sendable {
+        let state = Mutex((now: 0, most: 0, other: 0))
+    }
+
+    static func occupy(_ store: PostgresJobStore, _ name: String, _ inside: Occupancy) async throws {
+        try await store.exclusively(name) {
+            inside.state.withLock {
+                if name == "convert 1.splat" { $0.now += 1; $0.most = max($0.most, $0.now) } else { $0.other += 1 }
+            }
+            try await Task.sleep(for: .milliseconds(150))
+            inside.state.withLock { if name == "convert 1.splat" { $0.now -= 1 } }
+        }
+    }
+
+    /// Work under one name runs on one node at a time (conversions made once across nodes); other names run beside it.
+    @Test(.enabled(if: ThrowawayPostgres.available, "PostgreSQL is not installed here (apt-get install postgresql)"))
+    func exclusiveWorkIsOneAtATime() async throws {
+        let cluster = try ThrowawayPostgres()
+        let (a, b) = (try await cluster.store(), try await cluster.store())
+        let inside = Occupancy()
+        let began = Date()
+        async let first: Void = Self.occupy(a, "convert 1.splat", inside)
+        async let second: Void = Self.occupy(b, "convert 1.splat", inside)
+        async let third: Void = Self.occupy(b, "convert 2.splat", inside)
+        _ = try await (first, second, third)
+        #expect(inside.state.withLock { $0.most } == 1 && inside.state.withLock { $0.other } == 1)
+        #expect(Date().timeIntervalSince(began) >= 0.3)
+        // A failure inside still releases the lock.
+        await #expect(throws: ServiceError.self) { try await a.exclusively("convert 1.splat") { throw ServiceError(500, "no") } }
+        try await b.exclusively("convert 1.splat") {}
+    }
+
     /// The store URL is read as libpq reads it, and mistakes are named.
     @Test func postgresURLs() throws {
         let plain = try PostgresLocation(url: "postgres://ann:s%40cret@db.example:6543/jobs?sslmode=require", environment: [:])
