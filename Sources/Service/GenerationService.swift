@@ -541,6 +541,8 @@ public actor GenerationService {
             guard let job = try await store.jobWithoutRequest(id: id) else { throw ServiceError(404, "no job \(id)") }
             throw ServiceError(409, "job \(id) is already \(job.status.rawValue)")
         }
+        // Marked lost first, so the echo of the announcement below is not taken for another node's cancel.
+        running[id]?.lost = true
         running[id]?.cancel()
         announce(.cancelled(id: id))
         metrics.count("cancelled")
