@@ -106,7 +106,7 @@ let package = Package(
         .testTarget(
             name: "ServiceTests",
             dependencies: [
-                "Service", "FlashWorld", "Video", "EngineCPU", "SplatCore", "SplatIO", "Cameras",
+                "Service", "FlashWorld", "Video", "EngineCore", "EngineCPU", "SplatCore", "SplatIO", "Cameras",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]),
         .testTarget(

@@ -218,6 +218,10 @@ struct ServeCommand: ParsableCommand {
         if configuration.role == .api {
             // Jobs run on the workers; this node only needs to know what they serve.
             await service.acceptJobsForWorkers(modelName: configuration.model)
+            if let video = configuration.videoModel {
+                let defaults = video == "tiny-video" ? VideoDefaults.tiny : try VideoModelFolder.defaults(video)
+                await service.acceptVideoJobsForWorkers(modelName: video, defaults: defaults)
+            }
         } else {
             // Listen first, so /health can say what is happening while the model loads and warms up.
             Task.detached {

@@ -1,9 +1,11 @@
 import Cameras
+import EngineCore
 import FlashWorld
 import FoundationEssentials
 import SplatCore
 import SplatIO
 import Synchronization
+import Video
 
 #if canImport(Glibc)
     import Glibc
@@ -287,6 +289,17 @@ public actor GenerationService {
     /// Makes video jobs possible (`/v1/videos`); without it they are refused with 503.
     public func installVideo(_ generator: any VideoGenerator) { videoGenerator = generator }
 
+    /// The video model an API node takes jobs for (its workers run them), known by name and defaults only.
+    var videoForWorkers: (name: String, defaults: VideoDefaults)?
+
+    /// An API node accepts video jobs checked against `defaults`; workers with the model run them.
+    public func acceptVideoJobsForWorkers(modelName name: String, defaults: VideoDefaults) { videoForWorkers = (name, defaults) }
+
+    /// The video model jobs are taken for here (run here, or by the workers sharing the store): name and defaults.
+    public var videoOffer: (name: String, defaults: VideoDefaults)? {
+        videoGenerator.map { ($0.name, $0.defaults) } ?? videoForWorkers
+    }
+
     func now() -> Double {
         var t = timespec()
         clock_gettime(CLOCK_REALTIME, &t)
@@ -449,8 +462,7 @@ public actor GenerationService {
 
     /// Accepts a video request (`/v1/videos`): parsed strictly against the video model's defaults, stored normalised.
     public nonisolated func submitVideo(_ body: [UInt8]) async throws -> (JobRecord, QueueInfo) {
-        guard let defaults = await videoGenerator?.defaults else {
-            if role == .api { throw ServiceError(503, "video jobs are not taken through API nodes yet; send them to a node started with --role all and --video-model") }
+        guard let defaults = await videoOffer?.defaults else {
             throw ServiceError(503, "this server has no video model; start it with --video-model tiny-video or a Wan2.2-TI2V-5B folder")
         }
         // JSON and base64 decoding off the actor, like a scene's.
@@ -663,10 +675,28 @@ public actor GenerationService {
             job.status = .completed
             metrics.observeGeneration(seconds: now() - began)
             await finish(&job, error: nil, publishing: outputs)
+        } catch let failure as EngineError where failure.kind == .device && !task.isCancelled {
+            await deviceFailed(&job, failure, discarding: outputs)
         } catch {
             await finish(&job, error: task.isCancelled ? "cancelled" : "\(error)", publishing: outputs)
         }
         return true
+    }
+
+    /// The device itself failed (a driver or hardware error, not the job's doing): the job goes back to the queue with
+    /// its attempt not counted, for a worker whose device works, and this process takes no more jobs; /health says why
+    /// (503), so an orchestrator restarts it.
+    func deviceFailed(_ job: inout JobRecord, _ failure: EngineError, discarding outputs: [(from: String, to: String)]) async {
+        running[job.id] = nil
+        progressBoard.clear(job.id)
+        for output in outputs { unlink(output.from) }
+        readiness = .failed("the device failed (\(failure.message)); this process takes no more jobs: restart it")
+        job.status = .queued
+        job.startedAt = nil
+        job.attempts = max(0, job.attempts - 1)
+        (job.worker, job.leaseExpiresAt) = (nil, nil)
+        _ = try? await store.settle(job, publishing: {})
+        log("the device failed while job \(job.id) ran (\(failure.message)); the job is queued again and this process takes no more jobs")
     }
 
     /// Where a claim writes an artifact before it settles: hidden, and named by the claim, so a worker whose lease
@@ -710,6 +740,8 @@ public actor GenerationService {
             job.status = .completed
             metrics.observeGeneration(seconds: now() - began)
             await finish(&job, error: nil, publishing: [output])
+        } catch let failure as EngineError where failure.kind == .device && !task.isCancelled {
+            await deviceFailed(&job, failure, discarding: [output])
         } catch {
             await finish(&job, error: task.isCancelled ? "cancelled" : "\(error)", publishing: [output])
         }

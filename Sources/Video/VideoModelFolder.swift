@@ -35,6 +35,20 @@ public enum VideoModelFolder {
         }
     }
 
+    /// What the folder's model generates by default, from its transformer's configuration alone (no weights read):
+    /// what an API node that only queues video jobs checks them against.
+    public static func defaults(_ folder: String) throws -> VideoDefaults {
+        let root = folder.hasSuffix("/") ? String(folder.dropLast()) : folder
+        guard access("\(root)/transformer/config.json", F_OK) == 0 else {
+            throw ModelError("\(root) is not a video model folder: transformer/config.json is missing (expected the Wan2.2-TI2V-5B-Diffusers layout)")
+        }
+        return defaults(for: try readConfiguration(WanTransformerConfiguration.self, at: "\(root)/transformer/config.json"))
+    }
+
+    static func defaults(for transformer: WanTransformerConfiguration) -> VideoDefaults {
+        transformer.numLayers >= 30 ? VideoDefaults.wan22 : .tiny
+    }
+
     /// Loads the folder onto `backend` in `precision`, merges `loras` (path and strength) into the transformer, and
     /// prepares the model.
     public static func load(
@@ -88,7 +102,7 @@ public enum VideoModelFolder {
             configuration: vae,
             weights: try ModelWeights.load(decoderSpecs, from: vaeCheckpoint, strict: false, source: path("vae"), as: precision.decoder, on: backend))
 
-        let defaults = transformerConfiguration.numLayers >= 30 ? VideoDefaults.wan22 : .tiny
+        let defaults = defaults(for: transformerConfiguration)
         return try WanVideoModel(
             name: root, tokenizer: tokenizer, textEncoder: textEncoder, transformer: transformer, vaeEncoder: vaeEncoder, vaeDecoder: vaeDecoder,
             textLength: textLength, flowShift: shift, defaults: defaults

@@ -108,8 +108,8 @@ struct ScaleOutTests {
     /// file remains. A worker paused past its lease cannot complete the job a second time when it resumes.
     @Test func killedAndPausedWorkersLoseTheirJobs() async throws {
         let deployment = try Deployment()
-        let api = try await deployment.node("api", lease: 2)
-        let workers = [try await deployment.node("worker", lease: 2), try await deployment.node("worker", lease: 2)]
+        let api = try await deployment.node("api", lease: 3)
+        let workers = [try await deployment.node("worker", lease: 3), try await deployment.node("worker", lease: 3)]
         func runner(of job: [String: Any]) -> ServerProcess? {
             let pid = (job["worker"] as? String)?.split(separator: ":").dropFirst().first.flatMap { Int32($0) }
             return workers.first { $0.pid == pid }
@@ -148,8 +148,8 @@ struct ScaleOutTests {
     /// 503 with Retry-After, not a crash, and every node carries on once it is back.
     @Test func cancelsCrossNodesAndADatabaseRestartIsRidden() async throws {
         let deployment = try Deployment()
-        let api = try await deployment.node("api", lease: 3)
-        let worker = try await deployment.node("worker", lease: 3)
+        let api = try await deployment.node("api", lease: 3, ["--video-model", "tiny-video"])
+        let worker = try await deployment.node("worker", lease: 3, ["--video-model", "tiny-video"])
         let cancelled = try api.json("POST", "/v1/jobs", body: Self.slowBody)["id"] as? String ?? ""
         // The worker's progress reaches the API node (announced through the store), as its event streams show it.
         let progressing = try await deployment.poll(api, cancelled, seconds: 60) { ($0["progress"] as? [String: Any])?["fraction"] != nil }
@@ -172,5 +172,11 @@ struct ScaleOutTests {
         let health = (try api.request("GET", "/health").0, try worker.request("GET", "/health").0)
         #expect(health == (200, 200))
         #expect(try deployment.leftovers().isEmpty)
+        // A video job goes through the API node, which knows the model's defaults only, and runs on the worker.
+        let video = try api.json("POST", "/v1/videos", body: #"{"prompt": "waves", "frames": 5, "steps": 2}"#)["id"] as? String ?? ""
+        let filmed = try await deployment.poll(api, video, seconds: 90) { ($0["status"] as? String) == "completed" }
+        #expect(filmed["status"] as? String == "completed" && filmed["kind"] as? String == "video", "\(filmed)")
+        let (served, mp4) = try api.request("GET", "/v1/jobs/\(video)/artifacts/video.mp4")
+        #expect(served == 200 && mp4.count > 100)
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Hummingbird
 import Synchronization
 import Testing
 
@@ -226,6 +227,13 @@ struct SharedStoreTests {
         // A failure inside still releases the lock.
         await #expect(throws: ServiceError.self) { try await a.exclusively("convert 1.splat") { throw ServiceError(500, "no") } }
         try await b.exclusively("convert 1.splat") {}
+    }
+
+    /// A store that cannot be reached is a 503 worth retrying; a store that answers with a problem is a 500.
+    @Test func anUnreachableStoreIs503WithRetryAfter() {
+        let answer = HTTPResponses.error(JobStoreError(message: "PostgreSQL at postgres://a@b:5432/c did not answer in 10 s", unavailable: true))
+        #expect(answer.status.code == 503 && answer.headers[.retryAfter] == "5")
+        #expect(HTTPResponses.error(JobStoreError(message: "the schema is newer than this diorama")).status.code == 500)
     }
 
     /// The store URL is read as libpq reads it, and mistakes are named.

@@ -15,10 +15,10 @@ enum NativeRoutes {
 
         v1.getAndHead("info") { _, _ -> Response in
             var video: Any = JSONNull.null
-            if let generator = await service.videoGenerator {
-                let d = generator.defaults
+            if let offer = await service.videoOffer {
+                let d = offer.defaults
                 video = [
-                    "model": generator.name, "max_frames": service.limits.maxVideoFrames,
+                    "model": offer.name, "max_frames": service.limits.maxVideoFrames,
                     "defaults": ["frames": d.frames, "width": d.width, "height": d.height, "steps": d.steps, "guidance": d.guidance, "fps": d.fps],
                 ]
             }
