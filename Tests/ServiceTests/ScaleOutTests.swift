@@ -161,14 +161,20 @@ struct ScaleOutTests {
         #expect(try api.request("DELETE", "/v1/jobs/\(deleted)").0 == 204)
         #expect(try api.request("GET", "/v1/jobs/\(deleted)").0 == 404)
 
+        // The database goes down while one job runs and another waits.
+        let running = try api.json("POST", "/v1/jobs", body: Self.slowBody)["id"] as? String ?? ""
         let queued = try api.json("POST", "/v1/jobs", body: Self.sceneBody)["id"] as? String ?? ""
+        _ = try await deployment.poll(api, running, seconds: 60) { ($0["status"] as? String) == "running" }
         try deployment.cluster.stop()
         let (code, body) = try api.request("POST", "/v1/jobs", body: Array(Self.sceneBody.utf8))
         #expect(code == 503, "\(String(decoding: body, as: UTF8.self))")
         #expect(try api.request("GET", "/health").0 == 503)
+        try await Task.sleep(for: .seconds(2))
         try deployment.cluster.start()
-        let done = try await deployment.poll(api, queued, seconds: 90) { ($0["status"] as? String) == "completed" }
-        #expect(done["status"] as? String == "completed", "\(done)")
+        for id in [running, queued] {
+            let done = try await deployment.poll(api, id, seconds: 90) { ($0["status"] as? String) == "completed" }
+            #expect(done["status"] as? String == "completed", "\(done)")
+        }
         let health = (try api.request("GET", "/health").0, try worker.request("GET", "/health").0)
         #expect(health == (200, 200))
         #expect(try deployment.leftovers().isEmpty)
