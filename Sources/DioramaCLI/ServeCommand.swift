@@ -29,8 +29,8 @@ struct ServeCommand: ParsableCommand {
             process died is run again (up to max_attempts) and its partial files discarded. The server listens at
             once: /health says loading, then warming_up, then ready (or failed, with the reason).
 
-            Many servers, on many hosts, share one queue with --store postgres://USER@HOST/DB and a data folder every
-            one of them mounts: --role api nodes answer clients, --role worker nodes run jobs (one per GPU) and answer
+            Many servers, on many hosts, share one queue with --store postgres://USER@HOST/DB and a folder of job files
+            every one of them mounts (--artifacts): --role api nodes answer clients, --role worker nodes run jobs (one per GPU) and answer
             only /health and /metrics. A worker's claim is a lease renewed every lease_seconds/3; a worker killed or
             cut off loses its job to another after lease_seconds.
 

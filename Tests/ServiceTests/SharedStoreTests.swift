@@ -151,7 +151,7 @@ struct SharedStoreTests {
     @Test(.enabled(if: ThrowawayPostgres.available, "PostgreSQL is not installed here (apt-get install postgresql)"))
     func aRestartedDatabaseIsReconnected() async throws {
         let cluster = try ThrowawayPostgres()
-        let store = try await cluster.store(timeout: 3)
+        let store = try await cluster.store(timeout: 8)
         try await store.insert(JobRecord(id: "kept", fileID: "1", request: [9], createdAt: 1))
         try cluster.stop()
         let began = Date()
@@ -161,7 +161,7 @@ struct SharedStoreTests {
         } catch let error as JobStoreError {
             #expect(error.unavailable, "\(error)")
         }
-        #expect(Date().timeIntervalSince(began) < 8)
+        #expect(Date().timeIntervalSince(began) < 16, "bounded by the store's timeout, not hung")
         try cluster.start()
         var found: JobRecord?
         for _ in 0..<50 where found == nil {
