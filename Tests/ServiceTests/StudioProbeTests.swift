@@ -175,15 +175,21 @@ import Testing
               const seen = { button: !!button };
               if (button) {
                 button.click();
-                await wait(1500);
+                for (let i = 0; i < 100 && !clicks.length; i++) await wait(100);
                 seen.plain = { fetches: fetches.splice(0), clicks: clicks.splice(0), blobs };
                 localStorage.setItem('diorama.token', 'secret');
-                let written = 0, pieces = 0, closed = false;
+                let written = 0, pieces = 0, closed = false, ended;
+                // Reading a response body does not hold virtual time back: the file's end (or failure) is awaited instead.
+                const end = new Promise((resolve) => { ended = resolve; });
                 window.showSaveFilePicker = async () => ({
-                  createWritable: async () => new WritableStream({ write(chunk) { written += chunk.length; pieces += 1; }, close() { closed = true; } }),
+                  createWritable: async () => new WritableStream({
+                    write(chunk) { written += chunk.length; pieces += 1; },
+                    close() { closed = true; ended(); },
+                    abort() { ended(); },
+                  }),
                 });
                 button.click();
-                await wait(2500);
+                await end;
                 seen.token = { fetches: fetches.splice(0), clicks: clicks.splice(0), blobs, written, pieces, closed };
               }
               document.body.setAttribute('data-probe', JSON.stringify(seen));
