@@ -26,15 +26,12 @@ struct JobsCommand: ParsableCommand {
         func open() async throws -> any JobStore {
             let environment = ProcessInfo.processInfo.environment
             let choice = store ?? environment["DIORAMA_STORE"] ?? "sqlite"
-            if choice == "sqlite" {
-                let path = "\(dataDir ?? environment["DIORAMA_DATA_DIR"] ?? "diorama-data")/jobs.sqlite"
-                guard FileManager.default.fileExists(atPath: path) else {
-                    throw ValidationError("no job store at \(path); give --data-dir (the folder diorama serve uses) or --store postgres://...")
-                }
-                return try SQLiteJobStore(path: path)
+            let path = "\(dataDir ?? environment["DIORAMA_DATA_DIR"] ?? "diorama-data")/jobs.sqlite"
+            guard choice != "sqlite" || FileManager.default.fileExists(atPath: path) else {
+                throw ValidationError("no job store at \(path); give --data-dir (the folder diorama serve uses) or --store postgres://...")
             }
             do {
-                return try await PostgresJobStore(location: PostgresLocation(url: choice))
+                return try await JobStores.open(choice, sqlitePath: path)
             } catch let error as ServiceError {
                 throw ValidationError(error.message)
             }

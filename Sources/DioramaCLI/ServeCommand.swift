@@ -191,7 +191,6 @@ struct ServeCommand: ParsableCommand {
         guard mkdir(directory, 0o755) == 0 || errno == EEXIST else {
             throw ValidationError("cannot create the data folder \(directory): \(String(cString: strerror(errno)))")
         }
-        let store: any JobStore
         var lock: Int32 = -1
         defer { if lock >= 0 { close(lock) } }
         if configuration.store == "sqlite" {
@@ -200,11 +199,10 @@ struct ServeCommand: ParsableCommand {
             guard lock >= 0, flock(lock, LOCK_EX | LOCK_NB) == 0 else {
                 throw ValidationError("another diorama serve is using \(directory); stop it, give a different --data-dir, or share a --store postgres://...")
             }
-            store = try SQLiteJobStore(path: "\(directory)/jobs.sqlite")
-        } else {
-            let location = try PostgresLocation(url: configuration.store)
-            store = try await PostgresJobStore(location: location)
-            log("jobs in PostgreSQL at \(location.redacted), role \(configuration.role.rawValue)")
+        }
+        let store = try await JobStores.open(configuration.store, sqlitePath: "\(directory)/jobs.sqlite")
+        if let shared = store as? PostgresJobStore {
+            log("jobs in PostgreSQL at \(shared.location.redacted), role \(configuration.role.rawValue)")
         }
         let files = configuration.artifactsDirectory ?? directory
         guard mkdir(files, 0o755) == 0 || errno == EEXIST else {

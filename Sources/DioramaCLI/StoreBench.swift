@@ -70,11 +70,8 @@ struct StoreBench: ParsableCommand {
 
     /// A connection to the store as one process would hold it.
     static func open(_ store: String, dir: String) async throws -> any JobStore {
-        if store == "sqlite" {
-            mkdir(dir, 0o755)
-            return try SQLiteJobStore(path: "\(dir)/bench-store.sqlite")
-        }
-        return try await PostgresJobStore(location: PostgresLocation(url: store))
+        if store == "sqlite" { mkdir(dir, 0o755) }
+        return try await JobStores.open(store, sqlitePath: "\(dir)/bench-store.sqlite")
     }
 
     func run() throws {

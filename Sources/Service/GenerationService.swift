@@ -161,13 +161,19 @@ public actor GenerationService {
         beginShutdown()
         for (_, run) in running {
             run.cancel()
-            var job = run.claim
-            job.status = .queued
-            job.startedAt = nil
-            job.attempts = max(0, job.attempts - 1)
-            (job.worker, job.leaseExpiresAt) = (nil, nil)
-            _ = try? await store.settle(job, publishing: {})
+            await handBack(run.claim)
         }
+    }
+
+    /// Puts a claimed job back in the queue as it was, its attempt not counted (not the job's failure: a deploy, a
+    /// broken device, a missing video model), unless the claim was lost meanwhile.
+    func handBack(_ claim: JobRecord) async {
+        var job = claim
+        job.status = .queued
+        job.startedAt = nil
+        job.attempts = max(0, job.attempts - 1)
+        (job.worker, job.leaseExpiresAt) = (nil, nil)
+        _ = try? await store.settle(job, publishing: {})
     }
 
     /// What another process sharing the store announced.
@@ -676,7 +682,7 @@ public actor GenerationService {
             metrics.observeGeneration(seconds: now() - began)
             await finish(&job, error: nil, publishing: outputs)
         } catch let failure as EngineError where failure.kind == .device && !task.isCancelled {
-            await deviceFailed(&job, failure, discarding: outputs)
+            await deviceFailed(job, failure, discarding: outputs)
         } catch {
             await finish(&job, error: task.isCancelled ? "cancelled" : "\(error)", publishing: outputs)
         }
@@ -686,16 +692,12 @@ public actor GenerationService {
     /// The device itself failed (a driver or hardware error, not the job's doing): the job goes back to the queue with
     /// its attempt not counted, for a worker whose device works, and this process takes no more jobs; /health says why
     /// (503), so an orchestrator restarts it.
-    func deviceFailed(_ job: inout JobRecord, _ failure: EngineError, discarding outputs: [(from: String, to: String)]) async {
+    func deviceFailed(_ job: JobRecord, _ failure: EngineError, discarding outputs: [(from: String, to: String)]) async {
         running[job.id] = nil
         progressBoard.clear(job.id)
         for output in outputs { unlink(output.from) }
         readiness = .failed("the device failed (\(failure.message)); this process takes no more jobs: restart it")
-        job.status = .queued
-        job.startedAt = nil
-        job.attempts = max(0, job.attempts - 1)
-        (job.worker, job.leaseExpiresAt) = (nil, nil)
-        _ = try? await store.settle(job, publishing: {})
+        await handBack(job)
         log("the device failed while job \(job.id) ran (\(failure.message)); the job is queued again and this process takes no more jobs")
     }
 
@@ -712,11 +714,7 @@ public actor GenerationService {
             // No video model (yet: it may still be loading, or the server was restarted without one): the job waits
             // in the queue, its attempt not counted, rather than failing. (claimNext skips video jobs until then.)
             progressBoard.clear(id)
-            job.status = .queued
-            job.startedAt = nil
-            job.attempts = max(0, job.attempts - 1)
-            (job.worker, job.leaseExpiresAt) = (nil, nil)
-            _ = try? await store.settle(job, publishing: {})
+            await handBack(job)
             return
         }
         let request: VideoJobRequest
@@ -741,7 +739,7 @@ public actor GenerationService {
             metrics.observeGeneration(seconds: now() - began)
             await finish(&job, error: nil, publishing: [output])
         } catch let failure as EngineError where failure.kind == .device && !task.isCancelled {
-            await deviceFailed(&job, failure, discarding: [output])
+            await deviceFailed(job, failure, discarding: [output])
         } catch {
             await finish(&job, error: task.isCancelled ? "cancelled" : "\(error)", publishing: [output])
         }

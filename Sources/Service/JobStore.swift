@@ -170,6 +170,14 @@ extension JobRecord {
     }
 }
 
+/// The store a `store` setting names: `sqlite` (the file at `sqlitePath`) or a PostgreSQL URL.
+public enum JobStores {
+    public static func open(_ choice: String, sqlitePath: String) async throws -> any JobStore {
+        if choice == "sqlite" { return try SQLiteJobStore(path: sqlitePath) }
+        return try await PostgresJobStore(location: PostgresLocation(url: choice))
+    }
+}
+
 public struct JobStoreError: Error, CustomStringConvertible {
     public var message: String
     /// The store cannot be reached for now (a database restarting, a network cut): worth trying again (503).
@@ -336,6 +344,8 @@ public final class SQLiteJobStore: JobStore, @unchecked Sendable {
     static let lightColumns = columns.replacing("request,", with: "X'' AS request,")
     /// What a status change writes: everything but the request and the claim.
     static let statusColumns = "status=?3, started_at=?6, completed_at=?7, error=?8, attempts=?9, file_size=?10, timings=?12, gaussians=?13, summary=?14"
+    /// A claim's end: its status change, and the claim's holder and lease as the record has them (none).
+    static let settling = "UPDATE jobs SET \(statusColumns), worker=?16, lease_expires=?17 WHERE id=?1"
 
     public func insert(_ job: JobRecord) throws {
         try query("INSERT INTO jobs (\(Self.columns)) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", bind: { self.bindAll($0, job) })
@@ -452,7 +462,7 @@ public final class SQLiteJobStore: JobStore, @unchecked Sendable {
                 "SELECT 1 FROM jobs WHERE id=?1 AND fence=?15 AND status='running'", bind: { self.bindAll($0, job) }, row: { _ in held = true })
             guard held else { return false }
             try publish()
-            try run("UPDATE jobs SET \(Self.statusColumns), worker=?16, lease_expires=?17 WHERE id=?1", bind: { self.bindAll($0, job) })
+            try run(Self.settling, bind: { self.bindAll($0, job) })
             return true
         }
     }
@@ -495,7 +505,7 @@ public final class SQLiteJobStore: JobStore, @unchecked Sendable {
             for index in lapsed.indices {
                 discard(lapsed[index])
                 lapsed[index].reclaim(at: time, maxAttempts: maxAttempts)
-                try run("UPDATE jobs SET \(Self.statusColumns), worker=?16, lease_expires=?17 WHERE id=?1", bind: { self.bindAll($0, lapsed[index]) })
+                try run(Self.settling, bind: { self.bindAll($0, lapsed[index]) })
             }
             return lapsed
         }

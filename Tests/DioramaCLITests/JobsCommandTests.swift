@@ -55,3 +55,20 @@ struct JobsCommandTests {
         #expect(badStatus.status == 64 && badStatus.stderr.contains("--status must be queued, running"))
     }
 }
+
+/// `diorama bench store` on SQLite: every job claimed once, figures reported; a bad count is a usage error.
+struct StoreBenchTests {
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: ".build/debug/diorama"), "the debug binary is not built"))
+    func theStoreBenchClaimsEveryJobOnce() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("diorama-bench-\(UUID().uuidString)").path
+        let run = try JobsCommandTests.diorama(["bench", "store", "--jobs", "60", "--workers", "4", "--readers", "1", "--dir", folder, "--json"])
+        #expect(run.status == 0, "\(run.stderr)")
+        let figures = (try JSONSerialization.jsonObject(with: Data(run.stdout.utf8))) as? [String: Any] ?? [:]
+        #expect(figures["claimed_twice"] as? Int == 0 && (figures["claims_per_second"] as? Double ?? 0) > 0, "\(figures)")
+        #expect(!FileManager.default.fileExists(atPath: "\(folder)/bench-store.sqlite"), "the bench removes its store")
+        let bad = try JobsCommandTests.diorama(["bench", "store", "--workers", "0"])
+        #expect(bad.status == 64 && bad.stderr.contains("--workers 1 to 256"))
+        let url = try JobsCommandTests.diorama(["bench", "store", "--store", "mysql://x/y"])
+        #expect(url.status == 64 && url.stderr.contains("not a PostgreSQL URL"))
+    }
+}
