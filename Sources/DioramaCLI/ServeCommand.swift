@@ -231,8 +231,7 @@ struct ServeCommand: ParsableCommand {
                         configuration.model, checkpoint: configuration.checkpoint, on: backend, precision: precision,
                         memory: FlashWorldMemoryMode(rawValue: configuration.memory))
                     log("model \(flashWorld.name) on \(backend.device) in \(precision), memory \(flashWorld.memoryMode.rawValue)")
-                    let warmUp = configuration.warmUp ? FlashWorldSceneGenerator.warmUpRequest() : nil
-                    await service.install(FlashWorldSceneGenerator(model: flashWorld, backend: backend, renderer: DeviceChoice.viewRenderer(for: backend)), name: flashWorld.name, warmUp: warmUp)
+                    // The video model first: ready means every model the settings name can take its jobs.
                     if let videoModel = configuration.videoModel {
                         let video =
                             videoModel == "tiny-video"
@@ -241,6 +240,8 @@ struct ServeCommand: ParsableCommand {
                         await service.installVideo(WanVideoGenerator(model: video, backend: backend))
                         log("video model \(video.name) on \(backend.device) in \(precision)")
                     }
+                    let warmUp = configuration.warmUp ? FlashWorldSceneGenerator.warmUpRequest() : nil
+                    await service.install(FlashWorldSceneGenerator(model: flashWorld, backend: backend, renderer: DeviceChoice.viewRenderer(for: backend)), name: flashWorld.name, warmUp: warmUp)
                     let readiness = await service.readiness
                     if readiness == .ready {
                         log("ready: the \(flashWorld.name) model")
