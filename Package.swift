@@ -51,7 +51,7 @@ let package = Package(
         .target(name: "MediaIO", dependencies: ["CZlib"]),
         .target(name: "EngineCore"),
         .target(name: "EngineCPU", dependencies: ["EngineCore", "Parallelism"]),
-        .target(name: "EngineCUDA", dependencies: ["EngineCore", "EngineCPU"]),
+        .target(name: "EngineCUDA", dependencies: ["EngineCore", "EngineCPU", "Parallelism"]),
         // The op-table fixtures and their comparison, shared by the tests and `diorama engine selftest`.
         .target(name: "EngineCheck", dependencies: ["EngineCore"]),
         .target(name: "Checkpoints"),

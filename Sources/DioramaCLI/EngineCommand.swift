@@ -309,6 +309,29 @@ enum RandomChecks {
             op(.channelRMSNorm(eps: 1e-12), "channel_rms_norm bf16 [4, 256, 60, 88]", tolerance: 1e-2, why: bf16) {
                 [try random([4, 256, 60, 88], seed: 31, dtype: .bfloat16), try random([256, 1, 1], seed: 32)]
             },
+            op(.rmsNorm(eps: 1e-6), "t5_rms_norm bf16 [512, 4096] (rows in registers, four words a thread)", tolerance: 1e-2, why: bf16) {
+                [try random([512, 4096], seed: 80, dtype: .bfloat16, scale: 2), try random([4096], seed: 81)]
+            },
+            op(.modulatedLayerNorm(eps: 1e-6), "modulated_layer_norm bf16 [1, 990, 3072] (rows in registers)", tolerance: 1e-2, why: bf16) {
+                [try random([1, 990, 3072], seed: 70, dtype: .bfloat16, scale: 3), try random([1, 1, 3072], seed: 71, scale: 0.5),
+                 try random([1, 1, 3072], seed: 72, scale: 0.5)]
+            },
+            op(.rmsNormRope(eps: 1e-6, heads: 24), "rms_norm_rope bf16 [1, 990, 24·128] (rows in registers)", tolerance: 1e-2, why: bf16) {
+                [try random([1, 990, 3072], seed: 73, dtype: .bfloat16, scale: 2), try random([3072], seed: 74),
+                 try random([990, 64], seed: 75), try random([990, 64], seed: 76)]
+            },
+            op(.gatedResidual, "gated_residual bf16 [1, 990, 3072] + · f32 gate [1, 1, 3072] (eight values a thread)", tolerance: 1e-2, why: bf16) {
+                [try random([1, 990, 3072], seed: 77, dtype: .bfloat16), try random([1, 990, 3072], seed: 78, dtype: .bfloat16),
+                 try random([1, 1, 3072], seed: 79)]
+            },
+            op(.channelRMSNormSiLU(eps: 1e-12), "channel_rms_norm_silu bf16 [6, 1024, 30, 44] (two pixels a lane)", tolerance: 1e-2, why: bf16) {
+                [try random([6, 1024, 30, 44], seed: 64, dtype: .bfloat16, scale: 2), try random([1024, 1, 1], seed: 65)]
+            },
+            op(.channelRMSNormSiLU(eps: 1e-12), "channel_rms_norm_silu f32 [3, 40, 7, 9] + bias (odd map, partial tile)", tolerance: 1e-5, why: f32Sum) {
+                [try random([3, 40, 7, 9], seed: 66), try random([40, 1, 1], seed: 67), try random([40, 1, 1], seed: 68)]
+            },
+            op(.permute([0, 2, 1, 5, 3, 6, 4]), "permute bf16 [4, 64, 1, 2, 2, 30, 44] (DupUp3D's regrouping, seven axes)", tolerance: 0,
+               why: "a copy") { [try random([4, 64, 1, 2, 2, 30, 44], seed: 69, dtype: .bfloat16)] },
             op(.softmax(axis: 1), "softmax f32 over axis 1 of [64, 7920, 3]", tolerance: 1e-4,
                why: "float32 sums of 7,920 exponentials in another order, and the device's expf within 2 ulp of glibc's") {
                 [try random([64, 7920, 3], seed: 33, scale: 4)]

@@ -38,7 +38,7 @@ public final class CPUBackend: Backend {
         }
         switch op {
         case .linear: return [try linear(inputs)]
-        case .linearFP8, .modulatedLayerNorm, .rmsNormRope, .gatedResidual, .quantizeFP8: return try composed(op, inputs)
+        case .linearFP8, .modulatedLayerNorm, .rmsNormRope, .gatedResidual, .quantizeFP8, .channelRMSNormSiLU: return try composed(op, inputs)
         case .matmul: return [try matmul(inputs)]
         case .conv2d(let stride, let padding): return [try conv2d(inputs, stride: stride, padding: padding)]
         case .patchEmbed3D(let patch): return [try patchEmbed3D(inputs, patch: patch)]
@@ -54,6 +54,7 @@ public final class CPUBackend: Backend {
             ]
         case .sigmoid: return [try unary(op, inputs) { 1 / (1 + expf(-$0)) }]
         case .exp: return [try unary(op, inputs) { expf($0) }]
+        case .log: return [try unary(op, inputs) { logf($0) }]
         case .sqrt: return [try unary(op, inputs) { $0.squareRoot() }]
         case .abs: return [try unary(op, inputs) { Swift.abs($0) }]
         case .clamp(let lower, let upper): return [try unary(op, inputs) { $0.isNaN ? $0 : Swift.min(Swift.max($0, lower), upper) }]

@@ -95,7 +95,7 @@ extension CPUBackend {
         var out = [Int64](repeating: 0, count: queryLength * keyLength)
         let count = bidirectional ? buckets / 2 : buckets
         let exact = count / 2
-        let logRange = Float(log(Double(maxDistance) / Double(exact)))
+        let logRange = Float(Glibc.log(Double(maxDistance) / Double(exact)))
         for q in 0..<queryLength {
             for k in 0..<keyLength {
                 var relative = k - q

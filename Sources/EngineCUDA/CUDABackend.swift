@@ -1,4 +1,5 @@
 import EngineCore
+import Parallelism
 import Synchronization
 
 /// The CUDA backend: every op of the table on one NVIDIA GPU, enqueued on one stream without waiting.
@@ -69,7 +70,12 @@ public final class CUDABackend: Backend {
         var cudnnHandle: OpaquePointer?
         /// Per convolution shape: cuDNN's plan, or nil where it declined (the im2col path runs).
         var cudnnPlans: [String: CuDNN.Plan?] = [:]
+        /// Two pinned host buffers of `stagingBytes` for large downloads, made on the first one and kept.
+        var staging: [UnsafeMutableRawPointer] = []
     }
+
+    /// Downloads of more than this go through the pinned buffers, in chunks of this size.
+    static let stagingBytes = 32 << 20
 
     enum CuDNNState { case untried, unavailable, ready }
 
@@ -184,18 +190,75 @@ public final class CUDABackend: Backend {
     }
 
     public func download(_ tensor: Tensor) throws(EngineError) -> Tensor {
+        let out = try Tensor.empty(tensor.shape, dtype: tensor.dtype)
+        try download(tensor, into: UnsafeMutableRawBufferPointer(start: out.storage.hostPointer, count: out.byteCount))
+        return out
+    }
+
+    /// Straight into the caller's memory. Past `stagingBytes` the copy goes through two pinned buffers in turn: the
+    /// GPU fills one at full PCIe rate while the host's cores copy the other out (a copy into pageable memory the
+    /// driver stages itself ran at about 1 GB/s for the 616 MB of a final scene).
+    public func download(_ tensor: Tensor, into destination: UnsafeMutableRawBufferPointer) throws(EngineError) {
         guard tensor.device == device else {
             throw EngineError(.invalidArgument, "download takes a tensor on \(device), not \(tensor)")
         }
-        let source = try contiguous(tensor)
-        let out = try Tensor.empty(tensor.shape, dtype: tensor.dtype)
-        guard out.byteCount > 0 else { return out }
-        try withContext { confined throws(EngineError) in
-            try driver.check(
-                driver.cuMemcpyDtoHAsync(out.storage.hostPointer, Self.address(source), out.byteCount, confined.stream), "cuMemcpyDtoHAsync")
-            try driver.check(driver.cuStreamSynchronize(confined.stream), "waiting for the GPU (an earlier kernel may have failed)")
+        guard destination.count == tensor.byteCount else {
+            throw EngineError(.shapeMismatch, "download: \(destination.count) bytes cannot hold \(tensor) (\(tensor.byteCount) bytes)")
         }
-        return out
+        let source = try contiguous(tensor)
+        guard source.byteCount > 0, let base = destination.baseAddress else { return }
+        let total = source.byteCount, chunk = Self.stagingBytes
+        try withContext { confined throws(EngineError) in
+            let stream = confined.stream
+            func wait() throws(EngineError) {
+                try driver.check(driver.cuStreamSynchronize(stream), "waiting for the GPU (an earlier kernel may have failed)")
+            }
+            if total <= chunk || confined.staging.count < 2 && !allocateStaging(&confined) {
+                try driver.check(driver.cuMemcpyDtoHAsync(base, Self.address(source), total, stream), "cuMemcpyDtoHAsync")
+                try wait()
+                return
+            }
+            let buffers = confined.staging
+            func enqueue(_ k: Int) throws(EngineError) {
+                let start = k * chunk
+                try driver.check(
+                    driver.cuMemcpyDtoHAsync(buffers[k % 2], Self.address(source) + UInt64(start), min(chunk, total - start), stream),
+                    "cuMemcpyDtoHAsync")
+            }
+            let chunks = (total + chunk - 1) / chunk
+            try enqueue(0)
+            for k in 0..<chunks {
+                try wait()
+                if k + 1 < chunks { try enqueue(k + 1) }
+                let start = k * chunk, length = min(chunk, total - start)
+                Self.parallelCopy(base + start, from: UnsafeRawPointer(buffers[k % 2]), length)
+            }
+        }
+    }
+
+    /// Pinned staging for large downloads; false (and nothing kept) where the driver refuses pinned memory.
+    private func allocateStaging(_ confined: inout Confined) -> Bool {
+        var made: [UnsafeMutableRawPointer] = []
+        for _ in 0..<2 {
+            var pointer: UnsafeMutableRawPointer?
+            guard driver.cuMemHostAlloc(&pointer, Self.stagingBytes, 0) == 0, let pointer else {
+                for p in made { _ = driver.cuMemFreeHost(p) }
+                return false
+            }
+            made.append(pointer)
+        }
+        confined.staging = made
+        return true
+    }
+
+    /// A large host copy spread over the cores (first touches of fresh pages are most of its cost).
+    static func parallelCopy(_ destination: UnsafeMutableRawPointer, from source: UnsafeRawPointer, _ count: Int) {
+        let parts = ranges(of: count, parts: activeProcessorCount, minimum: 1 << 20)
+        let pointers = UncheckedSendable((destination, source))
+        parallelFor(parts.count) { p in
+            let (destination, source) = pointers.value
+            (destination + parts[p].lowerBound).copyMemory(from: source + parts[p].lowerBound, byteCount: parts[p].count)
+        }
     }
 
     public func synchronize() throws(EngineError) {

@@ -18,12 +18,14 @@ extension CUDABackend {
         case .patchEmbed3D(let patch): return [try patchEmbed3D(inputs, patch: patch)]
         case .layerNorm(let eps): return [try layerNorm(inputs, eps: eps)]
         case .rmsNorm(let eps): return [try rmsNorm(inputs, eps: eps)]
-        case .channelRMSNorm(let eps): return [try channelRMSNorm(inputs, eps: eps)]
+        case .channelRMSNorm(let eps): return [try channelRMSNorm(inputs, eps: eps, silu: false)]
+        case .channelRMSNormSiLU(let eps): return [try channelRMSNorm(inputs, eps: eps, silu: true)]
         case .silu: return [try unary(op, inputs, code: 0)]
         case .geluTanh: return [try unary(op, inputs, code: 1)]
         case .sigmoid: return [try unary(op, inputs, code: 2)]
         case .scaled(let factor): return [try unary(op, inputs, code: 3, factor)]
         case .exp: return [try unary(op, inputs, code: 4)]
+        case .log: return [try unary(op, inputs, code: 8)]
         case .sqrt: return [try unary(op, inputs, code: 5)]
         case .abs: return [try unary(op, inputs, code: 6)]
         case .clamp(let lower, let upper): return [try unary(op, inputs, code: 7, lower, upper)]
@@ -222,6 +224,15 @@ extension CUDABackend {
             && all.allSatisfy { $0.dtype == .bfloat16 && $0.isContiguous && $0.count == out.count && address($0) % 16 == 0 }
     }
 
+    /// Threads a block of the register-row kernels (`*_bf16x8` norms): four 16-byte words each, rows up to 4,096.
+    static let rowWordThreads = 128
+
+    /// Whether the register-row norm kernels take rows of `width`: bf16 in and out, contiguous, 16-byte aligned.
+    static func takesRowWords(_ x: Tensor, _ out: Tensor, width: Int) -> Bool {
+        x.dtype == .bfloat16 && out.dtype == .bfloat16 && x.isContiguous && out.isContiguous && width > 0 && width % 8 == 0
+            && width / 8 <= 4 * rowWordThreads && address(x) % 16 == 0 && address(out) % 16 == 0
+    }
+
     func broadcastShape(_ a: [Int], _ b: [Int], op: Op) throws(EngineError) -> [Int] {
         let rank = max(a.count, b.count)
         var shape = [Int](repeating: 1, count: rank)
@@ -281,17 +292,22 @@ extension CUDABackend {
         let weight = inputs.count > 1 ? try contiguous(inputs[1]) : x, bias = inputs.count > 2 ? try contiguous(inputs[2]) : x
         let out = try empty(x.shape, dtype: x.dtype)
         let rows = x.count / max(width, 1)
+        let vectorized = Self.takesRowWords(x, out, width: width)
         var a = KernelArguments()
-        a.typed(x)
+        if vectorized { a.pointer(x) } else { a.typed(x) }
         a.typed(weight)
         a.typed(bias)
-        a.typed(out)
+        if vectorized { a.pointer(out) } else { a.typed(out) }
         a.append(Int64(rows))
         a.append(Int32(width))
         a.append(eps)
         a.append(Int32(inputs.count > 1 ? 1 : 0))
         a.append(Int32(inputs.count > 2 ? 1 : 0))
-        try launchRows("layer_norm", rows: rows, a)
+        if vectorized {
+            try launch("layer_norm_bf16x8", grid: (min(rows, 1 << 20), 1, 1), block: Self.rowWordThreads, a)
+        } else {
+            try launchRows("layer_norm", rows: rows, a)
+        }
         return out
     }
 
@@ -304,28 +320,35 @@ extension CUDABackend {
         let weight = try contiguous(inputs[1])
         let out = try empty(x.shape, dtype: x.dtype)
         let rows = x.count / max(width, 1)
+        let vectorized = Self.takesRowWords(x, out, width: width)
         var a = KernelArguments()
-        a.typed(x)
+        if vectorized { a.pointer(x) } else { a.typed(x) }
         a.typed(weight)
-        a.typed(out)
+        if vectorized { a.pointer(out) } else { a.typed(out) }
         a.append(Int64(rows))
         a.append(Int32(width))
         a.append(eps)
-        try launchRows("rms_norm", rows: rows, a)
+        if vectorized {
+            try launch("rms_norm_bf16x8", grid: (min(rows, 1 << 20), 1, 1), block: Self.rowWordThreads, a)
+        } else {
+            try launchRows("rms_norm", rows: rows, a)
+        }
         return out
     }
 
-    func channelRMSNorm(_ inputs: [Tensor], eps: Float) throws(EngineError) -> Tensor {
-        try expectInputs(.channelRMSNorm(eps: eps), inputs, 2...3)
+    func channelRMSNorm(_ inputs: [Tensor], eps: Float, silu: Bool) throws(EngineError) -> Tensor {
+        let op: Op = silu ? .channelRMSNormSiLU(eps: eps) : .channelRMSNorm(eps: eps)
+        try expectInputs(op, inputs, 2...3)
         let x = try contiguous(inputs[0])
-        guard x.rank >= 2 else { throw EngineError(.shapeMismatch, "channel_rms_norm: input \(x.shape) has no channel axis") }
+        guard x.rank >= 2 else { throw EngineError(.shapeMismatch, "\(op.name): input \(x.shape) has no channel axis") }
         let channels = x.shape[1]
         guard inputs[1].count == channels, inputs.count < 3 || inputs[2].count == channels else {
-            throw EngineError(.shapeMismatch, "channel_rms_norm: gamma \(inputs[1].shape) does not hold one value per channel of \(x.shape)")
+            throw EngineError(.shapeMismatch, "\(op.name): gamma \(inputs[1].shape) does not hold one value per channel of \(x.shape)")
         }
         let gamma = try contiguous(inputs[1]), beta = inputs.count == 3 ? try contiguous(inputs[2]) : gamma
         let spatial = x.shape.dropFirst(2).reduce(1, *)
         let out = try empty(x.shape, dtype: x.dtype)
+        let paired = x.dtype == .bfloat16 && spatial % 2 == 0 && Self.address(x) % 4 == 0 && Self.address(out) % 4 == 0
         var a = KernelArguments()
         a.typed(x)
         a.typed(gamma)
@@ -336,7 +359,11 @@ extension CUDABackend {
         a.append(Int64(spatial))
         a.append(eps)
         a.append(Int32(inputs.count == 3 ? 1 : 0))
-        try launchElementwise("channel_rms_norm", count: x.shape[0] * spatial, a)
+        a.append(Int32(silu ? 1 : 0))
+        a.append(Int32(paired ? 1 : 0))
+        let tiles = x.shape[0] * ((spatial + 63) / 64)
+        guard tiles > 0 else { return out }
+        try launch("channel_rms_norm", grid: (min(tiles, multiprocessors * 16), 1, 1), block: 256, a)
         return out
     }
 
@@ -403,8 +430,9 @@ extension CUDABackend {
         var shift = try contiguous(inputs[1]), scale = try contiguous(inputs[2])
         if shift.dtype != scale.dtype { (shift, scale) = (try cast(shift, to: .float32), try cast(scale, to: .float32)) }
         let out = try empty(x.shape, dtype: x.dtype)
+        let vectorized = Self.takesRowWords(x, out, width: width)
         var a = KernelArguments()
-        a.typed(x)
+        if vectorized { a.pointer(x) } else { a.typed(x) }
         a.pointer(shift)
         a.pointer(scale)
         a.append(shift.dtype.kernelCode)
@@ -413,7 +441,11 @@ extension CUDABackend {
         a.append(Int32(width))
         a.append(Int64(rows / groups))
         a.append(eps)
-        try launchRows("modulated_layer_norm", rows: rows, a)
+        if vectorized {
+            try launch("modulated_layer_norm_bf16x8", grid: (min(rows, 1 << 20), 1, 1), block: Self.rowWordThreads, a)
+        } else {
+            try launchRows("modulated_layer_norm", rows: rows, a)
+        }
         return out
     }
 
@@ -431,8 +463,9 @@ extension CUDABackend {
         if sin.dtype != cos.dtype { sin = try cast(sin, to: cos.dtype) }
         let (batch, tokens, width) = (x.shape[0], x.shape[1], x.shape[2])
         let out = try empty([batch, tokens, heads, width / heads], dtype: x.dtype)
+        let vectorized = Self.takesRowWords(x, out, width: width) && (width / heads) % 8 == 0
         var a = KernelArguments()
-        a.typed(x)
+        if vectorized { a.pointer(x) } else { a.typed(x) }
         a.typed(weight)
         a.pointer(cos)
         a.pointer(sin)
@@ -443,7 +476,11 @@ extension CUDABackend {
         a.append(Int32(width / heads))
         a.append(Int64(tokens))
         a.append(eps)
-        try launchRows("rms_norm_rope", rows: batch * tokens, a)
+        if vectorized {
+            try launch("rms_norm_rope_bf16x8", grid: (min(batch * tokens, 1 << 20), 1, 1), block: Self.rowWordThreads, a)
+        } else {
+            try launchRows("rms_norm_rope", rows: batch * tokens, a)
+        }
         return out
     }
 
@@ -454,6 +491,27 @@ extension CUDABackend {
         // The kernel stores in x's type, so an integer x takes the composed path.
         guard inputs[0].dtype.isFloatingPoint else { return try composed(.gatedResidual, inputs)[0] }
         let out = try empty(shape, dtype: inputs[0].dtype)
+        // The transformer's case: x and y of the output's shape, the gate one row for all or one per leading group.
+        let (x, y, gate) = (inputs[0], inputs[1], inputs[2])
+        let width = shape.last ?? 0
+        let gateRows = width > 0 ? gate.count / width : 0
+        let gateFits =
+            gateRows > 0 && gate.isContiguous && gate.shape.last == width && gateRows * width == gate.count
+            && (gateRows == 1
+                ? gate.shape.dropLast().allSatisfy { $0 == 1 }
+                : gate.rank == shape.count && gate.shape[0] == shape[0] && gate.shape.dropFirst().dropLast().allSatisfy { $0 == 1 })
+        if x.shape == shape, y.shape == shape, width % 8 == 0, gateFits, Self.takesEightWide([x, y], out) {
+            var a = KernelArguments()
+            a.pointer(x)
+            a.pointer(y)
+            a.typed(gate)
+            a.pointer(out)
+            a.append(Int64(out.count / 8))
+            a.append(Int32(width))
+            a.append(Int64(out.count / gateRows))
+            try launchElementwise("gated_residual_bf16x8", count: out.count / 8, a)
+            return out
+        }
         var a = KernelArguments()
         for t in Self.mergedAxes(inputs.map { broadcast($0, to: shape) } + [out]).dropLast() { a.operand(t) }
         a.pointer(out)

@@ -39,7 +39,8 @@ struct KernelArguments {
         append(UInt64(t.storage.address) + UInt64(t.offset * t.dtype.byteSize))
     }
 
-    /// A `View` struct: shape and strides (8 each, 64-bit), rank, dtype code.
+    /// A `View` struct: shape and strides (8 each, 64-bit), rank, dtype code, then each size's 32-bit divider and
+    /// whether all of them fit.
     mutating func view(shape: [Int], strides: [Int], dtype: DType) {
         precondition(shape.count <= Self.maxRank && shape.count == strides.count)
         align(8)
@@ -47,6 +48,10 @@ struct KernelArguments {
         for i in 0..<Self.maxRank { append(Int64(i < strides.count ? strides[i] : 0)) }
         append(Int32(shape.count))
         append(dtype.kernelCode)
+        let dividers = (0..<Self.maxRank).map { i in FastDivider(i < shape.count ? shape[i] : 1) }
+        for d in dividers { append(d?.magic ?? 0) }
+        for d in dividers { append(d?.shift ?? 0) }
+        append(Int32(dividers.allSatisfy { $0 != nil } ? 1 : 0))
         align(8)
     }
 
@@ -62,6 +67,29 @@ struct KernelArguments {
     mutating func operand(_ t: Tensor) {
         pointer(t)
         view(t)
+    }
+}
+
+/// Division of 31-bit values by a fixed divisor as a multiply-high and a shift: `q = (umulhi(n, magic) + n) >> shift`
+/// is `n / divisor` for every `n < 2^31` (the kernels' `view_offset` takes it for indices below that).
+struct FastDivider: Equatable {
+    let magic: UInt32
+    let shift: UInt32
+
+    /// nil for divisors outside `1..<2^31`.
+    init?(_ divisor: Int) {
+        guard divisor >= 1, divisor <= Int(Int32.max) else { return nil }
+        var s = 0
+        while (1 << s) < divisor { s += 1 }
+        let d = UInt64(divisor)
+        magic = UInt32(truncatingIfNeeded: ((UInt64(1) << 32) * ((UInt64(1) << UInt64(s)) - d)) / d + 1)
+        shift = UInt32(s)
+    }
+
+    /// The kernels' arithmetic, 32-bit wrap-around included.
+    func divide(_ n: UInt32) -> UInt32 {
+        let high = UInt32(truncatingIfNeeded: (UInt64(n) * UInt64(magic)) >> 32)
+        return (high &+ n) >> shift
     }
 }
 

@@ -31,6 +31,8 @@ extension Backend {
             let x = inputs[0]
             let normed = try rmsNorm(x, weight: inputs[1], eps: eps).reshaped([x.shape[0], x.shape[1], heads, x.shape[2] / heads])
             return try run(.ropeInterleaved, [normed, inputs[2], inputs[3]])
+        case .channelRMSNormSiLU(let eps):
+            return [try silu(try run(.channelRMSNorm(eps: eps), inputs)[0])]
         case .gatedResidual:
             guard inputs.count == 3 else { throw EngineError(.invalidArgument, "gated_residual takes x, y and gate") }
             return [try add(inputs[0], try multiply(inputs[1], inputs[2]))]
@@ -80,6 +82,7 @@ extension Backend {
     public func divide(_ a: Tensor, _ b: Tensor) throws(EngineError) -> Tensor { try run(.divide, [a, b])[0] }
     public func sigmoid(_ x: Tensor) throws(EngineError) -> Tensor { try run(.sigmoid, [x])[0] }
     public func exp(_ x: Tensor) throws(EngineError) -> Tensor { try run(.exp, [x])[0] }
+    public func log(_ x: Tensor) throws(EngineError) -> Tensor { try run(.log, [x])[0] }
     public func sqrt(_ x: Tensor) throws(EngineError) -> Tensor { try run(.sqrt, [x])[0] }
     public func clamped(_ x: Tensor, min lower: Float = -.infinity, max upper: Float = .infinity) throws(EngineError) -> Tensor {
         try run(.clamp(min: lower, max: upper), [x])[0]

@@ -33,10 +33,15 @@ public enum Op: Sendable, Equatable, CustomStringConvertible {
     case rmsNorm(eps: Float)
     /// The Wan VAE norm over axis 1: `x / max(‖x‖, eps) · √C · γ (+ β)`; inputs x, gamma, optional bias.
     case channelRMSNorm(eps: Float)
+    /// Fused: `silu(channelRMSNorm(x))`, the VAE's norm and activation before each convolution (one pass over the
+    /// activation instead of two); inputs as `channelRMSNorm`.
+    case channelRMSNormSiLU(eps: Float)
     case silu
     case geluTanh
     case sigmoid
     case exp
+    /// Natural logarithm (0 gives −∞, a negative input NaN).
+    case log
     case sqrt
     case abs
     /// `min(max(x, lower), upper)`; NaN stays NaN.
@@ -103,10 +108,12 @@ public enum Op: Sendable, Equatable, CustomStringConvertible {
         case .layerNorm: "layer_norm"
         case .rmsNorm: "t5_rms_norm"
         case .channelRMSNorm: "channel_rms_norm"
+        case .channelRMSNormSiLU: "channel_rms_norm_silu"
         case .silu: "silu"
         case .geluTanh: "gelu_tanh"
         case .sigmoid: "sigmoid"
         case .exp: "exp"
+        case .log: "log"
         case .sqrt: "sqrt"
         case .abs: "abs"
         case .clamp: "clamp"
@@ -159,6 +166,9 @@ public protocol Backend: AnyObject, Sendable {
     func upload(_ tensor: Tensor) throws(EngineError) -> Tensor
     /// A contiguous CPU copy of a tensor on this device. Waits for the work that produces it: a host read.
     func download(_ tensor: Tensor) throws(EngineError) -> Tensor
+    /// Copies a tensor's elements (row-major) into host memory the caller owns, of exactly its byte count: a host
+    /// read without an intermediate buffer (a GPU copies straight into it). Waits like `download`.
+    func download(_ tensor: Tensor, into destination: UnsafeMutableRawBufferPointer) throws(EngineError)
     /// Waits until every operation enqueued so far has finished (and reports a failure of any of them).
     func synchronize() throws(EngineError)
     /// Gives memory the backend caches for reuse back to the device (after a failed or finished job).
@@ -167,4 +177,13 @@ public protocol Backend: AnyObject, Sendable {
 
 extension Backend {
     public func trimMemory() {}
+
+    public func download(_ tensor: Tensor, into destination: UnsafeMutableRawBufferPointer) throws(EngineError) {
+        guard destination.count == tensor.byteCount else {
+            throw EngineError(.shapeMismatch, "download: \(destination.count) bytes cannot hold \(tensor) (\(tensor.byteCount) bytes)")
+        }
+        let host = try download(tensor)
+        guard host.byteCount > 0, let base = destination.baseAddress else { return }
+        base.copyMemory(from: UnsafeRawPointer(host.storage.hostPointer) + host.offset * host.dtype.byteSize, byteCount: host.byteCount)
+    }
 }

@@ -244,45 +244,38 @@ public struct FlashWorldPipeline: Sendable {
         return try b.divide(try b.subtract(sample, s.mean), s.std)
     }
 
-    /// Gaussians `[m, 38]` as a cloud in the cameras' OpenGL world (RUB), positions and scales times `scale`.
-    static func cloud(_ gaussians: Tensor, scale: Float, logEpsilon: Float = 1e-8) throws -> GaussianCloud {
-        let g = gaussians.floats()
-        let m = gaussians.shape[0]
-        // Four million Gaussians: the columns are filled in parallel chunks straight through their buffers.
-        var cloud = GaussianCloud(unsafeUninitializedCount: m, shDegree: 2, frame: .rub, antialiased: false)
-        g.withUnsafeBufferPointer { source in
-            cloud.positions.withUnsafeMutableBufferPointer { positions in
-                cloud.logScales.withUnsafeMutableBufferPointer { logScales in
-                    cloud.rotations.withUnsafeMutableBufferPointer { rotations in
-                        cloud.logitOpacities.withUnsafeMutableBufferPointer { opacities in
-                            cloud.sh.withUnsafeMutableBufferPointer { sh in
-                                let columns = UncheckedSendable((source, positions, logScales, rotations, opacities, sh))
-                                let chunks = ranges(of: m, parts: activeProcessorCount * 4, minimum: 4096)
-                                parallelFor(chunks.count) { c in
-                                    let (v, positions, logScales, rotations, opacities, sh) = columns.value
-                                    for i in chunks[c] {
-                                        let base = 38 * i
-                                        for k in 0..<3 {
-                                            positions[3 * i + k] = v[base + k] * scale
-                                            logScales[3 * i + k] = logf(max(v[base + 4 + k] * scale + logEpsilon, .leastNormalMagnitude))
-                                        }
-                                        opacities[i] = logit(v[base + 3])
-                                        for k in 0..<4 { rotations[4 * i + k] = v[base + 7 + k] }
-                                        for k in 0..<27 { sh[27 * i + k] = v[base + 11 + k] }
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-            }
+    /// Gaussians `[m, 38]` as a cloud in the cameras' OpenGL world (RUB), positions and scales times `scale`. The
+    /// columns are computed on the backend (log scales, opacity logits) and each is read back once, straight into the
+    /// cloud's own buffers: no host-side copy of the whole tensor and no per-element host loop.
+    static func cloud(_ gaussians: Tensor, scale: Float, logEpsilon: Float = 1e-8, on b: any Backend) throws -> GaussianCloud {
+        guard gaussians.rank == 2, gaussians.shape[1] == 38 else {
+            throw EngineError(.shapeMismatch, "Gaussians must be [m, 38] (the head's layout), not \(gaussians.shape)")
         }
+        let g = gaussians.dtype == .float32 ? gaussians : try b.cast(gaussians, to: .float32)
+        let m = g.shape[0]
+        func columns(_ start: Int, _ count: Int) throws(EngineError) -> Tensor { try g.narrowed(1, start: start, length: count) }
+        func constant(_ value: Float) throws(EngineError) -> Tensor { try b.run(.full(shape: [1], value: value, dtype: .float32), [])[0] }
+        let positions = try b.scaled(try columns(0, 3), by: scale)
+        let shifted = try b.add(try b.scaled(try columns(4, 3), by: scale), try constant(logEpsilon))
+        let logScales = try b.log(try b.clamped(shifted, min: .leastNormalMagnitude, max: .infinity))
+        // `logit` of SplatCore: log(q / (1 − q)) with q kept inside [1e-7, 1 − 1e-7].
+        let q = try b.clamped(try columns(3, 1), min: 1e-7, max: 1 - 1e-7)
+        let opacities = try b.log(try b.divide(q, try b.add(try b.scaled(q, by: -1), try constant(1))))
+        let rotations = try b.run(.contiguous, [try columns(7, 4)])[0]
+        let sh = try b.run(.contiguous, [try columns(11, 27)])[0]
+        var cloud = GaussianCloud(unsafeUninitializedCount: m, shDegree: 2, frame: .rub, antialiased: false)
+        func fill(_ column: inout [Float], from t: Tensor) throws { try column.withUnsafeMutableBytes { try b.download(t, into: $0) } }
+        try fill(&cloud.positions, from: positions)
+        try fill(&cloud.logScales, from: logScales)
+        try fill(&cloud.logitOpacities, from: opacities)
+        try fill(&cloud.rotations, from: rotations)
+        try fill(&cloud.sh, from: sh)
         return cloud
     }
 
     /// The reference's export: positions and scales times `T_norm` (not `T_norm + 0.01`), camera 0's frame kept; the
     /// one read-back of the final scene.
-    func exported(_ gaussians: Tensor, scale: Float) throws -> GaussianCloud { try Self.cloud(try backend.download(gaussians), scale: scale) }
+    func exported(_ gaussians: Tensor, scale: Float) throws -> GaussianCloud { try Self.cloud(gaussians, scale: scale, on: backend) }
 }
 
 /// Renders the feedback loop's views: Gaussians `[m, 38]` (the head's layout) seen from every camera on white, as
@@ -297,7 +290,7 @@ public struct CPUViewRenderer: ViewRenderer {
     public init() {}
 
     public func render(_ gaussians: Tensor, cameras: [Camera], width: Int, height: Int, on backend: any Backend) throws -> Tensor {
-        let cloud = try FlashWorldPipeline.cloud(try backend.download(gaussians), scale: 1, logEpsilon: 0)
+        let cloud = try FlashWorldPipeline.cloud(gaussians, scale: 1, logEpsilon: 0, on: backend)
         let renderer = SplatRenderer(options: RenderOptions(background: SIMD3(1, 1, 1), shDegree: 2))
         var pixels = [Float](repeating: 0, count: cameras.count * 3 * width * height)
         let plane = width * height

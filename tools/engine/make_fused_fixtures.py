@@ -8,6 +8,8 @@ Writes Tests/EngineTests/Fixtures/fused/ (committed; the Swift tests never run P
 - rms_norm_rope         diffusers' RMSNorm across heads (float32 maths, then the weight), rounded to x's dtype, then
                         Wan's apply_rotary_emb in float64 on interleaved pairs, rounded to x's dtype
 - gated_residual        (x.float() + y * gate).type_as(x)
+- channel_rms_norm_silu diffusers' WanResidualBlock's norm and activation: F.silu(WanRMS_norm(x)) with WanRMS_norm
+                        F.normalize(x, dim=1) * sqrt(C) * gamma (+ bias), computed in float32, rounded once to x's dtype
 - quantize_fp8          FlashWorld quant.py's per_tensor_quantize on a bf16 activation: the scale is bf16
 - linear_fp8            FP8DynamicLinear: weight quantised once from float32, activation per call, then
                         (Aq @ Wqᵀ) · (1/s_a) · w_scale + bias in float32 (torch._scaled_mm's arithmetic), bf16 out
@@ -103,6 +105,22 @@ def gated(name, dtype):
              "bf16: one rounding in the reference and the fused kernel, two in the CPU composition")
 
 
+def norm_silu(name, dtype, shape, bias):
+    x = normal(name + "x", shape, 2.0, dtype)
+    x[0, :, 0, 0] = 0  # a zero channel vector: the norm's clamp at eps
+    c = shape[1]
+    gamma = 1 + normal(name + "g", (c, 1, 1), 0.3)
+    beta = normal(name + "b", (c, 1, 1), 0.5) if bias else None
+    y = F.normalize(x.float(), dim=1, eps=1e-12) * c ** 0.5 * gamma + (beta if bias else 0)
+    out = F.silu(y).to(dtype)
+    inputs = [x, gamma] + ([beta] if bias else [])
+    if dtype == torch.float32:
+        case(name, "channel_rms_norm_silu", {"eps": 1e-12}, inputs, [out], "max_abs", 2e-5, "float32 sums of squares in another order; outputs O(5)")
+    else:
+        case(name, "channel_rms_norm_silu", {"eps": 1e-12}, inputs, [out], "max_abs", bf16_bound(out, 2),
+             "bf16 output: the fused kernel rounds once, the CPU composition twice (norm, SiLU): 2 bf16 ulps of max|out|")
+
+
 def quantize_activation(a):
     amin, amax = a.aminmax()
     scale = 448.0 / torch.maximum(amin.abs(), amax.abs()).clamp(min=1e-12)
@@ -139,6 +157,9 @@ rms_rope("rms_norm_rope_f32", torch.float32)
 rms_rope("rms_norm_rope_bf16", torch.bfloat16)
 gated("gated_residual_f32", torch.float32)
 gated("gated_residual_bf16", torch.bfloat16)
+norm_silu("channel_rms_norm_silu_f32", torch.float32, (2, 6, 5, 7), False)
+norm_silu("channel_rms_norm_silu_bf16", torch.bfloat16, (2, 80, 9, 14), False)
+norm_silu("channel_rms_norm_silu_bf16_odd_bias", torch.bfloat16, (1, 12, 5, 13), True)
 fp8("quantize_fp8_bf16")
 fp8_linear("linear_fp8_bf16")
 (OUT / "manifest.json").write_text(json.dumps({"generator": "tools/engine/make_fused_fixtures.py", "torch_version": torch.__version__, "cases": cases}, indent=1))

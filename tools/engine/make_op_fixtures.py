@@ -459,6 +459,11 @@ def cases_activations():
         tol("max_abs", 1e-5, "0.5x(1+tanh(u)) in float32: 1+tanh cancels for x<0, so absolute error ~2^-23*|x| "
                              "(|x|<=30); relative error is meaningless where the output is ~0"),
         [[ref], [alt]])
+    positive = torch.from_numpy(np.concatenate([np.array([0.0, 1e-30, 1e-8, 1e-7, 0.5, 1.0, 1.0000001, 2.0, 1e30, -1.0],
+                                                         np.float32), np.abs(rng.standard_normal(40) * 3).astype(np.float32)]))
+    add("log_f32", "log", {"note": "0 -> -inf, a negative input -> NaN"}, [positive], [torch.log(positive)],
+        tol("max_abs", 1e-6, "float32 natural logarithm: within an ulp or two of the correctly rounded value"),
+        [[np.log(as_f64(positive))]])
 
 
 def cases_softmax():

@@ -23,10 +23,22 @@ enum KernelSource {
         #define F_INF __int_as_float(0x7f800000)
         #define F_NAN __int_as_float(0x7fc00000)
 
-        struct View { i64 shape[MAXR]; i64 stride[MAXR]; int rank; int dtype; };
+        // `magic` and `shift` divide by each axis's size with a multiply-high and a shift (Granlund-Montgomery, as
+        // the host's `FastDivider` computes them); `fast` says every size fits them. 64-bit division costs tens of
+        // instructions per axis per element and made permutes, concats and up-sampling compute-bound.
+        struct View { i64 shape[MAXR]; i64 stride[MAXR]; int rank; int dtype; unsigned magic[MAXR]; unsigned shift[MAXR]; int fast; };
 
         __device__ __forceinline__ i64 view_offset(const View& v, i64 linear) {
             i64 off = 0;
+            if (v.fast && linear < 0x80000000LL) {
+                unsigned rest = (unsigned)linear;
+                for (int d = v.rank - 1; d >= 0; --d) {
+                    unsigned q = (__umulhi(rest, v.magic[d]) + rest) >> v.shift[d];
+                    off += (i64)(rest - q * (unsigned)v.shape[d]) * v.stride[d];
+                    rest = q;
+                }
+                return off;
+            }
             for (int d = v.rank - 1; d >= 0; --d) {
                 i64 s = v.shape[d];
                 i64 idx = linear % s;
@@ -168,6 +180,7 @@ enum KernelSource {
         #define U_SQRT 5
         #define U_ABS 6
         #define U_CLAMP 7
+        #define U_LOG 8
         __device__ __forceinline__ float unary_op(int op, float x, float a, float b) {
             switch (op) {
             case U_SILU: return x / (1.0f + expf(-x));
@@ -177,7 +190,8 @@ enum KernelSource {
             case U_EXP: return expf(x);
             case U_SQRT: return sqrtf(x);
             case U_ABS: return fabsf(x);
-            default: return x != x ? x : fminf(fmaxf(x, a), b);
+            case U_LOG: return logf(x);
+            default: return x != x ? x : fminf(fmaxf(x, a), b);  // U_CLAMP
             }
         }
         extern "C" __global__ void unary(const void* src, View sv, void* dst, int dt_out, i64 n, int op, float a, float b) {
@@ -361,22 +375,68 @@ enum KernelSource {
             }
         }
 
-        // The Wan VAE norm over axis 1 of [b, c, spatial]: x / max(|x|, eps) * sqrt(c) * gamma (+ beta).
+        // The Wan VAE norm over axis 1 of [b, c, spatial]: x / max(|x|, eps) * sqrt(c) * gamma (+ beta), then SiLU when
+        // `silu` is set. A block takes 64 neighbouring pixels of one image (two a lane, so a warp reads 128 bytes of a
+        // channel row at once) and spreads the channels over its 8 warps; a thread per pixel walking every channel
+        // left most of the GPU idle on the decoder's small, wide maps. The second pass re-reads the slice from L2.
+        // `paired`: bf16 in and out, an even spatial size and 4-byte aligned pointers (two pixels in one word).
+        __device__ __forceinline__ float norm_out(float v, float inv, float scale, const void* g, int gdt, const void* beta, int bdt,
+                                                  int has_beta, int silu, int c) {
+            float y = v * inv * scale * load_f(g, c, gdt);
+            if (has_beta) y += load_f(beta, c, bdt);
+            return silu ? y / (1.0f + expf(-y)) : y;
+        }
         extern "C" __global__ void channel_rms_norm(const void* x, int dt, const void* g, int gdt, const void* beta, int bdt, void* out, int dt_out,
-                                                    i64 batches, int channels, i64 spatial, float eps, int has_beta) {
-            float scale = sqrtf((float)channels);
-            GRID_STRIDE(i, batches * spatial) {
-                i64 bidx = i / spatial, p = i % spatial;
-                i64 base = bidx * channels * spatial + p;
-                float s = 0.0f;
-                for (int c = 0; c < channels; ++c) { float v = load_f(x, base + (i64)c * spatial, dt); s += v * v; }
-                float inv = 1.0f / fmaxf(sqrtf(s), eps);
-                for (int c = 0; c < channels; ++c) {
-                    i64 k = base + (i64)c * spatial;
-                    float y = load_f(x, k, dt) * inv * scale * load_f(g, c, gdt);
-                    if (has_beta) y += load_f(beta, c, bdt);
-                    store_f(out, k, dt_out, y);
+                                                    i64 batches, int channels, i64 spatial, float eps, int has_beta, int silu, int paired) {
+            __shared__ float partial[8][64];
+            __shared__ float inverse[64];
+            const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+            const float scale = sqrtf((float)channels);
+            const i64 tiles = (spatial + 63) / 64;
+            for (i64 t = blockIdx.x; t < batches * tiles; t += gridDim.x) {
+                const i64 b = t / tiles, p = (t % tiles) * 64 + 2 * lane;
+                const bool live0 = p < spatial, live1 = p + 1 < spatial;
+                const i64 base = b * channels * spatial + p;
+                float s0 = 0.0f, s1 = 0.0f;
+                if (paired) {
+                    if (live0) for (int c = warp; c < channels; c += 8) {
+                        unsigned w = *(const unsigned*)((const unsigned short*)x + base + (i64)c * spatial);
+                        float v0 = bf16_to_f((unsigned short)(w & 0xffffu)), v1 = bf16_to_f((unsigned short)(w >> 16));
+                        s0 += v0 * v0; s1 += v1 * v1;
+                    }
+                } else {
+                    for (int c = warp; c < channels; c += 8) {
+                        i64 k = base + (i64)c * spatial;
+                        if (live0) { float v = load_f(x, k, dt); s0 += v * v; }
+                        if (live1) { float v = load_f(x, k + 1, dt); s1 += v * v; }
+                    }
                 }
+                partial[warp][2 * lane] = s0;
+                partial[warp][2 * lane + 1] = s1;
+                __syncthreads();
+                if (threadIdx.x < 64) {
+                    float total = 0.0f;
+                    for (int w = 0; w < 8; ++w) total += partial[w][threadIdx.x];
+                    inverse[threadIdx.x] = 1.0f / fmaxf(sqrtf(total), eps);
+                }
+                __syncthreads();
+                const float inv0 = inverse[2 * lane], inv1 = inverse[2 * lane + 1];
+                if (paired) {
+                    if (live0) for (int c = warp; c < channels; c += 8) {
+                        i64 k = base + (i64)c * spatial;
+                        unsigned w = *(const unsigned*)((const unsigned short*)x + k);
+                        float y0 = norm_out(bf16_to_f((unsigned short)(w & 0xffffu)), inv0, scale, g, gdt, beta, bdt, has_beta, silu, c);
+                        float y1 = norm_out(bf16_to_f((unsigned short)(w >> 16)), inv1, scale, g, gdt, beta, bdt, has_beta, silu, c);
+                        *(unsigned*)((unsigned short*)out + k) = (unsigned)f_to_bf16(y0) | ((unsigned)f_to_bf16(y1) << 16);
+                    }
+                } else {
+                    for (int c = warp; c < channels; c += 8) {
+                        i64 k = base + (i64)c * spatial;
+                        if (live0) store_f(out, k, dt_out, norm_out(load_f(x, k, dt), inv0, scale, g, gdt, beta, bdt, has_beta, silu, c));
+                        if (live1) store_f(out, k + 1, dt_out, norm_out(load_f(x, k + 1, dt), inv1, scale, g, gdt, beta, bdt, has_beta, silu, c));
+                    }
+                }
+                __syncthreads();
             }
         }
 
@@ -511,6 +571,142 @@ enum KernelSource {
             }
         }
 
+        // Eight bf16 values of a 16-byte word as floats, and back (round to nearest even).
+        __device__ __forceinline__ void unpack8(uint4 w, float* v) {
+            unsigned u[4] = {w.x, w.y, w.z, w.w};
+            for (int k = 0; k < 4; ++k) { v[2 * k] = bf16_to_f((unsigned short)(u[k] & 0xffffu)); v[2 * k + 1] = bf16_to_f((unsigned short)(u[k] >> 16)); }
+        }
+        __device__ __forceinline__ uint4 pack8(const float* v) {
+            unsigned u[4];
+            for (int k = 0; k < 4; ++k) u[k] = (unsigned)f_to_bf16(v[2 * k]) | ((unsigned)f_to_bf16(v[2 * k + 1]) << 16);
+            return make_uint4(u[0], u[1], u[2], u[3]);
+        }
+
+        // The gated residual on contiguous bf16 x, y, out [groups, rows, width] with the gate [groups, 1, width] (any
+        // float type), eight values a thread: the transformer's shape, without per-element index math.
+        extern "C" __global__ void gated_residual_bf16x8(const uint4* x, const uint4* y, const void* g, int gdt, uint4* out, i64 n8, int width,
+                                                         i64 group_size) {
+            GRID_STRIDE(i, n8) {
+                i64 e = i * 8, col = e % width, gbase = (e / group_size) * width + col;
+                float a[8], b[8], r[8];
+                unpack8(x[i], a);
+                unpack8(y[i], b);
+                for (int k = 0; k < 8; ++k) r[k] = a[k] + b[k] * load_f(g, gbase + k, gdt);
+                out[i] = pack8(r);
+            }
+        }
+
+        // Rows of bf16 held in registers, eight values per 16-byte word and at most ROW_WORDS words a thread (blocks of
+        // 128 threads: rows up to 4,096 wide), so a row is read from memory once instead of three times.
+        #define ROW_WORDS 4
+        __device__ __forceinline__ int load_row(const uint4* row, int words, float (*v)[8]) {
+            int held = 0;
+            for (int k = 0; k < ROW_WORDS; ++k) {
+                int w = threadIdx.x + k * blockDim.x;
+                if (w < words) { unpack8(row[w], v[k]); held = k + 1; }
+            }
+            return held;
+        }
+
+        // modulated_layer_norm on bf16 rows whose width is a multiple of 8 (same two-pass moments as the generic kernel).
+        extern "C" __global__ void modulated_layer_norm_bf16x8(const uint4* x, const void* shift, const void* scale, int mdt, uint4* out,
+                                                               i64 rows, int width, i64 rows_per_group, float eps) {
+            __shared__ float scratch[32];
+            const int words = width / 8;
+            for (i64 row = blockIdx.x; row < rows; row += gridDim.x) {
+                float v[ROW_WORDS][8];
+                const int held = load_row(x + row * words, words, v);
+                float s = 0.0f;
+                for (int k = 0; k < held; ++k) for (int j = 0; j < 8; ++j) s += v[k][j];
+                const float mean = block_sum(s, scratch) / (float)width;
+                float q = 0.0f;
+                for (int k = 0; k < held; ++k) for (int j = 0; j < 8; ++j) { float d = v[k][j] - mean; q += d * d; }
+                const float inv = 1.0f / sqrtf(block_sum(q, scratch) / (float)width + eps);
+                const i64 mbase = (row / rows_per_group) * width;
+                for (int k = 0; k < held; ++k) {
+                    const int w = threadIdx.x + k * blockDim.x;  // below words for every k < held
+                    float r[8];
+                    for (int j = 0; j < 8; ++j) {
+                        i64 c = mbase + (i64)w * 8 + j;
+                        r[j] = (v[k][j] - mean) * inv * (load_f(scale, c, mdt) + 1.0f) + load_f(shift, c, mdt);
+                    }
+                    out[row * words + w] = pack8(r);
+                }
+            }
+        }
+
+        // layer_norm and rms_norm (T5's) on bf16 rows whose width is a multiple of 8, same arithmetic as the generic kernels.
+        extern "C" __global__ void layer_norm_bf16x8(const uint4* x, const void* w, int wdt, const void* b, int bdt, uint4* out, i64 rows, int width,
+                                                     float eps, int has_w, int has_b) {
+            __shared__ float scratch[32];
+            const int words = width / 8;
+            for (i64 row = blockIdx.x; row < rows; row += gridDim.x) {
+                float v[ROW_WORDS][8];
+                const int held = load_row(x + row * words, words, v);
+                float s = 0.0f;
+                for (int k = 0; k < held; ++k) for (int j = 0; j < 8; ++j) s += v[k][j];
+                const float mean = block_sum(s, scratch) / (float)width;
+                float q = 0.0f;
+                for (int k = 0; k < held; ++k) for (int j = 0; j < 8; ++j) { float d = v[k][j] - mean; q += d * d; }
+                const float inv = 1.0f / sqrtf(block_sum(q, scratch) / (float)width + eps);
+                for (int k = 0; k < held; ++k) {
+                    const int word = threadIdx.x + k * blockDim.x;
+                    float r[8];
+                    for (int j = 0; j < 8; ++j) {
+                        float y = (v[k][j] - mean) * inv;
+                        if (has_w) y *= load_f(w, word * 8 + j, wdt);
+                        if (has_b) y += load_f(b, word * 8 + j, bdt);
+                        r[j] = y;
+                    }
+                    out[row * words + word] = pack8(r);
+                }
+            }
+        }
+        extern "C" __global__ void rms_norm_bf16x8(const uint4* x, const void* w, int wdt, uint4* out, i64 rows, int width, float eps) {
+            __shared__ float scratch[32];
+            const int words = width / 8;
+            for (i64 row = blockIdx.x; row < rows; row += gridDim.x) {
+                float v[ROW_WORDS][8];
+                const int held = load_row(x + row * words, words, v);
+                float s = 0.0f;
+                for (int k = 0; k < held; ++k) for (int j = 0; j < 8; ++j) s += v[k][j] * v[k][j];
+                const float inv = 1.0f / sqrtf(block_sum(s, scratch) / (float)width + eps);
+                for (int k = 0; k < held; ++k) {
+                    const int word = threadIdx.x + k * blockDim.x;
+                    float r[8];
+                    for (int j = 0; j < 8; ++j) r[j] = load_f(w, word * 8 + j, wdt) * (v[k][j] * inv);
+                    out[row * words + word] = pack8(r);
+                }
+            }
+        }
+
+        // rms_norm_rope on bf16 rows whose head size is a multiple of 8 (a word holds four whole pairs of one head).
+        extern "C" __global__ void rms_norm_rope_bf16x8(const uint4* x, const void* w, int wdt, const void* cs, const void* sn, int cdt, uint4* out,
+                                                        i64 rows, int width, int head_dim, i64 tokens, float eps) {
+            __shared__ float scratch[32];
+            const int words = width / 8, half = head_dim / 2;
+            for (i64 row = blockIdx.x; row < rows; row += gridDim.x) {
+                float v[ROW_WORDS][8];
+                const int held = load_row(x + row * words, words, v);
+                float s = 0.0f;
+                for (int k = 0; k < held; ++k) for (int j = 0; j < 8; ++j) s += v[k][j] * v[k][j];
+                const float inv = 1.0f / sqrtf(block_sum(s, scratch) / (float)width + eps);
+                const i64 t = row % tokens;
+                for (int k = 0; k < held; ++k) {
+                    const int word = threadIdx.x + k * blockDim.x;
+                    float r[8];
+                    for (int j = 0; j < 8; j += 2) {
+                        int i = word * 8 + j, p = (i / 2) % half;
+                        float x0 = load_f(w, i, wdt) * (v[k][j] * inv), x1 = load_f(w, i + 1, wdt) * (v[k][j + 1] * inv);
+                        float c = load_f(cs, t * half + p, cdt), sv = load_f(sn, t * half + p, cdt);
+                        r[j] = x0 * c - x1 * sv;
+                        r[j + 1] = x0 * sv + x1 * c;
+                    }
+                    out[row * words + word] = pack8(r);
+                }
+            }
+        }
+
         // FP8 activation quantisation (FlashWorld's FP8DynamicLinear): amax of the bf16-rounded input, then with
         // s = bf16(448/amax): e4m3(clamp(bf16(bf16(x) * s))) and the dequantisation factor 1/s for the epilogue.
         extern "C" __global__ void amax_bf16(const void* x, int dt, i64 n, unsigned* out) {
@@ -528,6 +724,32 @@ enum KernelSource {
                 float v = bf16_to_f(f_to_bf16(load_f(x, i, dt)));
                 float p = fminf(fmaxf(bf16_to_f(f_to_bf16(v * s)), -448.0f), 448.0f);
                 q[i] = f_to_fp8(p, 3, 7, 448.0f, 0x7Eu, 0x7F);
+            }
+        }
+
+        // The same two kernels on contiguous bf16, eight values (16 bytes) a thread: a bf16 value is its own rounding.
+        extern "C" __global__ void amax_bf16x8(const uint4* x, i64 n8, unsigned* out) {
+            float m = 0.0f, v[8];
+            GRID_STRIDE(i, n8) {
+                unpack8(x[i], v);
+                for (int k = 0; k < 8; ++k) m = fmaxf(m, fabsf(v[k]));
+            }
+            for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
+            if ((threadIdx.x & 31) == 0) atomicMax(out, __float_as_uint(m));
+        }
+        extern "C" __global__ void quantize_fp8_bf16x8(const uint4* x, i64 n8, const float* amax, uint2* q, float* inverse) {
+            float s = bf16_to_f(f_to_bf16(448.0f / fmaxf(*amax, 1e-12f)));
+            if (blockIdx.x == 0 && threadIdx.x == 0) *inverse = 1.0f / s;
+            float v[8];
+            GRID_STRIDE(i, n8) {
+                unpack8(x[i], v);
+                unsigned lo = 0, hi = 0;
+                for (int k = 0; k < 8; ++k) {
+                    float p = fminf(fmaxf(bf16_to_f(f_to_bf16(v[k] * s)), -448.0f), 448.0f);
+                    unsigned b = f_to_fp8(p, 3, 7, 448.0f, 0x7Eu, 0x7F);
+                    if (k < 4) lo |= b << (8 * k); else hi |= b << (8 * (k - 4));
+                }
+                q[i] = make_uint2(lo, hi);
             }
         }
 

@@ -44,7 +44,7 @@ public struct ReconstructionDecoder: Sendable {
         x = try layers.convolution("decoder.conv_in", x, padding: 1, on: backend)
         x = try backend.add(x, try layers.convolution("extra_conv_in", try backend.cast(features, to: activationType), padding: 1, on: backend))
         x = try decoder.trunk(x, prefix: "decoder.", on: backend)
-        x = try backend.silu(try backend.run(.channelRMSNorm(eps: 1e-12), [x, weights["decoder.norm_out.gamma"]])[0])
+        x = try backend.run(.channelRMSNormSiLU(eps: 1e-12), [x, weights["decoder.norm_out.gamma"]])[0]
         return try GaussianHead(weights: weights)(x, cameras: cameras, on: backend)
     }
 }

@@ -52,7 +52,7 @@ public struct WanVAEDecoder: Sendable {
         var x = try layers.convolution("post_quant_conv", latent, padding: 0, on: backend)
         x = try layers.convolution("decoder.conv_in", x, padding: 1, on: backend)
         x = try trunk(x, prefix: "decoder.", on: backend)
-        x = try backend.silu(try backend.run(.channelRMSNorm(eps: 1e-12), [x, weights["decoder.norm_out.gamma"]])[0])
+        x = try backend.run(.channelRMSNormSiLU(eps: 1e-12), [x, weights["decoder.norm_out.gamma"]])[0]
         x = try layers.convolution("decoder.conv_out", x, padding: 1, on: backend)
         // Unpatchify: channel 4c + 2·(column offset) + (row offset) back to pixels.
         let (b, ch, h, w) = (x.shape[0], x.shape[1] / 4, x.shape[2], x.shape[3])

@@ -74,7 +74,7 @@ public struct WanVAEEncoder: Sendable {
         x = try layers.residualBlock("encoder.mid_block.resnets.0", x, on: backend)
         x = try layers.attentionBlock("encoder.mid_block.attentions.0", x, on: backend)
         x = try layers.residualBlock("encoder.mid_block.resnets.1", x, on: backend)
-        x = try backend.silu(try backend.run(.channelRMSNorm(eps: 1e-12), [x, w["encoder.norm_out.gamma"]])[0])
+        x = try backend.run(.channelRMSNormSiLU(eps: 1e-12), [x, w["encoder.norm_out.gamma"]])[0]
         x = try layers.convolution("encoder.conv_out", x, padding: 1, on: backend)
         x = try layers.convolution("quant_conv", x, padding: 0, on: backend)
         let halves = try backend.split(x, sizes: [c.zDim, c.zDim], axis: 1)

@@ -20,9 +20,9 @@ struct WanVAELayers {
 
     func residualBlock(_ name: String, _ x: Tensor, on backend: any Backend) throws(EngineError) -> Tensor {
         let shortcut = weights.optional("\(name).conv_shortcut.weight") == nil ? x : try convolution("\(name).conv_shortcut", x, padding: 0, on: backend)
-        var h = try backend.silu(try backend.run(.channelRMSNorm(eps: 1e-12), [x, weights["\(name).norm1.gamma"]])[0])
+        var h = try backend.run(.channelRMSNormSiLU(eps: 1e-12), [x, weights["\(name).norm1.gamma"]])[0]
         h = try convolution("\(name).conv1", h, padding: 1, on: backend)
-        h = try backend.silu(try backend.run(.channelRMSNorm(eps: 1e-12), [h, weights["\(name).norm2.gamma"]])[0])
+        h = try backend.run(.channelRMSNormSiLU(eps: 1e-12), [h, weights["\(name).norm2.gamma"]])[0]
         h = try convolution("\(name).conv2", h, padding: 1, on: backend)
         return try backend.add(h, shortcut)
     }

@@ -94,15 +94,15 @@ public struct WanVAEVideoDecoder: Sendable {
             x = try backend.add(
                 x, try WanVAELayers.duplicatedUp(shortcut, to: dims[b + 1], temporal: upsampleTime[b], firstChunk: first, on: backend))
         }
-        x = try backend.silu(try backend.run(.channelRMSNorm(eps: 1e-12), [x, weights["decoder.norm_out.gamma"]])[0])
+        x = try backend.run(.channelRMSNormSiLU(eps: 1e-12), [x, weights["decoder.norm_out.gamma"]])[0]
         return try convolution("decoder.conv_out", x, cache: &cache, on: backend)
     }
 
     func residualBlock(_ name: String, _ x: Tensor, cache: inout ChunkCache, on backend: any Backend) throws(EngineError) -> Tensor {
         let shortcut = weights.optional("\(name).conv_shortcut.weight") == nil ? x : try convolution("\(name).conv_shortcut", x, cache: nil, on: backend)
-        var h = try backend.silu(try backend.run(.channelRMSNorm(eps: 1e-12), [x, weights["\(name).norm1.gamma"]])[0])
+        var h = try backend.run(.channelRMSNormSiLU(eps: 1e-12), [x, weights["\(name).norm1.gamma"]])[0]
         h = try convolution("\(name).conv1", h, cache: &cache, on: backend)
-        h = try backend.silu(try backend.run(.channelRMSNorm(eps: 1e-12), [h, weights["\(name).norm2.gamma"]])[0])
+        h = try backend.run(.channelRMSNormSiLU(eps: 1e-12), [h, weights["\(name).norm2.gamma"]])[0]
         h = try convolution("\(name).conv2", h, cache: &cache, on: backend)
         return try backend.add(h, shortcut)
     }
