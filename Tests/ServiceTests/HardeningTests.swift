@@ -1,6 +1,10 @@
 import Foundation
+#if canImport(Glibc)
+    import Glibc
+#endif
 import Hummingbird
 import HummingbirdTesting
+import Synchronization
 import Testing
 
 @testable import Service
@@ -48,8 +52,8 @@ struct HardeningTests {
                 uri: "/v1/jobs", method: .post, headers: [.origin: "http://good.example", .contentType: "application/json"], body: requestBody()
             ) { #expect($0.status == .accepted) }
         }
-        #expect(RequestGuardMiddleware<BasicRequestContext>.sameOrigin("http://127.0.0.1:7860", host: "127.0.0.1:7860"))
-        #expect(!RequestGuardMiddleware<BasicRequestContext>.sameOrigin("http://127.0.0.1:7861", host: "127.0.0.1:7860"))
+        #expect(RequestGuardMiddleware<DioramaRequestContext>.sameOrigin("http://127.0.0.1:7860", host: "127.0.0.1:7860"))
+        #expect(!RequestGuardMiddleware<DioramaRequestContext>.sameOrigin("http://127.0.0.1:7861", host: "127.0.0.1:7860"))
         await service.stop()
     }
 
@@ -192,6 +196,67 @@ struct ParsingQueueTests {
         try await Task.sleep(for: .milliseconds(50))
         #expect(await gate.freeSlots == 0, "the next caller holds the slot")
         try await next.value
+    }
+}
+
+/// A client that disconnects while its request waits for a parsing slot is dropped: it leaves the queue, nothing is
+/// parsed or submitted for it, and its answer counts as a 499.
+struct ClientDisconnectTests {
+    @Test func aWaiterWhoseClientLeftLeavesTheQueue() async throws {
+        let gate = Gate(slots: 1)
+        try await gate.enter()
+        let signal = DisconnectSignal()
+        let waiter = Task { try await gate.enter(leavingOn: signal) }
+        try await Task.sleep(for: .milliseconds(50))
+        #expect(await gate.waitingCount == 1)
+        signal.fire()
+        await #expect(throws: CancellationError.self) { try await waiter.value }
+        #expect(await gate.waitingCount == 0)
+        await gate.leave()
+        #expect(await gate.freeSlots == 1, "the slot was not handed to the client that left")
+        // A signal that has fired refuses at once, and an action registered after it runs at once.
+        await #expect(throws: CancellationError.self) { try await gate.enter(leavingOn: signal) }
+        let ran = Mutex(false)
+        #expect(signal.onClose { ran.withLock { $0 = true } } == nil && ran.withLock { $0 })
+    }
+
+    @Test func aQueuedRequestOfAClosedConnectionIsNeverSubmitted() async throws {
+        let folder = temporaryFolder("gone")
+        let service = GenerationService(store: try SQLiteJobStore(path: "\(folder)/jobs.sqlite"), generator: StubGenerator(), dataDirectory: folder)
+        try await service.start()
+        let configuration = ServiceConfiguration()
+        let application = Application(
+            router: DioramaServer.router(service: service, configuration: configuration), server: DioramaServer.httpServer(configuration: configuration))
+        try await application.test(.live) { client in
+            let port = try #require(client.port)
+            // Every parsing slot held, as by other clients' uploads (waiting for any another test holds).
+            let gate = BlockingWork.parsingGate
+            for _ in 0..<gate.slots { try await gate.enter() }
+            let body = String(buffer: requestBody())
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = in_port_t(UInt16(port).bigEndian)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            let connected = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            #expect(connected == 0)
+            let text = "POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
+            _ = Array(text.utf8).withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            try await Task.sleep(for: .milliseconds(400))
+            #expect(await gate.waitingCount >= 1, "the request waits for a slot")
+            close(fd)
+            try await Task.sleep(for: .milliseconds(400))
+            for _ in 0..<gate.slots { await gate.leave() }
+            try await Task.sleep(for: .milliseconds(400))
+            var listed: [Any] = []
+            try await client.execute(uri: "/v1/jobs", method: .get) { listed = json($0.body)["jobs"] as? [Any] ?? [] }
+            #expect(listed.isEmpty, "a job was submitted for a client that had gone")
+            let metrics = await service.metrics.exposition(gauges: [])
+            #expect(metrics.contains(#"diorama_http_responses_total{code="499"} 1"#), "\(metrics)")
+        }
+        await service.stop()
     }
 }
 

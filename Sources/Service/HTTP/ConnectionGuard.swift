@@ -9,7 +9,8 @@ import NIOHTTPTypesHTTP1
 ///   response finished), and its body within `bodyTimeout` of the head, else the connection is closed: a client that
 ///   trickles bytes (slowloris) cannot hold a connection, however often it sends;
 /// - an HTTP/1.1 request needs exactly one `Host` (HTTP/1.0 at most one), else `400`;
-/// - a request the parser rejects gets the API's JSON error body with its `400`, and the connection is closed.
+/// - a request the parser rejects gets the API's JSON error body with its `400`, and the connection is closed;
+/// - when the client closes the connection, the handlers still working for it are told (`DisconnectSignal`).
 final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias InboundOut = HTTPServerRequestPart
@@ -23,6 +24,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     private var open = 0
     private var responseStarted = false
     private var refusing = false
+    private var disconnect: DisconnectSignal?
 
     init(headerTimeout: TimeAmount, bodyTimeout: TimeAmount) {
         self.headerTimeout = headerTimeout
@@ -30,6 +32,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
+        disconnect = OpenConnections.register(context.channel)
         if context.channel.isActive { arm(headerTimeout, context) }
     }
 
@@ -38,12 +41,27 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         context.fireChannelActive()
     }
 
+    /// The client went away: the handlers still working for it are cancelled (`ClientDisconnectMiddleware`).
     func channelInactive(context: ChannelHandlerContext) {
         deadline?.cancel()
+        disconnect?.fire()
+        OpenConnections.unregister(context.channel)
         context.fireChannelInactive()
     }
 
-    func handlerRemoved(context: ChannelHandlerContext) { deadline?.cancel() }
+    /// The client closed its side (Hummingbird keeps half-closed connections open so that an answer could still be
+    /// written): as Go's HTTP server does, that counts as the client having gone for the requests still being
+    /// worked on.
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, event == .inputClosed { disconnect?.fire() }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        deadline?.cancel()
+        disconnect?.fire()
+        OpenConnections.unregister(context.channel)
+    }
 
     private func arm(_ timeout: TimeAmount, _ context: ChannelHandlerContext) {
         deadline?.cancel()

@@ -3,13 +3,14 @@ import Hummingbird
 /// The whole HTTP surface of `diorama serve`: the studio at `/`, FlashWorld's API (and the Gradio calls of its current
 /// web client), the image-to-3D API and the native `/v1` API over one service, behind the response accounting, CORS and bearer-token layers.
 public enum DioramaServer {
-    public static func router(service: GenerationService, configuration: ServiceConfiguration) -> Router<BasicRequestContext> {
-        let router = Router()
+    public static func router(service: GenerationService, configuration: ServiceConfiguration) -> Router<DioramaRequestContext> {
+        let router = Router(context: DioramaRequestContext.self)
         // Outermost first: CORS headers go on every answer, errors included.
         router.add(middleware: OriginPolicyMiddleware(origins: configuration.corsOrigins))
         router.add(middleware: ResponseAccountingMiddleware(metrics: service.metrics))
         router.add(middleware: BearerTokenMiddleware(token: configuration.token))
         router.add(middleware: RequestGuardMiddleware(origins: configuration.corsOrigins))
+        router.add(middleware: ClientDisconnectMiddleware())
         OperationsRoutes.add(to: router, service: service)
         // A worker answers operators only: its jobs come from the shared store, not from clients.
         guard configuration.role != .worker else { return router }
@@ -22,7 +23,7 @@ public enum DioramaServer {
     }
 
     /// The studio's files, compiled in; the page needs no other origin.
-    static func addStudio(to router: Router<BasicRequestContext>) {
+    static func addStudio(to router: Router<DioramaRequestContext>) {
         for path in StudioAssets.files.keys.sorted() + ["/", "/docs"] {
             router.getAndHead(RouterPath(path)) { request, _ -> Response in
                 guard let file = StudioAssets.file(at: request.uri.path) else { return HTTPResponses.error(404, "no such page") }

@@ -6,7 +6,7 @@ import NIOCore
 /// ids and the queue), `GET /task/{id}`, `GET /download/{file_id}`, `DELETE|POST /delete/{file_id}`, `GET /status`,
 /// with the same fields and states. A multipart `POST /generate` is the image-to-3D API's instead.
 enum FlashWorldRoutes {
-    static func add(to router: Router<BasicRequestContext>, service: GenerationService, configuration: ServiceConfiguration) {
+    static func add(to router: Router<DioramaRequestContext>, service: GenerationService, configuration: ServiceConfiguration) {
         router.post("generate") { request, _ -> Response in
             if request.headers[.contentType]?.lowercased().hasPrefix("multipart/form-data") == true {
                 return await ImageTo3DRoutes.generateFromForm(request, service: service, configuration: configuration, answer: .ply)
@@ -59,7 +59,7 @@ enum FlashWorldRoutes {
             return HTTPResponses.file(service.artifactPath(fileID), request: request, contentType: "application/octet-stream", downloadName: "\(fileID).ply")
         }
 
-        let delete: @Sendable (Request, BasicRequestContext) async throws -> Response = { _, context in
+        let delete: @Sendable (Request, DioramaRequestContext) async throws -> Response = { _, context in
             let fileID = context.parameters.get("fileID") ?? ""
             guard fileID.allSatisfy(\.isASCIIDigit) else { return HTTPResponses.json(404, ["success": false, "error": "File not found"]) }
             let removed = try await service.delete(fileID: fileID)

@@ -31,7 +31,7 @@ enum GradioRoutes {
         func take(_ id: String) -> String? { entries.withLock { $0.removeValue(forKey: id)?.data } }
     }
 
-    static func add(to router: Router<BasicRequestContext>, service: GenerationService) {
+    static func add(to router: Router<DioramaRequestContext>, service: GenerationService) {
         let results = Results()
         let call = router.group("gradio_api/call")
 

@@ -10,7 +10,7 @@ import SplatIO
 enum ImageTo3DRoutes {
     enum Answer { case ply, spz }
 
-    static func add(to router: Router<BasicRequestContext>, service: GenerationService, configuration: ServiceConfiguration) {
+    static func add(to router: Router<DioramaRequestContext>, service: GenerationService, configuration: ServiceConfiguration) {
         router.post("generate-spz") { request, _ -> Response in
             guard request.headers[.contentType]?.lowercased().hasPrefix("multipart/form-data") == true else {
                 return HTTPResponses.error(415, "send multipart/form-data with a prompt_image_file part (and optionally seed)", detail: true)

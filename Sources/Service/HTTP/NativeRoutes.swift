@@ -10,7 +10,7 @@ import Hummingbird
 enum NativeRoutes {
     static let version = "0.1.0"
 
-    static func add(to router: Router<BasicRequestContext>, service: GenerationService, configuration: ServiceConfiguration) {
+    static func add(to router: Router<DioramaRequestContext>, service: GenerationService, configuration: ServiceConfiguration) {
         let v1 = router.group("v1")
 
         v1.getAndHead("info") { _, _ -> Response in
@@ -181,7 +181,7 @@ enum NativeRoutes {
         }
     }
 
-    static func notFound(_ context: BasicRequestContext) -> Response {
+    static func notFound(_ context: DioramaRequestContext) -> Response {
         HTTPResponses.error(404, "no job \(context.parameters.get("id") ?? "")")
     }
 

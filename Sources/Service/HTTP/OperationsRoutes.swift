@@ -3,7 +3,7 @@ import Hummingbird
 /// What operators and load balancers read on every node, workers included: `GET /health` with real states and
 /// Prometheus `GET /metrics`.
 enum OperationsRoutes {
-    static func add(to router: Router<BasicRequestContext>, service: GenerationService) {
+    static func add(to router: Router<DioramaRequestContext>, service: GenerationService) {
         router.getAndHead("health") { _, _ -> Response in
             let readiness = await service.readiness
             let counts: (queued: Int, running: Int)
