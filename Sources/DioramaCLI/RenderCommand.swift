@@ -34,6 +34,7 @@ struct RenderCommand: ParsableCommand {
               diorama render scene.spz --camera-path forward,orbit-left,orbit-right \\
                   --frames 48 -o tour.mp4
               diorama render scene.spz --frames 1 --size 1280x720 -o still.png
+              diorama render scene.spz --panorama --depth -o pano.png
             """))
 
     @Argument(help: "The scene to render (.ply, .spz or .splat).")
@@ -42,13 +43,13 @@ struct RenderCommand: ParsableCommand {
     @Option(name: .shortAndLong, help: "out.mp4, a folder for PNG frames (a name ending in /), or one .png with --frames 1.")
     var output: String
 
-    @Option(help: ArgumentHelp(CameraPathSource.help, valueName: "path"))
-    var cameraPath = "orbit"
+    @Option(help: ArgumentHelp(CameraPathSource.help + " Default: orbit (with --panorama: camera #0 of a FlashWorld scene, at the origin looking down -z).", valueName: "path"))
+    var cameraPath: String?
 
     @Option(help: "Frames to render. A camera file keeps its own count unless this is given; generated paths default to 96.")
     var frames: Int?
 
-    @Option(help: "Image size, WIDTHxHEIGHT (default: a camera file's resolution, else 704x480).")
+    @Option(help: "Image size, WIDTHxHEIGHT (default: a camera file's resolution, else 704x480; 2048x1024 for --panorama).")
     var size: ImageSize?
 
     @Option(help: "Frames per second of the MP4.")
@@ -84,10 +85,14 @@ struct RenderCommand: ParsableCommand {
     @Flag(help: "Also write each view's depth (camera-space, expected over the visible splats; 0 where nothing is) as a float map (.pfm) beside its frame; a video's go to a folder beside it. Depth comes from the CPU renderer.")
     var depth = false
 
+    @Flag(help: "Render 360-degree equirectangular panoramas (twice as wide as high) from each camera's position instead of its pinhole view: longitude 0 is where it looks, the top row its up. With --depth, each panorama's depth is the distance along its pixels' rays. Renders on the CPU.")
+    var panorama = false
+
     @Flag(name: .shortAndLong, help: "No progress bar or summary.")
     var quiet = false
 
     static let maxFrames = 100_000
+    static let defaultPanoramaSize = ImageSize(width: 2048, height: 1024)
     static let defaultGeneratedFrames = 96
 
     enum Destination: Equatable {
@@ -125,6 +130,9 @@ struct RenderCommand: ParsableCommand {
             throw ValidationError("--sh-degree must be 0 to \(GaussianCloud.maxSHDegree), not \(shDegree)")
         }
         guard far > 0.01 else { throw ValidationError("--far must be above the near plane (0.01), not \(far)") }
+        if panorama, let size, size.width != 2 * size.height {
+            throw ValidationError("a panorama is twice as wide as it is high (equirectangular), not \(size.description): try --size \(2 * size.height)x\(size.height)")
+        }
     }
 
     func run() throws {
@@ -132,12 +140,12 @@ struct RenderCommand: ParsableCommand {
         if destination == .video && VideoEncoder.locateFFmpeg() == nil {
             try reportingErrors { () throws(MediaError) in throw MediaError(.encoderMissing, VideoEncoder.missingMessage) }
         }
-        let source = CameraPathSource(cameraPath)
+        let source = CameraPathSource(cameraPath ?? (panorama ? "forward" : "orbit"))
         var document: CameraPathDocument?
         if case .file(let path) = source {
             document = try reportingErrors { () throws(CameraError) in try readCameraFile(path) }
         }
-        let imageSize = size ?? document?.size.map { ImageSize(width: $0.width, height: $0.height) } ?? .flashWorld
+        let imageSize = size ?? (panorama ? Self.defaultPanoramaSize : document?.size.map { ImageSize(width: $0.width, height: $0.height) } ?? .flashWorld)
         // Refuse an impossible size before reading the scene.
         try reportingErrors { () throws(RenderError) in
             try SplatRenderer.check(RenderCamera(viewMatrix: identityView, intrinsics: [1, 0, 0, 0, 1, 0, 0, 0, 1], width: imageSize.width, height: imageSize.height))
@@ -224,8 +232,8 @@ struct RenderCommand: ParsableCommand {
         let renderer = SplatRenderer(options: RenderOptions(background: background.rgb, shDegree: shDegree))
         let choice = DeviceChoice(device: device)
         try choice.validate()
-        // Depth is the CPU renderer's: with --depth every view renders there.
-        let gpu = depth ? nil : try choice.backend(quiet: quiet) as? CUDABackend
+        // Depth and panoramas are the CPU renderer's: with either, every view renders there.
+        let gpu = depth || panorama ? nil : try choice.backend(quiet: quiet) as? CUDABackend
         let frames = try gpu.map { gpu in try GPUFrames(gpu: gpu, cloud: cloud, size: size, far: far, shDegree: shDegree, background: background.rgb) }
         var encoder: VideoEncoder?
         switch destination {
@@ -255,7 +263,13 @@ struct RenderCommand: ParsableCommand {
         for (index, camera) in cameras.enumerated() {
             let rgb: [UInt8]
             var depthMap: [Float]?
-            if let frames {
+            if panorama {
+                let view = try reportingErrors { () throws(RenderError) in
+                    try PanoramaRenderer(renderer: renderer).render(cloud, from: camera, width: size.width, height: size.height, farPlane: far)
+                }
+                rgb = view.rgb8()
+                if depth { depthMap = view.range }
+            } else if let frames {
                 rgb = try reportingErrors { () throws(EngineError) in try frames.frame(index, of: cameras) }
             } else {
                 let view = RenderCamera(camera, width: size.width, height: size.height, farPlane: far)

@@ -146,6 +146,17 @@ import Testing
         #expect(files(folder).allSatisfy { !$0.hasSuffix(".png") })
     }
 
+    /// `--panorama` writes an equirectangular image (and with `--depth` its ray distances) from camera #0; a size that
+    /// is not twice as wide as high is refused.
+    @Test func renderWritesPanoramas() throws {
+        let scene = try writeScene("pano.ply")
+        try run(["render", scene, "--panorama", "--depth", "--size", "64x32", "-o", "\(folder)/pano.png", "-q"])
+        #expect(pngSize(try bytes("\(folder)/pano.png")) == (64, 32))
+        let map = try #require(PFMEncoder.decode(try bytes("\(folder)/pano.depth.pfm")))
+        #expect(map.width == 64 && map.height == 32 && map.values.contains { $0 > 0 })
+        #expect(throws: (any Error).self) { _ = try DioramaCommand.parseAsRoot(["render", scene, "--panorama", "--size", "64x48", "-o", "x.png"]) }
+    }
+
     @Test func badOptionsAreRejectedBeforeReading() {
         for arguments in [
             ["render", "s.ply", "-o", "x.png", "--frames", "2"], ["render", "s.ply", "-o", "x.mp4", "--frames", "0"],
