@@ -157,6 +157,35 @@ import Testing
         #expect(throws: (any Error).self) { _ = try DioramaCommand.parseAsRoot(["render", scene, "--panorama", "--size", "64x48", "-o", "x.png"]) }
     }
 
+    /// `diorama mesh` writes binary glTF, the visual mesh or the collider; other names and sizes are refused.
+    @Test func meshWritesGLB() throws {
+        // A wall of opaque splats three units ahead of camera 0.
+        var wall = GaussianCloud(count: 1600, shDegree: 0, frame: .rub)
+        for i in 0..<1600 {
+            wall.positions[3 * i] = Float(i % 40) / 20 - 1
+            wall.positions[3 * i + 1] = Float(i / 40) / 20 - 1
+            wall.positions[3 * i + 2] = -3
+            for axis in 0..<3 { wall.logScales[3 * i + axis] = -3 }
+            wall.rotations[4 * i] = 1
+            wall.logitOpacities[i] = 6
+        }
+        let scene = "\(folder)/wall.ply"
+        try SplatFile.write(wall, toPath: scene)
+        for (name, extra) in [("mesh.glb", [String]()), ("collider.glb", ["--collider", "--triangles", "500"])] {
+            try run(["mesh", scene, "--from", "inside", "--resolution", "32", "--view-size", "96", "-o", "\(folder)/\(name)", "-q"] + extra)
+            let glb = try bytes("\(folder)/\(name)")
+            #expect(Array(glb.prefix(4)) == Array("glTF".utf8), "\(name)")
+            #expect(String(decoding: glb, as: UTF8.self).contains("COLOR_0") == (name == "mesh.glb"))
+        }
+        // A sparse cloud leaves nothing to fuse: a data error, and no file.
+        let sparse = try writeScene("sparse.ply", count: 200)
+        #expect(throws: (any Error).self) { try run(["mesh", sparse, "--resolution", "16", "--view-size", "64", "-o", "\(folder)/none.glb", "-q"]) }
+        #expect(!files(folder).contains("none.glb"))
+        for arguments in [["mesh", scene, "-o", "x.obj"], ["mesh", scene, "-o", "x.glb", "--resolution", "4"], ["mesh", scene, "-o", "x.glb", "--triangles", "3"], ["mesh", scene, "-o", "x.glb", "--from", "above"]] {
+            #expect(throws: (any Error).self, "\(arguments)") { _ = try DioramaCommand.parseAsRoot(arguments) }
+        }
+    }
+
     @Test func badOptionsAreRejectedBeforeReading() {
         for arguments in [
             ["render", "s.ply", "-o", "x.png", "--frames", "2"], ["render", "s.ply", "-o", "x.mp4", "--frames", "0"],

@@ -1,0 +1,146 @@
+import Cameras
+import SplatCore
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A splat scene as a triangle mesh: RGB and depth rendered from views that cover it, fused into a TSDF
+/// (`TSDFVolume`), and its zero surface extracted. Splats are thin sheets that look the same from both sides, and a
+/// field fused from both sides of a sheet averages to noise, so the views come from one side: from inside (the cube
+/// views at the scene's first camera, where a FlashWorld scene was generated looking out at its surroundings, and at its
+/// centre) or from outside (two rings of views looking in, for an object).
+public struct SceneMesher: Sendable {
+    public struct Options: Sendable {
+        /// Voxels along the grid's longest side (the others in proportion).
+        public var resolution: Int = 192
+        /// Truncation, in voxels.
+        public var truncationVoxels: Float = 4
+        /// Side of each cube-face render, and width of each orbit render.
+        public var viewSize: Int = 384
+        public var orbitViews: Int = 16
+        /// Pixels whose coverage is below this carry no depth.
+        public var minimumAlpha: Float = 0.5
+        public var viewpoint: Viewpoint = .automatic
+        public init() {}
+    }
+
+    /// Where the views look from; automatic: from inside when the first camera (the origin) lies inside the scene's
+    /// box, as in a FlashWorld scene, else from outside.
+    public enum Viewpoint: String, Sendable, CaseIterable {
+        case automatic = "auto", inside, outside
+    }
+
+    public let options: Options
+    public let renderer: SplatRenderer
+
+    public init(options: Options = Options(), renderer: SplatRenderer = SplatRenderer()) {
+        self.options = options
+        self.renderer = renderer
+    }
+
+    /// The box the grid spans: the 2nd to 98th percentile of the reasonably opaque Gaussians along each axis, padded by
+    /// a tenth (generated scenes have floaters far out), and always holding the first camera's position.
+    public static func bounds(of cloud: GaussianCloud) -> (lower: SIMD3<Float>, upper: SIMD3<Float>) {
+        let n = cloud.count
+        let step = max(1, n / 200_000)
+        var picked: [Int] = []
+        for i in stride(from: 0, to: n, by: step) where cloud.opacity(i) >= 0.1 { picked.append(i) }
+        if picked.isEmpty { picked = Array(stride(from: 0, to: n, by: step)) }
+        guard !picked.isEmpty else { return (SIMD3(repeating: -1), SIMD3(repeating: 1)) }
+        var lower = SIMD3<Float>.zero, upper = SIMD3<Float>.zero
+        for axis in 0..<3 {
+            let values = picked.map { cloud.positions[3 * $0 + axis] }.sorted()
+            lower[axis] = min(values[values.count * 2 / 100], 0)
+            upper[axis] = max(values[min(values.count - 1, values.count * 98 / 100)], 0)
+        }
+        let pad = 0.1 * (upper - lower) + SIMD3(repeating: 1e-3)
+        return (lower - pad, upper + pad)
+    }
+
+    /// How far off its axis an inside view is fused: 38 degrees, just past the 35.3 that the 26 directions need to
+    /// cover every ray.
+    static let insideTangent: Float = 0.78
+
+    /// The side the views take for `cloud`.
+    public func viewpoint(for cloud: GaussianCloud) -> Viewpoint {
+        guard options.viewpoint == .automatic else { return options.viewpoint }
+        let (lower, upper) = Self.bounds(of: cloud)
+        // Inside: the origin well within the box (not on the padding), as a FlashWorld scene's camera #0 is.
+        let margin = 0.15 * (upper - lower)
+        let inner = (lower + margin, upper - margin)
+        let inside = (0..<3).allSatisfy { inner.0[$0] < 0 && 0 < inner.1[$0] }
+        return inside ? .inside : .outside
+    }
+
+    /// The views the scene is fused from.
+    public func views(for cloud: GaussianCloud) -> [RenderCamera] {
+        let framing = SceneFraming(cloud)
+        let size = options.viewSize
+        var cameras: [RenderCamera] = []
+        if viewpoint(for: cloud) == .inside {
+            // 90-degree views towards the 26 neighbours of a cube's centre, at the first camera and at the scene's
+            // centre; each is fused only within `insideTangent` of its axis, and together they cover every direction.
+            let face = NormalizedIntrinsics(fx: 0.5, fy: 0.5, cx: 0.5, cy: 0.5)
+            for position in [SIMD3<Double>.zero, framing.center] {
+                for i in -1...1 {
+                    for j in -1...1 {
+                        for k in -1...1 where i != 0 || j != 0 || k != 0 {
+                            let direction = SIMD3(Double(i), Double(j), Double(k))
+                            let up = i == 0 && k == 0 ? SIMD3<Double>(0, 0, -1) : SIMD3<Double>(0, 1, 0)
+                            let camera = Camera.lookingAt(position + direction, from: position, up: up, intrinsics: face)
+                            cameras.append(RenderCamera(camera, width: size, height: size))
+                        }
+                    }
+                }
+            }
+            return cameras
+        }
+        // Two rings, above and below, so that no side of an object goes unseen.
+        let height = max(8, size * 3 / 4)
+        let intrinsics = NormalizedIntrinsics(verticalFieldOfView: 60, width: size, height: height)
+        // Twice the distance that frames the object: the views must see the free space around it, not just fill with it.
+        let reach = 2 * framing.viewingDistance(verticalFieldOfView: 60)
+        for (elevation, count) in [(35.0, (options.orbitViews + 1) / 2), (-35.0, options.orbitViews / 2)] where count > 0 {
+            let ring = CameraPath.orbit(
+                around: framing.center, radius: reach, up: SIMD3(0, 1, 0), start: SIMD3(0, 0, 1), elevation: elevation, count: count,
+                intrinsics: intrinsics)
+            cameras += ring.cameras.map { RenderCamera($0, width: size, height: height) }
+        }
+        return cameras
+    }
+
+    /// The fused field of `cloud` (positions in its own frame and units); `progress` gets (views done, views).
+    public func fuse(_ cloud: GaussianCloud, progress: (Int, Int) -> Void = { _, _ in }) throws(RenderError) -> TSDFVolume {
+        guard cloud.count > 0 else { throw RenderError(.emptyScene, "the scene has no Gaussians to mesh") }
+        guard (16...1024).contains(options.resolution) else {
+            throw RenderError(.invalidSize, "the mesh resolution must be 16 to 1024 voxels along the longest side, not \(options.resolution)")
+        }
+        let (lower, upper) = Self.bounds(of: cloud)
+        let extent = upper - lower
+        let voxel = extent.max() / Float(options.resolution - 1)
+        let dimensions = SIMD3<Int32>((extent / voxel).rounded(.up)) &+ 1
+        var volume = try TSDFVolume(origin: lower, voxelSize: voxel, dimensions: dimensions, truncation: options.truncationVoxels * voxel)
+        let cameras = views(for: cloud)
+        let tangent: Float = viewpoint(for: cloud) == .inside ? Self.insideTangent : .infinity
+        for (k, camera) in cameras.enumerated() {
+            let image = try renderer.render(cloud, camera: camera)
+            volume.integrate(image, camera: camera, minimumAlpha: options.minimumAlpha, maximumTangent: tangent)
+            progress(k + 1, cameras.count)
+        }
+        return volume
+    }
+
+    /// A collider: the field halved until its surface has at most `triangles` triangles (coarser grids give smoother
+    /// surfaces with fewer triangles), closed (unobserved space counts as empty), without colours.
+    public static func collider(from volume: TSDFVolume, triangles: Int) throws(RenderError) -> TriangleMesh {
+        var field = volume
+        var mesh = field.extractSurface(closingUnobserved: true)
+        while mesh.triangleCount > triangles && min(field.dimensions.x, field.dimensions.y, field.dimensions.z) >= 8 {
+            field = try field.halved()
+            mesh = field.extractSurface(closingUnobserved: true)
+        }
+        mesh.colours = []
+        return mesh
+    }
+}
