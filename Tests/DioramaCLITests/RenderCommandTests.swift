@@ -51,6 +51,22 @@ import Testing
         return path
     }
 
+    /// A 2 x 2 wall of 1,600 opaque splats three units ahead of camera 0.
+    func writeWall(_ name: String) throws -> String {
+        var wall = GaussianCloud(count: 1600, shDegree: 0, frame: .rub)
+        for i in 0..<1600 {
+            wall.positions[3 * i] = Float(i % 40) / 20 - 1
+            wall.positions[3 * i + 1] = Float(i / 40) / 20 - 1
+            wall.positions[3 * i + 2] = -3
+            for axis in 0..<3 { wall.logScales[3 * i + axis] = -3 }
+            wall.rotations[4 * i] = 1
+            wall.logitOpacities[i] = 6
+        }
+        let path = "\(folder)/\(name)"
+        try SplatFile.write(wall, toPath: path)
+        return path
+    }
+
     func exitCode(_ error: any Error) -> Int32? { (error as? ExitCode)?.rawValue }
 
     @Test func cameraPathWritesTheRequestShape() throws {
@@ -92,17 +108,7 @@ import Testing
     /// `--depth` writes each view's depth beside it: a plane of splats three units ahead of camera 0 reads 3 where it
     /// covers the view and 0 around it.
     @Test func renderWritesDepthMapsBesideFrames() throws {
-        var plane = GaussianCloud(count: 1600, shDegree: 0, frame: .rub)
-        for i in 0..<1600 {
-            plane.positions[3 * i] = Float(i % 40) / 20 - 1
-            plane.positions[3 * i + 1] = Float(i / 40) / 20 - 1
-            plane.positions[3 * i + 2] = -3
-            for axis in 0..<3 { plane.logScales[3 * i + axis] = -3 }
-            plane.rotations[4 * i] = 1
-            plane.logitOpacities[i] = 6
-        }
-        let scene = "\(folder)/plane.ply"
-        try SplatFile.write(plane, toPath: scene)
+        let scene = try writeWall("plane.ply")
         try run(["camera-path", "forward", "--keyframes-only", "--size", "64x48", "-o", "\(folder)/zero.json"])
         let document = try CameraPathDocument(json: bytes("\(folder)/zero.json"))
         try writeOutput(CameraPathDocument(cameras: [document.cameras[0]], resolution: [1, 48, 64]).jsonBytes(), to: "\(folder)/zero.json")
@@ -159,18 +165,7 @@ import Testing
 
     /// `diorama mesh` writes binary glTF, the visual mesh or the collider; other names and sizes are refused.
     @Test func meshWritesGLB() throws {
-        // A wall of opaque splats three units ahead of camera 0.
-        var wall = GaussianCloud(count: 1600, shDegree: 0, frame: .rub)
-        for i in 0..<1600 {
-            wall.positions[3 * i] = Float(i % 40) / 20 - 1
-            wall.positions[3 * i + 1] = Float(i / 40) / 20 - 1
-            wall.positions[3 * i + 2] = -3
-            for axis in 0..<3 { wall.logScales[3 * i + axis] = -3 }
-            wall.rotations[4 * i] = 1
-            wall.logitOpacities[i] = 6
-        }
-        let scene = "\(folder)/wall.ply"
-        try SplatFile.write(wall, toPath: scene)
+        let scene = try writeWall("wall.ply")
         for (name, extra) in [("mesh.glb", [String]()), ("collider.glb", ["--collider", "--triangles", "500"])] {
             try run(["mesh", scene, "--from", "inside", "--resolution", "32", "--view-size", "96", "-o", "\(folder)/\(name)", "-q"] + extra)
             let glb = try bytes("\(folder)/\(name)")

@@ -609,6 +609,21 @@ enum KernelSource {
             return held;
         }
 
+        // A held row's mean and 1/sqrt(variance + eps), two passes as `row_moments`; and its 1/sqrt(mean(x²) + eps).
+        __device__ __forceinline__ void held_moments(float (*v)[8], int held, int width, float eps, float* scratch, float& mean, float& inv) {
+            float s = 0.0f;
+            for (int k = 0; k < held; ++k) for (int j = 0; j < 8; ++j) s += v[k][j];
+            mean = block_sum(s, scratch) / (float)width;
+            float q = 0.0f;
+            for (int k = 0; k < held; ++k) for (int j = 0; j < 8; ++j) { float d = v[k][j] - mean; q += d * d; }
+            inv = 1.0f / sqrtf(block_sum(q, scratch) / (float)width + eps);
+        }
+        __device__ __forceinline__ float held_inverse_rms(float (*v)[8], int held, int width, float eps, float* scratch) {
+            float s = 0.0f;
+            for (int k = 0; k < held; ++k) for (int j = 0; j < 8; ++j) s += v[k][j] * v[k][j];
+            return 1.0f / sqrtf(block_sum(s, scratch) / (float)width + eps);
+        }
+
         // modulated_layer_norm on bf16 rows whose width is a multiple of 8 (same two-pass moments as the generic kernel).
         extern "C" __global__ void modulated_layer_norm_bf16x8(const uint4* x, const void* shift, const void* scale, int mdt, uint4* out,
                                                                i64 rows, int width, i64 rows_per_group, float eps) {
@@ -617,12 +632,8 @@ enum KernelSource {
             for (i64 row = blockIdx.x; row < rows; row += gridDim.x) {
                 float v[ROW_WORDS][8];
                 const int held = load_row(x + row * words, words, v);
-                float s = 0.0f;
-                for (int k = 0; k < held; ++k) for (int j = 0; j < 8; ++j) s += v[k][j];
-                const float mean = block_sum(s, scratch) / (float)width;
-                float q = 0.0f;
-                for (int k = 0; k < held; ++k) for (int j = 0; j < 8; ++j) { float d = v[k][j] - mean; q += d * d; }
-                const float inv = 1.0f / sqrtf(block_sum(q, scratch) / (float)width + eps);
+                float mean, inv;
+                held_moments(v, held, width, eps, scratch, mean, inv);
                 const i64 mbase = (row / rows_per_group) * width;
                 for (int k = 0; k < held; ++k) {
                     const int w = threadIdx.x + k * blockDim.x;  // below words for every k < held
@@ -644,12 +655,8 @@ enum KernelSource {
             for (i64 row = blockIdx.x; row < rows; row += gridDim.x) {
                 float v[ROW_WORDS][8];
                 const int held = load_row(x + row * words, words, v);
-                float s = 0.0f;
-                for (int k = 0; k < held; ++k) for (int j = 0; j < 8; ++j) s += v[k][j];
-                const float mean = block_sum(s, scratch) / (float)width;
-                float q = 0.0f;
-                for (int k = 0; k < held; ++k) for (int j = 0; j < 8; ++j) { float d = v[k][j] - mean; q += d * d; }
-                const float inv = 1.0f / sqrtf(block_sum(q, scratch) / (float)width + eps);
+                float mean, inv;
+                held_moments(v, held, width, eps, scratch, mean, inv);
                 for (int k = 0; k < held; ++k) {
                     const int word = threadIdx.x + k * blockDim.x;
                     float r[8];
@@ -669,9 +676,7 @@ enum KernelSource {
             for (i64 row = blockIdx.x; row < rows; row += gridDim.x) {
                 float v[ROW_WORDS][8];
                 const int held = load_row(x + row * words, words, v);
-                float s = 0.0f;
-                for (int k = 0; k < held; ++k) for (int j = 0; j < 8; ++j) s += v[k][j] * v[k][j];
-                const float inv = 1.0f / sqrtf(block_sum(s, scratch) / (float)width + eps);
+                const float inv = held_inverse_rms(v, held, width, eps, scratch);
                 for (int k = 0; k < held; ++k) {
                     const int word = threadIdx.x + k * blockDim.x;
                     float r[8];
@@ -689,9 +694,7 @@ enum KernelSource {
             for (i64 row = blockIdx.x; row < rows; row += gridDim.x) {
                 float v[ROW_WORDS][8];
                 const int held = load_row(x + row * words, words, v);
-                float s = 0.0f;
-                for (int k = 0; k < held; ++k) for (int j = 0; j < 8; ++j) s += v[k][j] * v[k][j];
-                const float inv = 1.0f / sqrtf(block_sum(s, scratch) / (float)width + eps);
+                const float inv = held_inverse_rms(v, held, width, eps, scratch);
                 const i64 t = row % tokens;
                 for (int k = 0; k < held; ++k) {
                     const int word = threadIdx.x + k * blockDim.x;
