@@ -15,7 +15,7 @@ public struct DioramaCommand: ParsableCommand {
         abstract: "Text and images to 3D Gaussian-splat scenes; a toolkit for splat files.",
         version: DioramaCommand.version,
         subcommands: [
-            GenerateCommand.self, VideoCommand.self, ServeCommand.self, JobsCommand.self, ModelCommand.self, ConvertCommand.self, InfoCommand.self, RenderCommand.self, MeshCommand.self, CameraPathCommand.self,
+            GenerateCommand.self, ExtendCommand.self, VideoCommand.self, ServeCommand.self, JobsCommand.self, ModelCommand.self, ConvertCommand.self, InfoCommand.self, RenderCommand.self, MeshCommand.self, CameraPathCommand.self,
             CheckpointCommand.self,
             EngineCommand.self, BenchCommand.self,
         ])

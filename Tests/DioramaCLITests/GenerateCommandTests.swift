@@ -30,6 +30,27 @@ struct GenerateCommandTests {
         #expect(cloud.frame == .rub && cloud.shDegree == 2)
     }
 
+    /// `diorama extend` grows a scene from inside it: the world keeps its Gaussians, gains the chunk's new ones, each
+    /// chunk is kept for undo, and the placements accumulate from scene to scene.
+    @Test func extendGrowsASceneAndRecordsItsChunks() throws {
+        let hall = "\(folder)/hall.ply", grown = "\(folder)/hall2.ply", again = "\(folder)/hall3.ply"
+        let common = ["--model", "tiny", "--prompt", "a hall", "--frames", "2", "--size", "64x64", "--chunks", "\(folder)/chunks", "-q"]
+        try run(["generate", "--model", "tiny", "--prompt", "a hall", "--frames", "2", "--size", "64x64", "-o", hall, "-q"])
+        try run(["extend", hall, "-o", grown] + common)
+        try run(["extend", grown, "--camera-path", "backward", "-o", again] + common)
+        let (first, _) = try SplatFile.read(InputSource(path: hall))
+        let (second, _) = try SplatFile.read(InputSource(path: grown))
+        let (third, _) = try SplatFile.read(InputSource(path: again))
+        #expect(second.count > first.count && third.count > second.count)
+        #expect(try SplatFile.read(InputSource(path: "\(folder)/chunks/chunk_0001.ply")).0.count > 0)
+        let records = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: again + ".chunks.json"))) as? [[String: Any]]
+        #expect(records?.count == 2 && records?.last?["chunk"] as? String == "\(folder)/chunks/chunk_0001.ply")
+        #expect((records?.first?["scale"] as? Double).map { $0 > 0 } == true)
+        // Paths that frame a scene from outside are refused before any work.
+        #expect(throws: (any Error).self) { try run(["extend", hall, "--camera-path", "orbit", "-o", "\(folder)/x.ply", "-q"]) }
+        #expect(throws: (any Error).self) { _ = try DioramaCommand.parseAsRoot(["extend", hall, "--steps", "3", "-o", "x.ply"]) }
+    }
+
     /// `--device` and `--precision`: bad names are refused before any work; the CPU runs every precision (the oracle's
     /// ops on bf16 and FP8 weights); `cuda` without a GPU says so with exit 69.
     @Test func deviceAndPrecisionAreChosenAndChecked() throws {

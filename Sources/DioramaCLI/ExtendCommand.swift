@@ -1,0 +1,202 @@
+import ArgumentParser
+import Cameras
+import EngineCore
+import FlashWorld
+import FoundationEssentials
+import ModelHub
+import Models
+import SplatCore
+import SplatIO
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+struct ExtendCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "extend",
+        abstract: "Grow a scene along a camera path that starts inside it (world expansion with FlashWorld).",
+        discussion: helpText(
+            """
+            The scene is rendered from the path's first camera; the next chunk is generated along the path,
+            conditioned on that render at image index 0; the chunk is scaled by the ratio of the scene's rendered
+            depth to its own at that view (the median over pixels both cover confidently; the estimate and its
+            spread are printed), placed at the camera's pose, and merged without the Gaussians that duplicate
+            surfaces the scene already has. Run it again from the new path's end to walk on: each chunk starts
+            where its path does.
+
+            The path is in the scene's own frame: a camera JSON file, or template steps from camera #0 at the
+            origin (where a FlashWorld scene was generated). --chunks keeps each placed chunk as its own file, for
+            undo. OUTPUT.chunks.json lists every chunk's pose, scale and estimate: SCENE.chunks.json's, when it
+            exists, then this one's.
+
+            Examples:
+              diorama generate --model tiny --prompt "a hall" -o hall.ply
+              diorama extend hall.ply --model tiny --prompt "a hall" --camera-path forward,forward -o hall2.ply
+            """))
+
+    @Argument(help: "The scene to grow (.ply, .spz or .splat).")
+    var scene: String
+
+    @Option(help: "tiny, flashworld, or a model folder, as for generate.")
+    var model = "tiny"
+
+    @Option(help: "FlashWorld's model.ckpt, when it is not in the model folder.")
+    var checkpoint: String?
+
+    @Option(help: "The text prompt for the new chunk.")
+    var prompt = ""
+
+    @Option(help: ArgumentHelp("Template steps joined by commas, or a camera JSON file, in the scene's frame; its first camera must see the scene.", valueName: "path"))
+    var cameraPath = "forward,forward"
+
+    @Option(help: "Frames of the chunk: 24 as FlashWorld (4 for the tiny model).")
+    var frames: Int?
+
+    @Option(help: "Generation size, WIDTHxHEIGHT, multiples of 32 (default: 704x480; 256x192 for the tiny model).")
+    var size: ImageSize?
+
+    @Option(help: "Vertical field of view in degrees for template paths.")
+    var fov: Double = 60
+
+    @Option(help: "Seed of every random draw.")
+    var seed: UInt64 = 42
+
+    @Option(help: "Flow-matching steps: 4 or 2.")
+    var steps = 4
+
+    @Option(help: "A folder to keep the placed chunk in, as chunk_NNNN.ply.")
+    var chunks: String?
+
+    @Option(name: .shortAndLong, help: "The grown scene to write: .spz, .ply or .splat.")
+    var output: String
+
+    @OptionGroup var device: DeviceOptions
+
+    @Flag(name: .shortAndLong, help: "No progress or summary.")
+    var quiet = false
+
+    func validate() throws {
+        if let frames, !(1...64).contains(frames) { throw ValidationError("--frames must be 1 to 64, not \(frames)") }
+        if let size, size.width % 32 != 0 || size.height % 32 != 0 || size.width <= 0 || size.height <= 0 {
+            throw ValidationError("--size must be multiples of 32, not \(size.description)")
+        }
+        guard steps == 4 || steps == 2 else { throw ValidationError("--steps must be 4 or 2, not \(steps)") }
+    }
+
+    func run() throws {
+        let generationSize = size ?? (model == "tiny" ? ImageSize(width: 256, height: 192) : .flashWorld)
+        let frameCount = frames ?? (model == "tiny" ? 4 : 24)
+        let world = try reportingErrors { () throws(SplatFileError) in try SplatFile.read(try InputSource(path: scene)).0 }
+        guard world.count > 0 else {
+            try reportingErrors { () throws(ModelError) in throw ModelError("\(scene) has no Gaussians to extend") }
+            return
+        }
+        let path: [Camera]
+        let intrinsics = NormalizedIntrinsics(verticalFieldOfView: fov, width: generationSize.width, height: generationSize.height)
+        switch CameraPathSource(cameraPath) {
+        case .steps(let steps): path = CameraPath.keyframes(steps, intrinsics: intrinsics).cameras
+        case .file(let file):
+            let document = try reportingErrors { () throws(CameraError) in try readCameraFile(file) }
+            path = try reportingErrors { () throws(CameraError) in
+                try document.resolvedCameras(defaultWidth: generationSize.width, defaultHeight: generationSize.height)
+            }
+        default:
+            try reportingErrors { () throws(CameraError) in
+                throw CameraError(.invalidValue, field: "--camera-path", "orbit, spiral and dolly frame a scene from outside; a chunk's path starts inside it: use template steps or a file")
+            }
+            return
+        }
+        let generation = GenerationRequest(
+            prompt: prompt.isEmpty ? " " : prompt, cameras: path, frames: frameCount, width: generationSize.width, height: generationSize.height,
+            steps: steps)
+        let location = try reportingErrors { () throws(HubError) in
+            model == "tiny" ? (folder: model, checkpoint: checkpoint) : try ModelArgument.resolve(model, checkpoint: checkpoint)
+        }
+        let backend = try device.backend(quiet: quiet)
+        let flashWorld: FlashWorldModel
+        do {
+            flashWorld = try DeviceChoice.loadModel(location.folder, checkpoint: location.checkpoint, on: backend, precision: device.modelPrecision(for: backend), memory: nil)
+        } catch let error as EngineError {
+            try reportingErrors { () throws(EngineError) in throw error }
+            return
+        }
+        let pipeline = FlashWorldPipeline(model: flashWorld, backend: backend, renderer: DeviceChoice.viewRenderer(for: backend))
+        var noise = SeededNoise(seed: seed)
+        let start = monotonicSeconds()
+        let grown = try reportingErrors { () throws(ModelError) in
+            do {
+                return try WorldExpansion.extend(world, along: path, generation: generation, pipeline: pipeline, noise: &noise) { stage, step, steps in
+                    guard !quiet else { return }
+                    switch stage {
+                    case "step": printError("step \(step)/\(steps): transformer…\n")
+                    case "reconstruction", "render", "re-encode": printError("step \(step)/\(steps): \(stage)…\n")
+                    default: printError("\(stage)…\n")
+                    }
+                }
+            } catch let error as ModelError {
+                throw error
+            } catch {
+                throw ModelError("\(error)")
+            }
+        }
+        try reportingErrors { () throws(SplatFileError) in try SplatFile.write(grown.world, toPath: output) }
+        var chunkFile: String?
+        if let chunks {
+            chunkFile = try reportingErrors { () throws(SplatFileError) in try Self.writeChunk(grown.chunk, in: chunks) }
+        }
+        let p = grown.placement
+        let record = ChunkRecord(
+            scene: output, chunk: chunkFile, position: [p.pose.position.x, p.pose.position.y, p.pose.position.z],
+            orientationWXYZ: p.pose.orientation.wxyz, scale: p.scale, pixels: p.pixels, spread: p.spread, pruned: p.pruned)
+        try reportingErrors { () throws(SplatFileError) in try Self.appendRecord(record, after: scene + ".chunks.json", to: output + ".chunks.json") }
+        if !quiet {
+            print(
+                "wrote \(output): \(grown.world.count) Gaussians (\(grown.chunk.count - p.pruned) new, \(p.pruned) duplicates pruned); chunk scale \(formatted(Float(p.scale))) over \(p.pixels) pixels (spread \(formatted(Float(100 * p.spread)))%), in \(formatted(Float(monotonicSeconds() - start))) s"
+            )
+        }
+    }
+
+    /// The next free chunk_NNNN.ply in `folder` (made when missing).
+    static func writeChunk(_ chunk: GaussianCloud, in folder: String) throws(SplatFileError) -> String {
+        let base = folder.hasSuffix("/") ? folder : folder + "/"
+        guard mkdir(base, 0o755) == 0 || errno == EEXIST else {
+            throw SplatFileError(.io, file: folder, "cannot create the folder: \(String(cString: strerror(errno)))")
+        }
+        var index = 0
+        while access("\(base)chunk_\(format4(index)).ply", F_OK) == 0 { index += 1 }
+        let file = "\(base)chunk_\(format4(index)).ply"
+        try SplatFile.write(chunk, toPath: file)
+        return file
+    }
+
+    static func format4(_ n: Int) -> String {
+        let digits = String(n)
+        return String(repeating: "0", count: max(0, 4 - digits.count)) + digits
+    }
+
+    /// One chunk's placement, as `OUTPUT.chunks.json` lists them (the scene's frame; pose of the chunk's first camera).
+    struct ChunkRecord: Codable {
+        var scene: String
+        var chunk: String?
+        var position: [Double]
+        var orientationWXYZ: [Double]
+        var scale: Double
+        var pixels: Int
+        var spread: Double
+        var pruned: Int
+    }
+
+    /// The placements so far (those of the scene grown from, when it has them) with the new one appended.
+    static func appendRecord(_ record: ChunkRecord, after earlierPath: String, to path: String) throws(SplatFileError) {
+        var records: [ChunkRecord] = []
+        if let bytes = try? InputSource(path: earlierPath).allBytes(), let earlier = try? JSONDecoder().decode([ChunkRecord].self, from: Data(bytes)) {
+            records = earlier
+        }
+        records.append(record)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        guard let data = try? encoder.encode(records) else { throw SplatFileError(.io, file: path, "the chunk records could not be encoded") }
+        try writeOutput(Array(data), to: path)
+    }
+}
