@@ -11,7 +11,7 @@ struct MeshCommand: ParsableCommand {
             """
             Renders RGB and depth from views that cover the scene from one side (splats are thin sheets that look
             the same from both): from inside (26 directions at its first camera and at its centre, for the rooms
-            and landscapes FlashWorld makes) or from outside (two rings looking in, for an object), fuses them into a truncated signed distance field over the
+            and landscapes FlashWorld makes) or from outside (26 directions looking in, for an object), fuses them into a truncated signed distance field over the
             scene's extent (the 2nd to 98th percentile of its Gaussians, padded), and extracts the surface with
             marching tetrahedra: closed where the views saw it, coloured per vertex. The grid's voxel and the
             truncation (4 voxels) follow the scene's size; memory is bounded by --resolution.
@@ -39,7 +39,7 @@ struct MeshCommand: ParsableCommand {
     @Option(help: "Side of each view rendered for the fusion, in pixels (64-2048).")
     var viewSize = 384
 
-    @Option(help: "Where the views look from: inside (from the first camera and the centre, for a generated room or landscape), outside (two rings looking in, for an object), or auto (inside when the first camera, at the origin, is within the scene).")
+    @Option(help: "Where the views look from: inside (from the first camera and the centre, for a generated room or landscape), outside (26 directions looking in, for an object), or auto (inside when the first camera, at the origin, is within the scene).")
     var from: SceneMesher.Viewpoint = .automatic
 
     @Flag(help: "Write a decimated, closed collider without colours instead of the visual mesh.")

@@ -9,16 +9,15 @@ import SplatCore
 /// (`TSDFVolume`), and its zero surface extracted. Splats are thin sheets that look the same from both sides, and a
 /// field fused from both sides of a sheet averages to noise, so the views come from one side: from inside (the cube
 /// views at the scene's first camera, where a FlashWorld scene was generated looking out at its surroundings, and at its
-/// centre) or from outside (two rings of views looking in, for an object).
+/// centre) or from outside (views from 26 directions looking in, for an object).
 public struct SceneMesher: Sendable {
     public struct Options: Sendable {
         /// Voxels along the grid's longest side (the others in proportion).
         public var resolution: Int = 192
         /// Truncation, in voxels.
         public var truncationVoxels: Float = 4
-        /// Side of each cube-face render, and width of each orbit render.
+        /// Side of each view rendered for the fusion.
         public var viewSize: Int = 384
-        public var orbitViews: Int = 16
         /// Pixels whose coverage is below this carry no depth.
         public var minimumAlpha: Float = 0.5
         public var viewpoint: Viewpoint = .automatic
@@ -40,8 +39,8 @@ public struct SceneMesher: Sendable {
     }
 
     /// The box the grid spans: the 2nd to 98th percentile of the reasonably opaque Gaussians along each axis, padded by
-    /// a tenth (generated scenes have floaters far out), and always holding the first camera's position.
-    public static func bounds(of cloud: GaussianCloud) -> (lower: SIMD3<Float>, upper: SIMD3<Float>) {
+    /// a tenth (generated scenes have floaters far out), holding the first camera's position when `holdingOrigin`.
+    public static func bounds(of cloud: GaussianCloud, holdingOrigin: Bool = true) -> (lower: SIMD3<Float>, upper: SIMD3<Float>) {
         let n = cloud.count
         let step = max(1, n / 200_000)
         var picked: [Int] = []
@@ -51,8 +50,9 @@ public struct SceneMesher: Sendable {
         var lower = SIMD3<Float>.zero, upper = SIMD3<Float>.zero
         for axis in 0..<3 {
             let values = picked.map { cloud.positions[3 * $0 + axis] }.sorted()
-            lower[axis] = min(values[values.count * 2 / 100], 0)
-            upper[axis] = max(values[min(values.count - 1, values.count * 98 / 100)], 0)
+            lower[axis] = values[values.count * 2 / 100]
+            upper[axis] = values[min(values.count - 1, values.count * 98 / 100)]
+            if holdingOrigin { (lower[axis], upper[axis]) = (min(lower[axis], 0), max(upper[axis], 0)) }
         }
         let pad = 0.1 * (upper - lower) + SIMD3(repeating: 1e-3)
         return (lower - pad, upper + pad)
@@ -78,34 +78,26 @@ public struct SceneMesher: Sendable {
         let framing = SceneFraming(cloud)
         let size = options.viewSize
         var cameras: [RenderCamera] = []
-        if viewpoint(for: cloud) == .inside {
-            // 90-degree views towards the 26 neighbours of a cube's centre, at the first camera and at the scene's
-            // centre; each is fused only within `insideTangent` of its axis, and together they cover every direction.
-            let face = NormalizedIntrinsics(fx: 0.5, fy: 0.5, cx: 0.5, cy: 0.5)
-            for position in [SIMD3<Double>.zero, framing.center] {
-                for i in -1...1 {
-                    for j in -1...1 {
-                        for k in -1...1 where i != 0 || j != 0 || k != 0 {
-                            let direction = SIMD3(Double(i), Double(j), Double(k))
-                            let up = i == 0 && k == 0 ? SIMD3<Double>(0, 0, -1) : SIMD3<Double>(0, 1, 0)
-                            let camera = Camera.lookingAt(position + direction, from: position, up: up, intrinsics: face)
-                            cameras.append(RenderCamera(camera, width: size, height: size))
-                        }
-                    }
-                }
-            }
-            return cameras
-        }
-        // Two rings, above and below, so that no side of an object goes unseen.
-        let height = max(8, size * 3 / 4)
-        let intrinsics = NormalizedIntrinsics(verticalFieldOfView: 60, width: size, height: height)
-        // Twice the distance that frames the object: the views must see the free space around it, not just fill with it.
+        let inside = viewpoint(for: cloud) == .inside
+        // Towards (or, from outside, from) the 26 neighbours of a cube's centre: every surface of a room or a box has a
+        // view facing it. Inside: 90-degree views at the first camera and at the scene's centre, each fused only within
+        // `insideTangent` of its axis (together they cover every direction). Outside: 60-degree views at twice the
+        // distance that frames the object, so that the free space around it is seen too.
+        let directions = (-1...1).flatMap { i in (-1...1).flatMap { j in (-1...1).map { k in SIMD3(Double(i), Double(j), Double(k)) } } }
+            .filter { $0 != .zero }
+        let intrinsics = inside
+            ? NormalizedIntrinsics(fx: 0.5, fy: 0.5, cx: 0.5, cy: 0.5) : NormalizedIntrinsics(verticalFieldOfView: 60, width: size, height: size)
         let reach = 2 * framing.viewingDistance(verticalFieldOfView: 60)
-        for (elevation, count) in [(35.0, (options.orbitViews + 1) / 2), (-35.0, options.orbitViews / 2)] where count > 0 {
-            let ring = CameraPath.orbit(
-                around: framing.center, radius: reach, up: SIMD3(0, 1, 0), start: SIMD3(0, 0, 1), elevation: elevation, count: count,
-                intrinsics: intrinsics)
-            cameras += ring.cameras.map { RenderCamera($0, width: size, height: height) }
+        for position in inside ? [SIMD3<Double>.zero, framing.center] : [framing.center] {
+            for direction in directions {
+                let unit = direction / (direction * direction).sum().squareRoot()
+                let up = direction.x == 0 && direction.z == 0 ? SIMD3<Double>(0, 0, -1) : SIMD3<Double>(0, 1, 0)
+                let camera =
+                    inside
+                    ? Camera.lookingAt(position + unit, from: position, up: up, intrinsics: intrinsics)
+                    : Camera.lookingAt(position, from: position + reach * unit, up: up, intrinsics: intrinsics)
+                cameras.append(RenderCamera(camera, width: size, height: size))
+            }
         }
         return cameras
     }
@@ -116,7 +108,8 @@ public struct SceneMesher: Sendable {
         guard (16...1024).contains(options.resolution) else {
             throw RenderError(.invalidSize, "the mesh resolution must be 16 to 1024 voxels along the longest side, not \(options.resolution)")
         }
-        let (lower, upper) = Self.bounds(of: cloud)
+        // Inside views stand at the origin, so the grid holds it; an object seen from outside gets a grid of its own.
+        let (lower, upper) = Self.bounds(of: cloud, holdingOrigin: viewpoint(for: cloud) == .inside)
         let extent = upper - lower
         let voxel = extent.max() / Float(options.resolution - 1)
         let dimensions = SIMD3<Int32>((extent / voxel).rounded(.up)) &+ 1

@@ -21,9 +21,9 @@ public struct TSDFVolume: Sendable {
     public private(set) var colour: [Float]
     private var colourWeight: [Float]
 
-    /// Pixels where depth changes by more than this many footprints per pixel (a surface past 76 degrees from head-on)
+    /// Pixels where depth changes by more than this many footprints per pixel (a surface past 63 degrees from head-on)
     /// carry no depth.
-    static let grazingTangent: Float = 4
+    static let grazingTangent: Float = 2
 
     /// Voxels at most this many; a grid is refused past it (4 x 4 + 12 bytes each).
     public static let maxVoxels = 1 << 25
@@ -56,9 +56,10 @@ public struct TSDFVolume: Sendable {
     public mutating func integrate(_ image: RenderedImage, camera: RenderCamera, minimumAlpha: Float = 0.5, maximumTangent: Float = .infinity) {
         let (w, h) = (image.width, image.height)
         let depth = image.expectedDepth
-        // Each pixel's weight: cos² of the angle at which it sees its surface (from the depth's slope across its
-        // neighbours), so that a surface seen nearly edge-on, where the free space beside it lies behind it along the
-        // ray, counts little against the views that face it. Pixels at a depth edge (a silhouette, a neighbour with
+        // Each pixel's weight: cos⁴ of the angle at which it sees its surface (from the depth's slope across its
+        // neighbours). A surface seen obliquely reads short (compositing by depth lets the splats beside a point, nearer
+        // along the ray, cover it), and seen nearly edge-on it would paint the free space beside it as lying behind
+        // it, so the views that face a surface decide where it is. Pixels at a depth edge (a silhouette, a neighbour with
         // nothing drawn) or past `grazingTangent` carry no depth.
         var pixelWeight = [Float](repeating: 0, count: w * h)
         for v in 1..<max(1, h - 1) {
@@ -72,7 +73,8 @@ public struct TSDFVolume: Sendable {
                 let gx = (depth[i + 1] - depth[i - 1]) / (2 * footprint), gy = (depth[i + w] - depth[i - w]) / (2 * footprint)
                 let tangent2 = gx * gx + gy * gy
                 guard tangent2 <= Self.grazingTangent * Self.grazingTangent else { continue }
-                pixelWeight[i] = 1 / (1 + tangent2)
+                let cosine2 = 1 / (1 + tangent2)
+                pixelWeight[i] = cosine2 * cosine2
             }
         }
         let (nx, ny, nz) = (Int(dimensions.x), Int(dimensions.y), Int(dimensions.z))
