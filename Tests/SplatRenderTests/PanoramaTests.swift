@@ -75,6 +75,44 @@ struct PanoramaTests {
         #expect(close(colour(view, column: 32, row: 32), red), "\(colour(view, column: 32, row: 32))")
     }
 
+    /// Against a pinhole render from the same camera: each pixel of the pinhole view has the colour the panorama shows
+    /// in its direction (PSNR over [0, 1] at least 40 dB on a scene whose colour varies smoothly over space).
+    @Test func itMatchesAPinholeViewFromTheSameCamera() throws {
+        var items: [(position: SIMD3<Float>, colour: SIMD3<Float>)] = []
+        let count = 6000
+        for i in 0..<count {
+            let y = 1 - 2 * (Float(i) + 0.5) / Float(count), r = (1 - y * y).squareRoot(), phi = 2.39996 * Float(i)
+            let p = 4 * SIMD3(r * cos(phi), y, r * sin(phi))
+            items.append((p, SIMD3(0.5 + 0.4 * sin(0.5 * p.x), 0.5 + 0.4 * cos(0.4 * p.y), 0.5 + 0.4 * sin(0.3 * p.z + 1))))
+        }
+        var scene = try balls(items)
+        for i in 0..<scene.count { for k in 0..<3 { scene.logScales[3 * i + k] = logf(0.2) } }
+        let intrinsics = NormalizedIntrinsics(verticalFieldOfView: 60, width: 128, height: 128)
+        let camera = Camera(orientation: Quaternion(axis: SIMD3(0, 1, 0), angle: 0.4), position: SIMD3(0.2, -0.1, 0.3), intrinsics: intrinsics)
+        let (width, height) = (1024, 512)
+        let view = try PanoramaRenderer().render(scene, from: camera, width: width, height: height)
+        let pinhole = try SplatRenderer().render(scene, camera: RenderCamera(camera, width: 128, height: 128))
+        let pixels = intrinsics.inPixels(width: 128, height: 128)
+        var squared: Double = 0, count3 = 0
+        for v in stride(from: 8, to: 120, by: 7) {
+            for u in stride(from: 8, to: 120, by: 7) {
+                // The pixel's ray in the camera's OpenGL axes (x right, y up, looking down -z), as longitude and latitude.
+                let x = (Double(u) + 0.5 - pixels.cx) / pixels.fx, y = -(Double(v) + 0.5 - pixels.cy) / pixels.fy
+                let norm = (x * x + y * y + 1).squareRoot()
+                let (longitude, latitude) = (atan2(x, 1), asin(y / norm))
+                let column = Int(((longitude + .pi) / (2 * .pi) * Double(width)).rounded(.down))
+                let row = Int(((.pi / 2 - latitude) / .pi * Double(height)).rounded(.down))
+                for c in 0..<3 {
+                    let d = Double(pinhole.rgb[3 * (v * 128 + u) + c] - view.rgb[3 * (row * width + column) + c])
+                    squared += d * d
+                    count3 += 1
+                }
+            }
+        }
+        let psnr = 10 * log10(1 / (squared / Double(count3)))
+        #expect(psnr >= 40, "PSNR \(psnr) dB over \(count3 / 3) pixels")
+    }
+
     @Test func impossibleSizesAreRefused() throws {
         let camera = Camera(orientation: .identity, position: .zero, intrinsics: NormalizedIntrinsics(fx: 1, fy: 1, cx: 0.5, cy: 0.5))
         #expect(throws: RenderError.self) { try PanoramaRenderer().render(try balls([]), from: camera, width: 4, height: 2) }
