@@ -70,7 +70,7 @@ let package = Package(
         .target(
             name: "Service",
             dependencies: [
-                "FlashWorld", "Video", "Models", "EngineCore", "MediaIO", "SplatIO", "SplatCore", "Cameras", "CSQLite",
+                "FlashWorld", "Video", "Models", "EngineCore", "MediaIO", "SplatIO", "SplatCore", "SplatRender", "Cameras", "CSQLite",
                 .product(name: "Hummingbird", package: "hummingbird"), .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOHTTPTypesHTTP1", package: "swift-nio-extras"),

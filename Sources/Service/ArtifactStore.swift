@@ -3,12 +3,13 @@ import FlashWorld
 import FoundationEssentials
 import SplatCore
 import SplatIO
+import SplatRender
 
 #if canImport(Glibc)
     import Glibc
 #endif
 
-/// A finished job's files: the PLY written when it finished, and SPZ, .splat and the orbit MP4 made from it the first
+/// A finished job's files: the PLY written when it finished, and SPZ, .splat, the orbit MP4 and the GLB mesh made from it the first
 /// time they are asked for (once however many ask at the same moment, on a Dispatch thread, written beside and
 /// renamed into place, so an interrupted conversion never serves half a file).
 enum ArtifactStore {
@@ -28,12 +29,22 @@ enum ArtifactStore {
         let target = service.artifactPath(job.fileID, artifact)
         if access(target, R_OK) == 0 { return target }
         guard access(source, R_OK) == 0 else { throw ServiceError(410, "the files of job \(job.id) have expired or were deleted") }
-        let (limits, videoFrames) = (service.limits, service.videoFrames)
+        let (limits, videoFrames, meshResolution) = (service.limits, service.videoFrames, service.meshResolution)
         try await service.converting(target) {
             let (cloud, _) = try SplatFile.read(InputSource(path: source))
             switch artifact {
             case .ply, .video: break
             case .spz, .splat: try SplatFile.write(cloud, toPath: target)
+            case .glb:
+                var options = SceneMesher.Options()
+                options.resolution = meshResolution
+                options.viewSize = 2 * meshResolution
+                let rub = cloud.frame == .rub ? cloud : cloud.converted(to: .rub)
+                let mesh = try SceneMesher(options: options).fuse(rub).extractSurface()
+                guard mesh.triangleCount > 0 else { throw ServiceError(422, "the scene has no surface opaque enough to mesh") }
+                let output = try AtomicFileOutput(path: target)
+                try output.write(try GLBWriter.encode(mesh))
+                try output.commit()
             case .flashWorldSPZ:
                 var raw = cloud.pruned(minOpacity: 0.00025)
                 raw.frame = SPZReader.defaultFrame  // the positions as they are, no frame extension: the reference's bytes
@@ -73,6 +84,10 @@ enum ArtifactStore {
     }
 
     static func contentType(_ artifact: GenerationService.Artifact) -> String {
-        artifact == .mp4 || artifact == .video ? "video/mp4" : "application/octet-stream"
+        switch artifact {
+        case .mp4, .video: "video/mp4"
+        case .glb: "model/gltf-binary"
+        default: "application/octet-stream"
+        }
     }
 }

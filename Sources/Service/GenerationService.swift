@@ -66,6 +66,8 @@ public actor GenerationService {
     public let limits: ServiceLimits
     /// Renders the orbit MP4's frames on a GPU when one is in use (the CPU renderer otherwise).
     public let videoFrames: SceneVideo.FrameSource?
+    /// Voxels along the longest side of a scene's `scene.glb` grid.
+    public let meshResolution: Int
     public let concurrency: Int
     /// Whether this process answers clients, runs jobs, or both (`--role`).
     public nonisolated let role: ServiceRole
@@ -99,9 +101,10 @@ public actor GenerationService {
     public init(
         store: any JobStore, generator: (any SceneGenerator)? = nil, dataDirectory: String, limits: ServiceLimits = ServiceLimits(),
         concurrency: Int = 1, artifactLifetime: Double? = nil, videoFrames: SceneVideo.FrameSource? = nil, role: ServiceRole = .all,
-        log: @escaping @Sendable (String) -> Void = { _ in }
+        meshResolution: Int = 128, log: @escaping @Sendable (String) -> Void = { _ in }
     ) {
         self.role = role
+        self.meshResolution = min(max(meshResolution, 16), 1024)
         self.log = log
         self.videoFrames = videoFrames
         self.store = store
@@ -319,10 +322,12 @@ public actor GenerationService {
     /// 0's frame with no frame recorded, as Niantic's library writes them by default.
     public enum Artifact: String, CaseIterable, Sendable {
         case ply = "scene.ply", spz = "scene.spz", splat = "scene.splat", mp4 = "orbit.mp4", flashWorldSPZ = "flashworld.spz"
+        /// The scene as a coloured triangle mesh (binary glTF, `diorama mesh`'s defaults at a service's grid).
+        case glb = "scene.glb"
         /// A video job's MP4, written by the job itself.
         case video = "video.mp4"
         /// The ones `/v1` lists for a scene.
-        static let listed: [Artifact] = [.ply, .spz, .splat, .mp4]
+        static let listed: [Artifact] = [.ply, .spz, .splat, .mp4, .glb]
         var fileExtension: String { String(rawValue.split(separator: ".").last!) }
         /// What follows the file id in the data folder.
         var fileSuffix: String {

@@ -10,7 +10,8 @@ import Testing
 struct NativeAPITests {
     func makeService(_ folder: String, lifetime: Double? = nil) throws -> GenerationService {
         GenerationService(
-            store: try SQLiteJobStore(path: "\(folder)/jobs.sqlite"), generator: StubGenerator(), dataDirectory: folder, artifactLifetime: lifetime)
+            store: try SQLiteJobStore(path: "\(folder)/jobs.sqlite"), generator: StubGenerator(), dataDirectory: folder, artifactLifetime: lifetime,
+            meshResolution: 32)
     }
 
     @Test func jobsAreCreatedListedInspectedAndServedAsEveryFormat() async throws {
@@ -35,7 +36,8 @@ struct NativeAPITests {
                 #expect((job["progress"] as? [String: Any])?["fraction"] as? Double == 1)
                 #expect((job["timings"] as? [[String: Any]])?.first?["stage"] as? String == "stub")
                 let artifacts = job["artifacts"] as? [String: String]
-                #expect(artifacts?["spz"] == "/v1/jobs/\(id)/artifacts/scene.spz" && artifacts?.count == 4)
+                #expect(artifacts?["spz"] == "/v1/jobs/\(id)/artifacts/scene.spz" && artifacts?["glb"] == "/v1/jobs/\(id)/artifacts/scene.glb")
+                #expect(artifacts?.count == 5)
             }
             try await client.execute(uri: "/v1/jobs?status=completed&limit=5", method: .get) { response in
                 #expect((json(response.body)["jobs"] as? [[String: Any]])?.map { $0["id"] as? String } == [id])
@@ -61,11 +63,37 @@ struct NativeAPITests {
                 }
             }
             try await client.execute(uri: "/v1/jobs/\(id)/artifacts/scene.obj", method: .get) { #expect($0.status == .notFound) }
+            // Twenty scattered Gaussians have no surface to mesh: said, not a broken file.
+            try await client.execute(uri: "/v1/jobs/\(id)/artifacts/scene.glb?wait=1", method: .get) { response in
+                #expect(response.status == .unprocessableContent && (json(response.body)["error"] as? String ?? "").contains("surface"), "\(response.status) \(String(buffer: response.body).prefix(200))")
+            }
             // The preview video: a swing around the content through ffmpeg, an MP4 (an ftyp box first).
             try await client.execute(uri: "/v1/jobs/\(id)/artifacts/orbit.mp4?wait=1", method: .get) { response in
                 let bytes = [UInt8](buffer: response.body)
                 #expect(response.status == .ok && response.headers[.contentType] == "video/mp4")
                 #expect(bytes.count > 8 && Array(bytes[4..<8]) == Array("ftyp".utf8))
+            }
+        }
+        await service.stop()
+    }
+
+    /// A scene with a surface is offered as a mesh: made on first request (202, then the file), binary glTF.
+    @Test func scenesAreServedAsMeshes() async throws {
+        let folder = temporaryFolder("mesh")
+        let service = GenerationService(
+            store: try SQLiteJobStore(path: "\(folder)/jobs.sqlite"), generator: StubGenerator(), dataDirectory: folder, meshResolution: 32)
+        try await service.start()
+        try await application(service).test(.router) { client in
+            var id = ""
+            try await client.execute(uri: "/v1/jobs", method: .post, body: requestBody(prompt: "a wall")) { id = json($0.body)["id"] as? String ?? "" }
+            #expect(try await waitUntilFinished(service, id)?.status == .completed)
+            try await client.execute(uri: "/v1/jobs/\(id)/artifacts/scene.glb", method: .get) { response in
+                #expect(response.status == .accepted && response.headers[.retryAfter] != nil)
+            }
+            try await client.execute(uri: "/v1/jobs/\(id)/artifacts/scene.glb?wait=1", method: .get) { response in
+                let bytes = [UInt8](buffer: response.body)
+                #expect(response.status == .ok && response.headers[.contentType] == "model/gltf-binary")
+                #expect(Array(bytes.prefix(4)) == Array("glTF".utf8) && bytes.count > 1000)
             }
         }
         await service.stop()

@@ -149,7 +149,7 @@ enum NativeRoutes {
                 // answer is 202 with Retry-After until the file exists (`?wait=1` waits for it instead).
                 let ready = access(service.artifactPath(job.fileID, artifact), R_OK) == 0
                 if !ready, job.status == .completed, !VideoJobParser.isVideo(job.request), request.uri.queryParameters["wait"] == nil,
-                    [.splat, .mp4].contains(artifact)
+                    [.splat, .mp4, .glb].contains(artifact)
                 {
                     // A conversion that failed is said (500) on the next ask, once, instead of 202 forever.
                     if let failure = await service.takeConversionFailure(service.artifactPath(job.fileID, artifact)) {

@@ -375,8 +375,8 @@ function elapsedText(j) {
   if (j.completed_at) return `total ${fmtSecs(j.completed_at - j.created_at)}${j.started_at ? ` · ran ${fmtSecs(j.completed_at - j.started_at)}` : ''}`;
   return '';
 }
-const EXT = { ply: 'ply', spz: 'spz', splat: 'splat', mp4: 'mp4' };
-const LABEL = { ply: 'PLY', spz: 'SPZ', splat: '.splat', mp4: 'MP4 video' };
+const EXT = { ply: 'ply', spz: 'spz', splat: 'splat', mp4: 'mp4', glb: 'glb' };
+const LABEL = { ply: 'PLY', spz: 'SPZ', splat: '.splat', mp4: 'MP4 video', glb: 'GLB mesh' };
 function renderJob() {
   const j = S.job;
   $('job').hidden = !j;
