@@ -44,3 +44,23 @@ struct WanVAEParityTests {
         #expect(relativeError(clampedImage, try frame(expected["decode_sample"]!)) < 1e-4)
     }
 }
+
+/// DupUp3D added to the decoder's activations as one add over a strided view of the shortcut gives exactly what the
+/// repeated-and-permuted copy gives, for every repeat count the view takes and the ones it does not.
+struct DuplicatedUpTests {
+    @Test(arguments: [(8, 8), (8, 4), (8, 16), (4, 16), (6, 6)])
+    func theStridedViewEqualsTheCopies(_ channels: Int, _ out: Int) throws {
+        let cpu = CPUBackend.shared
+        for temporal in [false, true] {
+            for first in [true, false] {
+                let (t, h, w) = (2, 3, 5)
+                let shortcut = try cpu.run(.randomNormal(shape: [t, channels, h, w], seed: 7), [])[0]
+                let kept = temporal && !first ? 2 : 1
+                let x = try cpu.run(.randomNormal(shape: [t * kept, out, 2 * h, 2 * w], seed: 8), [])[0]
+                let copied = try cpu.add(x, try WanVAELayers.duplicatedUp(shortcut, to: out, temporal: temporal, firstChunk: first, on: cpu))
+                let viewed = try WanVAELayers.addingDuplicatedUp(x, shortcut, to: out, temporal: temporal, firstChunk: first, on: cpu)
+                #expect(viewed.shape == copied.shape && viewed.floats() == copied.floats(), "\(channels) → \(out), temporal \(temporal), first \(first)")
+            }
+        }
+    }
+}

@@ -79,8 +79,7 @@ public struct WanVAEDecoder: Sendable {
             x = try backend.run(
                 .conv2d(stride: [1], padding: [1]),
                 [x, weights["\(prefix)up_blocks.\(b).upsampler.resample.1.weight"], weights["\(prefix)up_blocks.\(b).upsampler.resample.1.bias"]])[0]
-            x = try backend.add(
-                x, try WanVAELayers.duplicatedUp(shortcut, to: dims[b + 1], temporal: upsampleTime[b], firstChunk: true, on: backend))
+            x = try WanVAELayers.addingDuplicatedUp(x, shortcut, to: dims[b + 1], temporal: upsampleTime[b], firstChunk: true, on: backend)
         }
         return x
     }

@@ -47,6 +47,34 @@ extension WanVAELayers {
     /// the time factor spread into frames and the row and column factors over a 2x larger image. On a first chunk
     /// (one latent frame; or each image of a batch of single frames) only the last time factor is kept, as diffusers
     /// drops the frames before it.
+    /// `x + duplicatedUp(shortcut, …)` in one elementwise add: when each output channel's source channel is an
+    /// affine function of its (out, time, row, column) factors, which it is whenever the repeat count is a power of
+    /// two no larger than the factors' product (the Wan decoders' every case), DupUp3D is a strided view of the
+    /// shortcut (stride 0 along the factors the repeat swallows), read by the add as it goes, with no repeated copy
+    /// and no permuted copy. Other shapes take `duplicatedUp`.
+    static func addingDuplicatedUp(
+        _ x: Tensor, _ shortcut: Tensor, to outChannels: Int, temporal: Bool, firstChunk: Bool, on backend: any Backend
+    ) throws(EngineError) -> Tensor {
+        let (t, ch, h, w) = (shortcut.shape[0], shortcut.shape[1], shortcut.shape[2], shortcut.shape[3])
+        let ft = temporal ? 2 : 1
+        let product = outChannels * ft * 4
+        let repeats = ch > 0 && product % ch == 0 ? product / ch : 0
+        let kept = firstChunk && ft > 1 ? 1 : ft
+        guard repeats > 0, repeats.nonzeroBitCount == 1, repeats <= 4 * ft, shortcut.isContiguous, x.shape == [t * kept, outChannels, 2 * h, 2 * w]
+        else {
+            return try backend.add(x, try duplicatedUp(shortcut, to: outChannels, temporal: temporal, firstChunk: firstChunk, on: backend))
+        }
+        // Source channel = ((o·ft + k)·2 + row)·2 + column, over the repeat count: each factor's place value over the
+        // repeats where it is at least that, else 0 (the lower factors together stay below the repeat count).
+        func channels(_ place: Int) -> Int { place >= repeats ? place / repeats : 0 }
+        let c = shortcut.strides[1]
+        let view = Tensor(
+            storage: shortcut.storage, dtype: shortcut.dtype, shape: [t, kept, outChannels, h, 2, w, 2],
+            strides: [shortcut.strides[0], channels(4) * c, channels(4 * ft) * c, shortcut.strides[2], channels(2) * c, shortcut.strides[3], channels(1) * c],
+            offset: shortcut.offset + channels(4) * (ft - kept) * c)
+        return try backend.add(try x.reshaped([t, kept, outChannels, h, 2, w, 2]), view).reshaped(x.shape)
+    }
+
     static func duplicatedUp(_ x: Tensor, to outChannels: Int, temporal: Bool, firstChunk: Bool, on backend: any Backend) throws(EngineError) -> Tensor {
         let (t, ch, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         let ft = temporal ? 2 : 1, fs = 2

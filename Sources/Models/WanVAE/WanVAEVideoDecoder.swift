@@ -91,8 +91,7 @@ public struct WanVAEVideoDecoder: Sendable {
             }
             x = try backend.run(.upsampleNearest2x, [x])[0]
             x = try backend.conv2d(x, weights["\(name).resample.1.weight"], weights["\(name).resample.1.bias"], padding: 1)
-            x = try backend.add(
-                x, try WanVAELayers.duplicatedUp(shortcut, to: dims[b + 1], temporal: upsampleTime[b], firstChunk: first, on: backend))
+            x = try WanVAELayers.addingDuplicatedUp(x, shortcut, to: dims[b + 1], temporal: upsampleTime[b], firstChunk: first, on: backend)
         }
         x = try backend.run(.channelRMSNormSiLU(eps: 1e-12), [x, weights["decoder.norm_out.gamma"]])[0]
         return try convolution("decoder.conv_out", x, cache: &cache, on: backend)
