@@ -271,9 +271,11 @@ extension CUDABackend {
             try launchElementwise("binary_bf16x8", count: out.count / 8, a)
             return out
         }
+        // As few axes as the three walks allow: each costs a division per element per operand.
+        let walks = Self.mergedAxes([broadcast(inputs[0], to: shape), broadcast(inputs[1], to: shape), out])
         var a = KernelArguments()
-        a.operand(broadcast(inputs[0], to: shape))
-        a.operand(broadcast(inputs[1], to: shape))
+        a.operand(walks[0])
+        a.operand(walks[1])
         a.typed(out)
         a.append(Int64(out.count))
         a.append(code)
