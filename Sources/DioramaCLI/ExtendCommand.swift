@@ -32,7 +32,8 @@ struct ExtendCommand: ParsableCommand {
 
             Examples:
               diorama generate --model tiny --prompt "a hall" -o hall.ply
-              diorama extend hall.ply --model tiny --prompt "a hall" --camera-path forward,forward -o hall2.ply
+              diorama extend hall.ply --model tiny --prompt "a hall" \\
+                  --camera-path forward,forward -o hall2.ply
             """))
 
     @Argument(help: "The scene to grow (.ply, .spz or .splat).")
