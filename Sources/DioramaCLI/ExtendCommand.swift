@@ -3,7 +3,6 @@ import Cameras
 import EngineCore
 import FlashWorld
 import FoundationEssentials
-import ModelHub
 import Models
 import SplatCore
 import SplatIO
@@ -78,11 +77,14 @@ struct ExtendCommand: ParsableCommand {
     var quiet = false
 
     func validate() throws {
-        if let frames, !(1...64).contains(frames) { throw ValidationError("--frames must be 1 to 64, not \(frames)") }
-        if let size, size.width % 32 != 0 || size.height % 32 != 0 || size.width <= 0 || size.height <= 0 {
-            throw ValidationError("--size must be multiples of 32, not \(size.description)")
+        guard SplatFormat(path: output) != nil else { throw ValidationError("cannot tell the output format from '\(output)': use .spz, .ply or .splat") }
+        if let frames, !(1...GenerationRequest.maxFrames).contains(frames) {
+            throw ValidationError("--frames must be 1 to \(GenerationRequest.maxFrames), not \(frames)")
         }
-        guard steps == 4 || steps == 2 else { throw ValidationError("--steps must be 4 or 2, not \(steps)") }
+        if let size, size.width % 32 != 0 || size.height % 32 != 0 {
+            throw ValidationError("--size \(size.description) must be multiples of 32, e.g. 704x480")
+        }
+        guard FlowMatchSchedule.supportedStepCounts.contains(steps) else { throw ValidationError("--steps must be 4 or 2, not \(steps)") }
     }
 
     func run() throws {
@@ -93,53 +95,22 @@ struct ExtendCommand: ParsableCommand {
             try reportingErrors { () throws(ModelError) in throw ModelError("\(scene) has no Gaussians to extend") }
             return
         }
-        let path: [Camera]
-        let intrinsics = NormalizedIntrinsics(verticalFieldOfView: fov, width: generationSize.width, height: generationSize.height)
-        switch CameraPathSource(cameraPath) {
-        case .steps(let steps): path = CameraPath.keyframes(steps, intrinsics: intrinsics).cameras
-        case .file(let file):
-            let document = try reportingErrors { () throws(CameraError) in try readCameraFile(file) }
-            path = try reportingErrors { () throws(CameraError) in
-                try document.resolvedCameras(defaultWidth: generationSize.width, defaultHeight: generationSize.height)
-            }
-        default:
-            try reportingErrors { () throws(CameraError) in
-                throw CameraError(.invalidValue, field: "--camera-path", "orbit, spiral and dolly frame a scene from outside; a chunk's path starts inside it: use template steps or a file")
-            }
-            return
-        }
+        let path = try FlashWorldRun.cameras(
+            cameraPath, fov: fov, size: generationSize,
+            refusal: "orbit, spiral and dolly frame a scene from outside; a chunk's path starts inside it: use template steps or a file")
         let generation = GenerationRequest(
             prompt: prompt.isEmpty ? " " : prompt, cameras: path, frames: frameCount, width: generationSize.width, height: generationSize.height,
             steps: steps)
-        let location = try reportingErrors { () throws(HubError) in
-            model == "tiny" ? (folder: model, checkpoint: checkpoint) : try ModelArgument.resolve(model, checkpoint: checkpoint)
-        }
-        let backend = try device.backend(quiet: quiet)
-        let flashWorld: FlashWorldModel
-        do {
-            flashWorld = try DeviceChoice.loadModel(location.folder, checkpoint: location.checkpoint, on: backend, precision: device.modelPrecision(for: backend), memory: nil)
-        } catch let error as EngineError {
-            try reportingErrors { () throws(EngineError) in throw error }
-            return
-        }
-        let pipeline = FlashWorldPipeline(model: flashWorld, backend: backend, renderer: DeviceChoice.viewRenderer(for: backend))
+        let (pipeline, _) = try FlashWorldRun.pipeline(model: model, checkpoint: checkpoint, device: device, memory: nil, quiet: quiet)
         var noise = SeededNoise(seed: seed)
         let start = monotonicSeconds()
-        let grown = try reportingErrors { () throws(ModelError) in
-            do {
-                return try WorldExpansion.extend(world, along: path, generation: generation, pipeline: pipeline, noise: &noise) { stage, step, steps in
-                    guard !quiet else { return }
-                    switch stage {
-                    case "step": printError("step \(step)/\(steps): transformer…\n")
-                    case "reconstruction", "render", "re-encode": printError("step \(step)/\(steps): \(stage)…\n")
-                    default: printError("\(stage)…\n")
-                    }
-                }
-            } catch let error as ModelError {
-                throw error
-            } catch {
-                throw ModelError("\(error)")
-            }
+        let progress = FlashWorldRun.ProgressLines(quiet: quiet)
+        let grown: (world: GaussianCloud, chunk: GaussianCloud, placement: ChunkPlacement)
+        do {
+            grown = try WorldExpansion.extend(world, along: path, generation: generation, pipeline: pipeline, noise: &noise) { progress($0, $1, $2) }
+        } catch let error as ModelError {
+            // A path that does not start inside the scene, or a chunk that shares too little of its view.
+            return try reportingErrors { () throws(ModelError) in throw error }
         }
         try reportingErrors { () throws(SplatFileError) in try SplatFile.write(grown.world, toPath: output) }
         var chunkFile: String?

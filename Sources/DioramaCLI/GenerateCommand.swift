@@ -156,21 +156,8 @@ struct GenerateCommand: ParsableCommand {
             if frames == nil, let r = parsed.resolution, r.count == 3 { frameCount = r[0] }
             requestCameras = parsed
         } else {
-            let source = CameraPathSource(cameraPath)
-            let intrinsics = NormalizedIntrinsics(verticalFieldOfView: fov, width: size.width, height: size.height)
-            switch source {
-            case .steps(let steps): cameras = CameraPath.keyframes(steps, intrinsics: intrinsics).cameras
-            case .file(let path):
-                let document = try reportingErrors { () throws(CameraError) in try readCameraFile(path) }
-                cameras = try reportingErrors { () throws(CameraError) in
-                    try document.resolvedCameras(defaultWidth: size.width, defaultHeight: size.height)
-                }
-            default:
-                try reportingErrors { () throws(CameraError) in
-                    throw CameraError(.invalidValue, field: "--camera-path", "orbit, spiral and dolly frame existing scenes; use template steps or a file here")
-                }
-                return
-            }
+            cameras = try FlashWorldRun.cameras(
+                cameraPath, fov: fov, size: size, refusal: "orbit, spiral and dolly frame existing scenes; use template steps or a file here")
         }
         var encodedImage = requestImage
         if let image {
@@ -195,44 +182,11 @@ struct GenerateCommand: ParsableCommand {
             height: generationSize.height, steps: steps)
         try reportingErrors { () throws(ModelError) in try generation.validate() }
 
-        let location = try reportingErrors { () throws(HubError) in
-            model == "tiny" ? (folder: model, checkpoint: checkpoint) : try ModelArgument.resolve(model, checkpoint: checkpoint)
-        }
         let start = monotonicSeconds()
-        let backend = try device.backend(quiet: quiet)
-        let precision = device.modelPrecision(for: backend)
-        let flashWorld: FlashWorldModel
-        do {
-            flashWorld = try DeviceChoice.loadModel(location.folder, checkpoint: location.checkpoint, on: backend, precision: precision, memory: memory)
-        } catch let error as EngineError {
-            try reportingErrors { () throws(EngineError) in throw error }
-            return
-        } catch {
-            printError("error: \(error)\n")
-            throw ExitCode(65)
-        }
-        if !quiet { printError("running on \(backend.device) in \(precision), memory \(flashWorld.memoryMode.rawValue)\n") }
-        let pipeline = FlashWorldPipeline(model: flashWorld, backend: backend, renderer: DeviceChoice.viewRenderer(for: backend))
+        let (pipeline, flashWorld) = try FlashWorldRun.pipeline(model: model, checkpoint: checkpoint, device: device, memory: memory, quiet: quiet)
         var noise = SeededNoise(seed: seed ?? requestSeed ?? 42)
-        var firstStepStarted: Double?
-        let result = try pipeline.generate(generation, noise: &noise) { stage, step, steps in
-            guard !quiet else { return }
-            switch stage {
-            case "step":
-                // Time left from the steps so far (each step is one transformer pass and its feedback).
-                let now = monotonicSeconds()
-                var left = ""
-                if let first = firstStepStarted, step > 1 {
-                    let perStep = (now - first) / Double(step - 1)
-                    left = " (about \(Int((perStep * Double(steps - step + 1)).rounded())) s left)"
-                } else if step == 1 {
-                    firstStepStarted = now
-                }
-                printError("step \(step)/\(steps): transformer…\(left)\n")
-            case "reconstruction", "render", "re-encode": printError("step \(step)/\(steps): \(stage)…\n")
-            default: printError("\(stage)…\n")
-            }
-        }
+        let progress = FlashWorldRun.ProgressLines(quiet: quiet)
+        let result = try pipeline.generate(generation, noise: &noise) { progress($0, $1, $2) }
         var cloud = result.cloud
         if minOpacity > 0 { cloud = cloud.pruned(minOpacity: minOpacity) }
         try reportingErrors { () throws(SplatFileError) in try SplatFile.write(cloud, toPath: output) }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Cameras
 import Foundation
 import SplatCore
 import SplatIO
@@ -49,6 +50,12 @@ struct GenerateCommandTests {
         // Paths that frame a scene from outside are refused before any work.
         #expect(throws: (any Error).self) { try run(["extend", hall, "--camera-path", "orbit", "-o", "\(folder)/x.ply", "-q"]) }
         #expect(throws: (any Error).self) { _ = try DioramaCommand.parseAsRoot(["extend", hall, "--steps", "3", "-o", "x.ply"]) }
+        #expect(throws: (any Error).self) { _ = try DioramaCommand.parseAsRoot(["extend", hall, "-o", "grown.obj"]) }
+        // A path whose first camera does not see the scene is refused, and nothing is written.
+        let away = Camera(orientation: .identity, position: SIMD3(0, 0, 90), intrinsics: NormalizedIntrinsics(fx: 0.5, fy: 0.5, cx: 0.5, cy: 0.5))
+        try writeOutput(CameraPathDocument([away], width: 64, height: 64).jsonBytes(), to: "\(folder)/away.json")
+        #expect(throws: (any Error).self) { try run(["extend", hall, "--camera-path", "\(folder)/away.json", "-o", "\(folder)/away.ply"] + common.dropLast(3) + ["-q"]) }
+        #expect(!FileManager.default.fileExists(atPath: "\(folder)/away.ply"))
     }
 
     /// `--device` and `--precision`: bad names are refused before any work; the CPU runs every precision (the oracle's
