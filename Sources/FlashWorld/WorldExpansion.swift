@@ -55,13 +55,9 @@ public enum WorldExpansion {
         let (qw, qx, qy, qz) = (Float(q.w), Float(q.x), Float(q.y), Float(q.z))
         let logScale = Float(log(scale))
         let s = Float(scale)
-        let rows = [[rotation.rows.0.x, rotation.rows.0.y, rotation.rows.0.z], [rotation.rows.1.x, rotation.rows.1.y, rotation.rows.1.z],
-                    [rotation.rows.2.x, rotation.rows.2.y, rotation.rows.2.z]]
-        let bands = (0..<cloud.shDegree).map { SphericalHarmonics.transformMatrix(band: $0 + 1, orthogonal: rows).map(Float.init) }
         var out = cloud
         out.frame = .rub
-        let stride = cloud.shStride
-        var coefficient = [Float](repeating: 0, count: 7)
+        out.sh = cloud.shTransformed(orthogonal: [0, 3, 6].map { Array(rotation.rowMajor[$0..<($0 + 3)]) })
         for g in 0..<cloud.count {
             let p = SIMD3(cloud.positions[3 * g], cloud.positions[3 * g + 1], cloud.positions[3 * g + 2]) * s
             for i in 0..<3 {
@@ -74,17 +70,6 @@ public enum WorldExpansion {
             out.rotations[4 * g + 1] = qw * bx + qx * bw + qy * bz - qz * by
             out.rotations[4 * g + 2] = qw * by - qx * bz + qy * bw + qz * bx
             out.rotations[4 * g + 3] = qw * bz + qx * by - qy * bx + qz * bw
-            for (b, d) in bands.enumerated() {
-                let l = b + 1, n = 2 * l + 1, first = l * l
-                for ch in 0..<3 {
-                    for j in 0..<n { coefficient[j] = cloud.sh[g * stride + (first + j) * 3 + ch] }
-                    for i in 0..<n {
-                        var v: Float = 0
-                        for j in 0..<n { v += d[i * n + j] * coefficient[j] }
-                        out.sh[g * stride + (first + i) * 3 + ch] = v
-                    }
-                }
-            }
         }
         return out
     }

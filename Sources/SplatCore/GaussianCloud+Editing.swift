@@ -83,11 +83,7 @@ extension GaussianCloud {
         let source = (0..<3).map { i in (0..<3).first { m[i][$0] != 0 }! }
         let sign = (0..<3).map { Float(m[$0][source[$0]]) }
         let det = Float(determinant(m))
-        let md = m.map { $0.map(Double.init) }
-        let bands = (0..<shDegree).map { SphericalHarmonics.transformMatrix(band: $0 + 1, orthogonal: md) }
-            .map { $0.map(Float.init) }
-        let stride = shStride
-        var coefficient = [Float](repeating: 0, count: 7)
+        out.sh = shTransformed(orthogonal: m.map { $0.map(Double.init) })
         for g in 0..<count {
             for i in 0..<3 {
                 out.positions[g * 3 + i] = sign[i] * positions[g * 3 + source[i]]
@@ -95,6 +91,18 @@ extension GaussianCloud {
                 // R' = M R Mᵀ, so the quaternion's vector part maps by det(M)·M.
                 out.rotations[g * 4 + 1 + i] = det * sign[i] * rotations[g * 4 + 1 + source[i]]
             }
+        }
+        return out
+    }
+
+    /// The SH column after the points are moved by the orthogonal `m` (row-major 3x3): each band of degree 1 and up
+    /// mapped by its `SphericalHarmonics.transformMatrix`, the DC term unchanged.
+    public func shTransformed(orthogonal m: [[Double]]) -> [Float] {
+        let bands = (0..<shDegree).map { SphericalHarmonics.transformMatrix(band: $0 + 1, orthogonal: m).map(Float.init) }
+        var out = sh
+        let stride = shStride
+        var coefficient = [Float](repeating: 0, count: 7)
+        for g in 0..<count {
             for (b, d) in bands.enumerated() {
                 let l = b + 1, n = 2 * l + 1, first = l * l
                 for ch in 0..<3 {
@@ -102,7 +110,7 @@ extension GaussianCloud {
                     for i in 0..<n {
                         var v: Float = 0
                         for j in 0..<n { v += d[i * n + j] * coefficient[j] }
-                        out.sh[g * stride + (first + i) * 3 + ch] = v
+                        out[g * stride + (first + i) * 3 + ch] = v
                     }
                 }
             }
