@@ -30,4 +30,19 @@ extension GaussianCloud {
         }
         return cloud
     }
+
+    /// A 2 x 2 wall of 1,600 small opaque splats facing the first camera, `distance` ahead of it (at z = −distance,
+    /// y-up RUB): a known surface for depth, mesh and service tests.
+    public static func syntheticWall(distance: Float = 3) -> GaussianCloud {
+        var wall = GaussianCloud(count: 1600, shDegree: 0, frame: .rub)
+        for i in 0..<1600 {
+            wall.positions[3 * i] = Float(i % 40) / 20 - 1
+            wall.positions[3 * i + 1] = Float(i / 40) / 20 - 1
+            wall.positions[3 * i + 2] = -distance
+            for axis in 0..<3 { wall.logScales[3 * i + axis] = -3 }
+            wall.rotations[4 * i] = 1
+            wall.logitOpacities[i] = 6
+        }
+        return wall
+    }
 }

@@ -51,19 +51,10 @@ import Testing
         return path
     }
 
-    /// A 2 x 2 wall of 1,600 opaque splats three units ahead of camera 0.
+    /// `GaussianCloud.syntheticWall()` written as `name`.
     func writeWall(_ name: String) throws -> String {
-        var wall = GaussianCloud(count: 1600, shDegree: 0, frame: .rub)
-        for i in 0..<1600 {
-            wall.positions[3 * i] = Float(i % 40) / 20 - 1
-            wall.positions[3 * i + 1] = Float(i / 40) / 20 - 1
-            wall.positions[3 * i + 2] = -3
-            for axis in 0..<3 { wall.logScales[3 * i + axis] = -3 }
-            wall.rotations[4 * i] = 1
-            wall.logitOpacities[i] = 6
-        }
         let path = "\(folder)/\(name)"
-        try SplatFile.write(wall, toPath: path)
+        try SplatFile.write(GaussianCloud.syntheticWall(), toPath: path)
         return path
     }
 

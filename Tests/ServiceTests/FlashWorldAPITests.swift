@@ -21,23 +21,9 @@ struct StubGenerator: SceneGenerator {
                 try await Task.sleep(for: .milliseconds(25))
             }
         }
-        if request.prompt.contains("wall") { return GeneratedScene(cloud: Self.wall, timings: [("stub", 0.001)]) }
+        if request.prompt.contains("wall") { return GeneratedScene(cloud: .syntheticWall(), timings: [("stub", 0.001)]) }
         return GeneratedScene(cloud: GaussianCloud.synthetic(count: request.frames * 10, shDegree: 1, extent: 1), timings: [("stub", 0.001)])
     }
-
-    /// A 2 x 2 wall of opaque splats three units ahead of camera 0: a surface to mesh.
-    static let wall: GaussianCloud = {
-        var wall = GaussianCloud(count: 1600, shDegree: 0, frame: .rub)
-        for i in 0..<1600 {
-            wall.positions[3 * i] = Float(i % 40) / 20 - 1
-            wall.positions[3 * i + 1] = Float(i / 40) / 20 - 1
-            wall.positions[3 * i + 2] = -3
-            for axis in 0..<3 { wall.logScales[3 * i + axis] = -3 }
-            wall.rotations[4 * i] = 1
-            wall.logitOpacities[i] = 6
-        }
-        return wall
-    }()
 }
 
 /// The server as `diorama serve` builds it, over `service`.
