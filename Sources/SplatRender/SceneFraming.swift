@@ -23,10 +23,7 @@ public struct SceneFraming: Sendable, Equatable {
             self.init(center: .zero, radius: 1)
             return
         }
-        let step = max(1, n / 200_000)
-        var picked: [Int] = []
-        for i in stride(from: 0, to: n, by: step) where cloud.opacity(i) >= 0.1 { picked.append(i) }
-        if picked.isEmpty { picked = Array(stride(from: 0, to: n, by: step)) }
+        let picked = Self.sample(cloud)
         func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
         let p = cloud.positions
         let center = SIMD3(
@@ -38,6 +35,15 @@ public struct SceneFraming: Sendable, Equatable {
         }.sorted()
         let radius = distances[min(distances.count - 1, distances.count * 9 / 10)]
         self.init(center: center, radius: radius > 0 && radius.isFinite ? radius : 1)
+    }
+
+    /// At most 200,000 evenly spread Gaussians of `cloud`, the reasonably opaque ones (opacity 0.1 or more) when there
+    /// are any: what the framing and the mesher's box are measured on.
+    static func sample(_ cloud: GaussianCloud) -> [Int] {
+        let step = max(1, cloud.count / 200_000)
+        var picked: [Int] = []
+        for i in stride(from: 0, to: cloud.count, by: step) where cloud.opacity(i) >= 0.1 { picked.append(i) }
+        return picked.isEmpty ? Array(stride(from: 0, to: cloud.count, by: step)) : picked
     }
 
     /// The distance at which a sphere of `radius` fills a vertical field of view of `degrees`, with a little margin.

@@ -41,11 +41,7 @@ public struct SceneMesher: Sendable {
     /// The box the grid spans: the 2nd to 98th percentile of the reasonably opaque Gaussians along each axis, padded by
     /// a tenth (generated scenes have floaters far out), holding the first camera's position when `holdingOrigin`.
     public static func bounds(of cloud: GaussianCloud, holdingOrigin: Bool = true) -> (lower: SIMD3<Float>, upper: SIMD3<Float>) {
-        let n = cloud.count
-        let step = max(1, n / 200_000)
-        var picked: [Int] = []
-        for i in stride(from: 0, to: n, by: step) where cloud.opacity(i) >= 0.1 { picked.append(i) }
-        if picked.isEmpty { picked = Array(stride(from: 0, to: n, by: step)) }
+        let picked = SceneFraming.sample(cloud)
         guard !picked.isEmpty else { return (SIMD3(repeating: -1), SIMD3(repeating: 1)) }
         var lower = SIMD3<Float>.zero, upper = SIMD3<Float>.zero
         for axis in 0..<3 {
