@@ -62,17 +62,18 @@ struct ConvertCommand: ParsableCommand {
     }
 
     func run() throws {
-        var cloud = try reportingErrors { () throws(SplatFileError) in
+        var (cloud, description) = try reportingErrors { () throws(SplatFileError) in
             let source = try InputSource(path: input)
             let bar = ProgressBar("reading \(input)", enabled: !quiet)
             defer { bar.finish() }
-            return try SplatFile.read(source, format: from, progress: bar.handler).0
+            return try SplatFile.read(source, format: from, progress: bar.handler)
         }
         if let minOpacity { cloud = cloud.pruned(minOpacity: minOpacity) }
         if let maxSplats { cloud = cloud.keepingMostImportant(maxSplats) }
         if let shDegree { cloud = cloud.withSHDegree(shDegree) }
         if let frame { cloud = cloud.converted(to: frame) }
-        let options = SplatWriteOptions(spz: SPZWriteOptions(version: spzVersion))
+        // Scene metadata (a world's chunk placements) names its own frame, so it travels unchanged.
+        let options = SplatWriteOptions(spz: SPZWriteOptions(version: spzVersion), metadata: description.metadata)
         try reportingErrors { () throws(SplatFileError) in
             let bar = ProgressBar("writing \(output)", enabled: !quiet)
             defer { bar.finish() }

@@ -90,7 +90,7 @@ struct ExtendCommand: ParsableCommand {
     func run() throws {
         let generationSize = size ?? (model == "tiny" ? ImageSize(width: 256, height: 192) : .flashWorld)
         let frameCount = frames ?? (model == "tiny" ? 4 : 24)
-        let world = try reportingErrors { () throws(SplatFileError) in try SplatFile.read(try InputSource(path: scene)).0 }
+        let (world, description) = try reportingErrors { () throws(SplatFileError) in try SplatFile.read(try InputSource(path: scene)) }
         guard world.count > 0 else {
             try reportingErrors { () throws(ModelError) in throw ModelError("\(scene) has no Gaussians to extend") }
             return
@@ -112,16 +112,19 @@ struct ExtendCommand: ParsableCommand {
             // A path that does not start inside the scene, or a chunk that shares too little of its view.
             return try reportingErrors { () throws(ModelError) in throw error }
         }
-        try reportingErrors { () throws(SplatFileError) in try SplatFile.write(grown.world, toPath: output) }
         var chunkFile: String?
         if let chunks {
             chunkFile = try reportingErrors { () throws(SplatFileError) in try Self.writeChunk(grown.chunk, in: chunks) }
         }
+        // The scene's own record of its chunks (else its sidecar's), with this one appended, goes into the file and
+        // beside it (.splat files have no room for it).
+        var record = WorldRecord(metadata: description.metadata) ?? Self.sidecarRecord(scene + ".chunks.json") ?? WorldRecord()
+        record.chunks.append(WorldRecord.Chunk(grown.placement, scene: output, chunk: chunkFile))
+        try reportingErrors { () throws(SplatFileError) in
+            try SplatFile.write(grown.world, toPath: output, options: SplatWriteOptions(metadata: record.metadata))
+            try Self.writeSidecar(record, to: output + ".chunks.json")
+        }
         let p = grown.placement
-        let record = ChunkRecord(
-            scene: output, chunk: chunkFile, position: [p.pose.position.x, p.pose.position.y, p.pose.position.z],
-            orientationWXYZ: p.pose.orientation.wxyz, scale: p.scale, pixels: p.pixels, spread: p.spread, pruned: p.pruned)
-        try reportingErrors { () throws(SplatFileError) in try Self.appendRecord(record, after: scene + ".chunks.json", to: output + ".chunks.json") }
         if !quiet {
             print(
                 "wrote \(output): \(grown.world.count) Gaussians (\(grown.chunk.count - p.pruned) new, \(p.pruned) duplicates pruned); chunk scale \(formatted(Float(p.scale))) over \(p.pixels) pixels (spread \(formatted(Float(100 * p.spread)))%), in \(formatted(Float(monotonicSeconds() - start))) s"
@@ -147,28 +150,18 @@ struct ExtendCommand: ParsableCommand {
         return String(repeating: "0", count: max(0, 4 - digits.count)) + digits
     }
 
-    /// One chunk's placement, as `OUTPUT.chunks.json` lists them (the scene's frame; pose of the chunk's first camera).
-    struct ChunkRecord: Codable {
-        var scene: String
-        var chunk: String?
-        var position: [Double]
-        var orientationWXYZ: [Double]
-        var scale: Double
-        var pixels: Int
-        var spread: Double
-        var pruned: Int
+    /// The chunks a `.chunks.json` sidecar lists (a list of `WorldRecord.Chunk`), if it exists and reads.
+    static func sidecarRecord(_ path: String) -> WorldRecord? {
+        guard let bytes = try? InputSource(path: path).allBytes(),
+            let chunks = try? JSONDecoder().decode([WorldRecord.Chunk].self, from: Data(bytes))
+        else { return nil }
+        return WorldRecord(chunks: chunks)
     }
 
-    /// The placements so far (those of the scene grown from, when it has them) with the new one appended.
-    static func appendRecord(_ record: ChunkRecord, after earlierPath: String, to path: String) throws(SplatFileError) {
-        var records: [ChunkRecord] = []
-        if let bytes = try? InputSource(path: earlierPath).allBytes(), let earlier = try? JSONDecoder().decode([ChunkRecord].self, from: Data(bytes)) {
-            records = earlier
-        }
-        records.append(record)
+    static func writeSidecar(_ record: WorldRecord, to path: String) throws(SplatFileError) {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        guard let data = try? encoder.encode(records) else { throw SplatFileError(.io, file: path, "the chunk records could not be encoded") }
+        guard let data = try? encoder.encode(record.chunks) else { throw SplatFileError(.io, file: path, "the chunk records could not be encoded") }
         try writeOutput(Array(data), to: path)
     }
 }

@@ -53,6 +53,9 @@ struct InfoCommand: ParsableCommand {
         if let spz = description.spz, !spz.extensionTypes.isEmpty {
             print("extensions   \(spz.extensionTypes.map { "0x" + String($0, radix: 16) }.joined(separator: ", "))")
         }
+        if let metadata = description.metadata {
+            print("metadata     \(metadata.count > 200 ? metadata.prefix(200) + "…" : metadata)")
+        }
     }
 
     private func frameSource(_ d: SplatFileDescription) -> String {

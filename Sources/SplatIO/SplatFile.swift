@@ -29,12 +29,39 @@ public struct SplatFileDescription: Sendable {
     public var variant: String
     public var spz: SPZFileInfo?
     public var plyHeader: PLYHeader?
+    /// Diorama's scene metadata, when the file records it (`SplatMetadata`).
+    public var metadata: String?
+}
+
+/// Diorama's own scene metadata: one line of JSON (a world's chunk placements, say) that travels inside the file. PLY
+/// holds it in a `comment diorama <json>` header line; SPZ in an extension record of type 0xD10A0001 (readers that do
+/// not know it skip it by length, as the format asks); .splat has nowhere to keep it.
+public enum SplatMetadata {
+    public static let plyComment = "diorama"
+    public static let spzExtensionType: UInt32 = 0xD10A_0001
+    /// The most bytes a document may take (an SPZ reader's extension ceiling is 1 MiB).
+    public static let maxBytes = 512 << 10
+
+    static func check(_ metadata: String?, file: String) throws(SplatFileError) {
+        guard let metadata else { return }
+        guard !metadata.contains(where: { $0 == "\n" || $0 == "\r" }) else {
+            throw SplatFileError(.unsupported, file: file, field: "metadata", "scene metadata must be one line (compact JSON)")
+        }
+        guard metadata.utf8.count <= maxBytes else {
+            throw SplatFileError(.unsupported, file: file, field: "metadata", "scene metadata is \(metadata.utf8.count) bytes; at most \(maxBytes) fit")
+        }
+    }
 }
 
 /// Options for writing any format.
 public struct SplatWriteOptions: Sendable {
     public var spz = SPZWriteOptions()
-    public init(spz: SPZWriteOptions = .init()) { self.spz = spz }
+    /// Written into PLY and SPZ files (`SplatMetadata`); .splat drops it.
+    public var metadata: String?
+    public init(spz: SPZWriteOptions = .init(), metadata: String? = nil) {
+        self.spz = spz
+        self.metadata = metadata
+    }
 }
 
 public enum SplatFile {
@@ -52,11 +79,15 @@ public enum SplatFile {
         switch format {
         case .ply:
             let (cloud, header) = try PLYReader.read(source, limits: limits, progress: progress)
-            return (cloud, .init(format: .ply, variant: header.format.rawValue, plyHeader: header))
+            let metadata = header.comments.lazy.compactMap { comment -> String? in
+                guard comment.hasPrefix(SplatMetadata.plyComment + " ") else { return nil }
+                return String(comment.dropFirst(SplatMetadata.plyComment.count + 1))
+            }.first
+            return (cloud, .init(format: .ply, variant: header.format.rawValue, plyHeader: header, metadata: metadata))
         case .spz:
             let (cloud, info) = try SPZReader.read(source, limits: limits, progress: progress)
             let container = info.version >= 4 ? "NGSP + zstd" : "gzip"
-            return (cloud, .init(format: .spz, variant: "SPZ v\(info.version) (\(container))", spz: info))
+            return (cloud, .init(format: .spz, variant: "SPZ v\(info.version) (\(container))", spz: info, metadata: info.metadata))
         case .splat:
             if sniffed == .ply || sniffed == .spz {
                 throw SplatFileError(
@@ -73,8 +104,8 @@ public enum SplatFile {
         progress: ProgressHandler? = nil
     ) throws(SplatFileError) {
         switch format {
-        case .ply: try PLYWriter.write(cloud, to: sink, progress: progress)
-        case .spz: try SPZWriter.write(cloud, to: sink, options: options.spz, progress: progress)
+        case .ply: try PLYWriter.write(cloud, to: sink, metadata: options.metadata, progress: progress)
+        case .spz: try SPZWriter.write(cloud, to: sink, options: options.spz, metadata: options.metadata, progress: progress)
         case .splat:
             // .splat has no frame field; its readers assume RDF (as this reader does).
             try DotSplatFormat.write(cloud.frame == .rdf ? cloud : cloud.converted(to: .rdf), to: sink, progress: progress)

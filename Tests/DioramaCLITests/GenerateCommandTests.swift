@@ -1,5 +1,6 @@
 import ArgumentParser
 import Cameras
+import FlashWorld
 import Foundation
 import SplatCore
 import SplatIO
@@ -47,6 +48,9 @@ struct GenerateCommandTests {
         let records = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: again + ".chunks.json"))) as? [[String: Any]]
         #expect(records?.count == 2 && records?.last?["chunk"] as? String == "\(folder)/chunks/chunk_0001.ply")
         #expect((records?.first?["scale"] as? Double).map { $0 > 0 } == true)
+        // The scene file itself carries the same record, so a copy without its sidecar still knows its chunks.
+        let inFile = WorldRecord(metadata: try SplatFile.read(InputSource(path: again)).1.metadata)
+        #expect(inFile?.chunks.count == 2 && inFile?.chunks.last?.chunk == "\(folder)/chunks/chunk_0001.ply")
         // Paths that frame a scene from outside are refused before any work.
         #expect(throws: (any Error).self) { try run(["extend", hall, "--camera-path", "orbit", "-o", "\(folder)/x.ply", "-q"]) }
         #expect(throws: (any Error).self) { _ = try DioramaCommand.parseAsRoot(["extend", hall, "--steps", "3", "-o", "x.ply"]) }

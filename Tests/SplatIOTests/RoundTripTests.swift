@@ -84,6 +84,24 @@ import Testing
         }
     }
 
+    /// Scene metadata travels in PLY (a comment line) and SPZ v3 and v4 (an extension record), the splats unchanged
+    /// beside it; a document that would break a PLY header is refused, naming the problem.
+    @Test func metadataTravelsInsideTheFile() throws {
+        let cloud = GaussianCloud.synthetic(count: 50, shDegree: 1).converted(to: .rub)
+        let document = #"{"chunks":[{"scale":1.7}],"frame":"RUB","note":"é ü"}"#
+        for (format, version) in [(SplatFormat.ply, 3), (.spz, 3), (.spz, 4)] {
+            let bytes = try written(cloud, as: format, options: .init(spz: .init(version: version), metadata: document))
+            let (back, description) = try SplatFile.read(InputSource(bytes: bytes, name: "m.\(format.rawValue)"), format: format)
+            #expect(description.metadata == document, "\(format) v\(version)")
+            #expect(back.frame == .rub, "\(format) v\(version)")
+            let plain = try reread(written(cloud, as: format, options: .init(spz: .init(version: version))), as: format)
+            #expect(back.positions == plain.positions && back.sh == plain.sh, "\(format) v\(version)")
+            #expect(try SplatFile.read(InputSource(bytes: try written(cloud, as: format), name: "p.\(format.rawValue)")).1.metadata == nil)
+        }
+        #expect(throws: SplatFileError.self) { try written(cloud, as: .ply, options: .init(metadata: "two\nlines")) }
+        #expect(throws: SplatFileError.self) { try written(cloud, as: .spz, options: .init(metadata: String(repeating: "x", count: SplatMetadata.maxBytes + 1))) }
+    }
+
     @Test func emptyCloudRoundTrips() throws {
         let empty = GaussianCloud(count: 0, shDegree: 1)
         for format in SplatFormat.allCases {

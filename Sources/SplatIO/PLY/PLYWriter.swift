@@ -3,7 +3,7 @@ import SplatCore
 
 /// Writes the standard INRIA 3DGS layout, binary little-endian float: `x y z nx ny nz f_dc_0..2 f_rest_* opacity
 /// scale_0..2 rot_0..3`, with channel-major `f_rest_*` and zero normals (some viewers expect them). A frame other than
-/// RDF, the PLY convention, is recorded in a `comment coordinate_frame` line.
+/// RDF, the PLY convention, is recorded in a `comment coordinate_frame` line; scene metadata in a `comment diorama` line.
 public enum PLYWriter {
     public static func propertyNames(shDegree: Int) -> [String] {
         let rest = 3 * (SphericalHarmonics.coefficientCount(degree: shDegree) - 1)
@@ -13,12 +13,14 @@ public enum PLYWriter {
     }
 
     public static func write(
-        _ cloud: GaussianCloud, to sink: OutputSink, progress: ProgressHandler? = nil
+        _ cloud: GaussianCloud, to sink: OutputSink, metadata: String? = nil, progress: ProgressHandler? = nil
     ) throws(SplatFileError) {
         try requireNoNaN(cloud, file: sink.name)
+        try SplatMetadata.check(metadata, file: sink.name)
         let names = propertyNames(shDegree: cloud.shDegree)
         var comments: [String] = []
         if cloud.frame != .rdf { comments.append("\(SplatPropertyMapping.frameComment) \(cloud.frame.name)") }
+        if let metadata { comments.append("\(SplatMetadata.plyComment) \(metadata)") }
         let header = PLYHeader.text(
             format: .binaryLittleEndian, comments: comments,
             elements: [.init(name: "vertex", count: cloud.count, properties: names.map { .init(name: $0, type: .float32) })])

@@ -12,6 +12,8 @@ public struct SPZFileInfo: Sendable, Equatable {
     public var recordedFrame: CoordinateFrame?
     /// Types of extension records present (known or not).
     public var extensionTypes: [UInt32]
+    /// Diorama's scene metadata record, if present (`SplatMetadata`).
+    public var metadata: String? = nil
 }
 
 /// Reads SPZ versions 1-3 (one gzip member) and 4 (NGSP header, table of contents, one zstd frame per attribute).
@@ -278,6 +280,9 @@ public enum SPZReader {
                 }
                 // UNSPECIFIED means RUB to the reference library.
                 info.recordedFrame = value == 0 ? .rub : CoordinateFrame(name: SPZLayout.coordinateSystems[value])
+            }
+            if type == SplatMetadata.spzExtensionType {
+                info.metadata = String(decoding: bytes[(at + 8)..<(at + 8 + length)], as: UTF8.self)
             }
             at += 8 + length
         }

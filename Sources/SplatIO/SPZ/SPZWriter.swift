@@ -5,7 +5,7 @@ import SplatCore
 /// byte-identical to what Niantic's reference library writes (positions stored in the cloud's axes, unchanged).
 public enum SPZWriter {
     public static func write(
-        _ cloud: GaussianCloud, to sink: OutputSink, options: SPZWriteOptions = .init(),
+        _ cloud: GaussianCloud, to sink: OutputSink, options: SPZWriteOptions = .init(), metadata: String? = nil,
         progress: ProgressHandler? = nil
     ) throws(SplatFileError) {
         guard (2...4).contains(options.version) else {
@@ -29,6 +29,12 @@ public enum SPZWriter {
             extensions.appendLE32(SPZLayout.ExtensionType.coordinateSystem)
             extensions.appendLE32(4)
             extensions.appendLE32(value)
+        }
+        try SplatMetadata.check(metadata, file: sink.name)
+        if let metadata {
+            extensions.appendLE32(SplatMetadata.spzExtensionType)
+            extensions.appendLE32(UInt32(metadata.utf8.count))
+            extensions.append(contentsOf: metadata.utf8)
         }
         let payload = SPZCodec.pack(cloud, options: options, extensions: extensions)
         progress?(Int64(cloud.count) / 4, Int64(cloud.count))
