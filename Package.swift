@@ -106,7 +106,7 @@ let package = Package(
         .testTarget(
             name: "ServiceTests",
             dependencies: [
-                "Service", "FlashWorld", "Video", "EngineCore", "EngineCPU", "SplatCore", "SplatIO", "Cameras",
+                "Service", "FlashWorld", "Video", "EngineCore", "EngineCPU", "SplatCore", "SplatIO", "Cameras", "MediaIO",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]),
         .testTarget(

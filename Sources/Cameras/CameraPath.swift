@@ -91,6 +91,20 @@ extension CameraPath {
         for step in steps { path.append(step, intrinsics: intrinsics) }
         return path
     }
+
+    /// The path moved rigidly so that its first camera takes `orientation` and `position` (the others keep their
+    /// pose relative to it): template steps from any pose, not only from camera #0.
+    public func startingAt(orientation: Quaternion, position: SIMD3<Double>) -> CameraPath {
+        guard let first = cameras.first else { return self }
+        let toStart = orientation.normalized * first.orientation.normalized.conjugate
+        return CameraPath(
+            cameras.map { camera in
+                var moved = camera
+                moved.orientation = toStart * camera.orientation
+                moved.position = position + toStart.rotated(camera.position - first.position)
+                return moved
+            })
+    }
 }
 
 // MARK: - Parametric paths

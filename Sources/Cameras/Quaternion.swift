@@ -36,6 +36,9 @@ public struct Quaternion: Equatable, Sendable {
         return Quaternion(w: w * s, x: x * s, y: y * s, z: z * s)
     }
 
+    /// The inverse rotation of a unit quaternion.
+    public var conjugate: Quaternion { Quaternion(w: w, x: -x, y: -y, z: -z) }
+
     public static prefix func - (q: Quaternion) -> Quaternion { Quaternion(w: -q.w, x: -q.x, y: -q.y, z: -q.z) }
 
     public static func dot(_ a: Quaternion, _ b: Quaternion) -> Double { a.w * b.w + a.x * b.x + a.y * b.y + a.z * b.z }

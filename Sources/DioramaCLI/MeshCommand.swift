@@ -46,7 +46,7 @@ struct MeshCommand: ParsableCommand {
     var collider = false
 
     @Option(help: "The collider's largest triangle count.")
-    var triangles = 150_000
+    var triangles = SceneMesher.defaultColliderTriangles
 
     @Flag(name: .shortAndLong, help: "No progress bar or summary.")
     var quiet = false

@@ -163,7 +163,7 @@ public enum WorldExpansion {
     /// cameras are replaced by `path` and its image by the render.
     public static func extend(
         _ world: GaussianCloud, along path: [Camera], generation: GenerationRequest, pipeline: FlashWorldPipeline, noise: inout some NoiseSource,
-        progress: FlashWorldPipeline.Progress = { _, _, _ in }
+        progress: FlashWorldPipeline.Progress = { _, _, _ in }, isCancelled: () -> Bool = { Task.isCancelled }
     ) throws -> (world: GaussianCloud, chunk: GaussianCloud, placement: ChunkPlacement) {
         guard let first = path.first else { throw ModelError("the path has no cameras") }
         let world = world.frame == .rub ? world : world.converted(to: .rub)
@@ -183,7 +183,7 @@ public enum WorldExpansion {
             for c in 0..<3 { planes[c * width * height + pixel] = 2 * min(max(view.rgb[3 * pixel + c], 0), 1) - 1 }
         }
         request.image = try Tensor(planes, shape: [3, height, width])
-        let result = try pipeline.generate(request, noise: &noise, progress: progress)
+        let result = try pipeline.generate(request, noise: &noise, progress: progress, isCancelled: isCancelled)
         // The chunk at the shared view: its first camera sits at the origin of its frame, looking down -z.
         let origin = Camera(orientation: .identity, position: .zero, intrinsics: first.intrinsics)
         let own = try renderer.render(result.cloud, camera: RenderCamera(origin, width: width, height: height))

@@ -1,6 +1,7 @@
 import Cameras
 import FlashWorld
 import FoundationEssentials
+import MediaIO
 import SplatCore
 import SplatIO
 import SplatRender
@@ -9,8 +10,8 @@ import SplatRender
     import Glibc
 #endif
 
-/// A finished job's files: the PLY written when it finished, and SPZ, .splat, the orbit MP4 and the GLB mesh made from it the first
-/// time they are asked for (once however many ask at the same moment, on a Dispatch thread, written beside and
+/// A finished job's files: the PLY written when it finished, and SPZ, .splat, the orbit MP4, the GLB mesh and collider
+/// and the panorama made from it the first time they are asked for (once however many ask at the same moment, on a Dispatch thread, written beside and
 /// renamed into place, so an interrupted conversion never serves half a file).
 enum ArtifactStore {
     static func path(for artifact: GenerationService.Artifact, of job: JobRecord, service: GenerationService) async throws -> String {
@@ -31,19 +32,30 @@ enum ArtifactStore {
         guard access(source, R_OK) == 0 else { throw ServiceError(410, "the files of job \(job.id) have expired or were deleted") }
         let (limits, videoFrames, meshResolution) = (service.limits, service.videoFrames, service.meshResolution)
         try await service.converting(target) {
-            let (cloud, _) = try SplatFile.read(InputSource(path: source))
+            let (cloud, description) = try SplatFile.read(InputSource(path: source))
             switch artifact {
-            case .ply, .video: break
-            case .spz, .splat: try SplatFile.write(cloud, toPath: target)
-            case .glb:
+            case .ply, .video, .extensionBase: break
+            case .spz, .splat: try SplatFile.write(cloud, toPath: target, options: SplatWriteOptions(metadata: description.metadata))
+            case .glb, .collider:
                 var options = SceneMesher.Options()
                 options.resolution = meshResolution
                 options.viewSize = 2 * meshResolution
                 let rub = cloud.frame == .rub ? cloud : cloud.converted(to: .rub)
-                let mesh = try SceneMesher(options: options).fuse(rub).extractSurface()
+                let volume = try SceneMesher(options: options).fuse(rub)
+                let mesh = artifact == .collider
+                    ? try SceneMesher.collider(from: volume, triangles: SceneMesher.defaultColliderTriangles) : volume.extractSurface()
                 guard mesh.triangleCount > 0 else { throw ServiceError(422, "the scene has no surface opaque enough to mesh") }
                 let output = try AtomicFileOutput(path: target)
                 try output.write(try GLBWriter.encode(mesh))
+                try output.commit()
+            case .panorama:
+                // From where the scene was generated: camera #0, the origin of its frame (a grown world's too).
+                let rub = cloud.frame == .rub ? cloud : cloud.converted(to: .rub)
+                let size = (width: 2048, height: 1024)
+                let origin = Camera(orientation: .identity, position: .zero, intrinsics: NormalizedIntrinsics(fx: 1, fy: 1, cx: 0.5, cy: 0.5))
+                let panorama = try PanoramaRenderer().render(rub, from: origin, width: size.width, height: size.height)
+                let output = try AtomicFileOutput(path: target)
+                try output.write(try PNGEncoder.encode(width: size.width, height: size.height, channels: 3, pixels: panorama.rgb8()))
                 try output.commit()
             case .flashWorldSPZ:
                 var raw = cloud.pruned(minOpacity: 0.00025)
@@ -86,7 +98,8 @@ enum ArtifactStore {
     static func contentType(_ artifact: GenerationService.Artifact) -> String {
         switch artifact {
         case .mp4, .video: "video/mp4"
-        case .glb: "model/gltf-binary"
+        case .glb, .collider: "model/gltf-binary"
+        case .panorama: "image/png"
         default: "application/octet-stream"
         }
     }

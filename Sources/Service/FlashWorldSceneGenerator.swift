@@ -31,27 +31,63 @@ public struct FlashWorldSceneGenerator: SceneGenerator {
             var succeeded = false
             defer { if !succeeded { backend.trimMemory() } }
             let result = try FlashWorldPipeline(model: model, backend: backend, renderer: renderer, textCache: textCache).generate(
-                generation, noise: &noise,
-                progress: { stage, step, steps in
-                    // Text and image take a few percent; each step's share splits over its sub-stages.
-                    let within = ["step": 0.0, "reconstruction": 0.4, "render": 0.7, "re-encode": 0.85]
-                    switch stage {
-                    case "text": progress(JobProgress(stage: "encoding the prompt", fraction: 0.02))
-                    case "image": progress(JobProgress(stage: "encoding the image", fraction: 0.05))
-                    case "export": progress(JobProgress(stage: "exporting the scene", step: step, steps: steps, fraction: 0.97))
-                    default:
-                        let part = within[stage] ?? 0
-                        let name = stage == "step" ? "transformer" : stage
-                        progress(
-                            JobProgress(
-                                stage: "step \(step) of \(steps): \(name)", step: step, steps: steps,
-                                fraction: 0.05 + 0.9 * (Double(step - 1) + part) / Double(max(steps, 1))))
-                    }
-                }, isCancelled: isCancelled)
+                generation, noise: &noise, progress: Self.jobProgress(progress), isCancelled: isCancelled)
             succeeded = true
             return result
         }
         return GeneratedScene(cloud: result.cloud, timings: result.timings)
+    }
+
+    /// World expansion (`WorldExpansion.extend`): the chunk is generated on the world's render from the request's
+    /// first camera, placed, merged, and recorded in the world's metadata.
+    public func extend(
+        _ world: GaussianCloud, metadata: String?, request: SceneRequest, seed: UInt64, progress: @escaping @Sendable (JobProgress) -> Void
+    ) async throws -> GeneratedScene {
+        let generation = GenerationRequest(
+            prompt: request.prompt.isEmpty ? " " : request.prompt, cameras: request.cameras, frames: request.frames, width: request.width,
+            height: request.height)
+        let (model, backend, renderer, textCache) = (self.model, self.backend, self.renderer, self.textCache)
+        let started = monotonicNow()
+        let grown = try await BlockingWork.cancellable { isCancelled in
+            var noise = SeededNoise(seed: seed)
+            var succeeded = false
+            defer { if !succeeded { backend.trimMemory() } }
+            let pipeline = FlashWorldPipeline(model: model, backend: backend, renderer: renderer, textCache: textCache)
+            do {
+                let grown = try WorldExpansion.extend(
+                    world, along: request.cameras, generation: generation, pipeline: pipeline, noise: &noise, progress: Self.jobProgress(progress),
+                    isCancelled: isCancelled)
+                succeeded = true
+                return grown
+            } catch let error as ModelError {
+                // A path that starts outside the scene, or a chunk that shares too little of its view: the request's fault.
+                throw ServiceError(422, error.message)
+            }
+        }
+        var record = WorldRecord(metadata: metadata) ?? WorldRecord()
+        record.chunks.append(WorldRecord.Chunk(grown.placement))
+        return GeneratedScene(cloud: grown.world, timings: [("extend", monotonicNow() - started)], metadata: record.metadata)
+    }
+
+    /// The pipeline's stages as a job's progress: text and image take a few percent; each step's share splits over
+    /// its sub-stages.
+    static func jobProgress(_ progress: @escaping @Sendable (JobProgress) -> Void) -> FlashWorldPipeline.Progress {
+        { stage, step, steps in
+            let within = ["step": 0.0, "reconstruction": 0.4, "render": 0.7, "re-encode": 0.85]
+            switch stage {
+            case "world render": progress(JobProgress(stage: "rendering the scene from the path's start", fraction: 0.01))
+            case "text": progress(JobProgress(stage: "encoding the prompt", fraction: 0.02))
+            case "image": progress(JobProgress(stage: "encoding the image", fraction: 0.05))
+            case "export": progress(JobProgress(stage: "exporting the scene", step: step, steps: steps, fraction: 0.97))
+            default:
+                let part = within[stage] ?? 0
+                let name = stage == "step" ? "transformer" : stage
+                progress(
+                    JobProgress(
+                        stage: "step \(step) of \(steps): \(name)", step: step, steps: steps,
+                        fraction: 0.05 + 0.9 * (Double(step - 1) + part) / Double(max(steps, 1))))
+            }
+        }
     }
 
     /// The smallest request the model runs: one frame at 32x32, for the warm-up before the service reports ready.

@@ -324,16 +324,32 @@ public actor GenerationService {
         case ply = "scene.ply", spz = "scene.spz", splat = "scene.splat", mp4 = "orbit.mp4", flashWorldSPZ = "flashworld.spz"
         /// The scene as a coloured triangle mesh (binary glTF, `diorama mesh`'s defaults at a service's grid).
         case glb = "scene.glb"
+        /// A closed, decimated mesh without colours for physics (`diorama mesh --collider`'s defaults).
+        case collider = "collider.glb"
+        /// An equirectangular 360° view from where the scene was generated (`diorama render --panorama`).
+        case panorama = "panorama.png"
         /// A video job's MP4, written by the job itself.
         case video = "video.mp4"
+        /// The scene a growing job starts from, linked from its parent's PLY when the job is queued; never served.
+        case extensionBase = "base.ply"
         /// The ones `/v1` lists for a scene.
-        static let listed: [Artifact] = [.ply, .spz, .splat, .mp4, .glb]
+        static let listed: [Artifact] = [.ply, .spz, .splat, .mp4, .glb, .collider, .panorama]
+        /// Made from the PLY on first request.
+        var isMadeOnRequest: Bool { [.splat, .mp4, .glb, .collider, .panorama].contains(self) }
         var fileExtension: String { String(rawValue.split(separator: ".").last!) }
+        /// Its key among a `/v1` job's artifact links: the extension, or the name where two share one.
+        var linkKey: String {
+            switch self {
+            case .collider: "collider"
+            case .panorama: "panorama"
+            default: fileExtension
+            }
+        }
         /// What follows the file id in the data folder.
         var fileSuffix: String {
             switch self {
             case .flashWorldSPZ: "fw.spz"
-            case .video: "video.mp4"
+            case .video, .collider, .panorama, .extensionBase: rawValue
             default: fileExtension
             }
         }
@@ -484,7 +500,11 @@ public actor GenerationService {
         return try await enqueue(VideoJobParser.normalized(request), seed: request.seed, summary: summary)
     }
 
-    func enqueue(_ body: [UInt8], seed requested: Int64?, summary: JobSummary) async throws -> (JobRecord, QueueInfo) {
+    /// Stores a job. `preparing` runs with the new job's file id just before it is stored (a growing job's scene is
+    /// linked into place then); a job that cannot be stored leaves no such file behind.
+    func enqueue(
+        _ body: [UInt8], seed requested: Int64?, summary: JobSummary, preparing: (@Sendable (String) throws -> Void)? = nil
+    ) async throws -> (JobRecord, QueueInfo) {
         if case .failed(let reason) = readiness { throw ServiceError(503, "the service cannot generate: \(reason)") }
         // A job this server would take too long for is refused now, with the estimate and the limit.
         let megapixels = Double(summary.frames * summary.width * summary.height) / 1e6 * Double(max(summary.steps, 1)) / 4
@@ -516,7 +536,17 @@ public actor GenerationService {
         let fileID = String(millis) + String(repeating: "0", count: 12 - suffix.count) + suffix
         var job = JobRecord(id: UUID().uuidString.lowercased(), fileID: fileID, request: body, createdAt: now(), seed: seed)
         job.summary = summary
-        try await store.insert(job)
+        if let preparing {
+            try preparing(fileID)
+            do {
+                try await store.insert(job)
+            } catch {
+                removeArtifacts(fileID)
+                throw error
+            }
+        } else {
+            try await store.insert(job)
+        }
         metrics.count("submitted")
         log("job \(job.id) queued (file \(job.fileID), seed \(seed))")
         wakeWorkers()
@@ -667,7 +697,23 @@ public actor GenerationService {
         log("job \(id) started (attempt \(job.attempts))")
         let seed = UInt64(bitPattern: job.seed)
         let progress = progressSink(for: id)
-        let task = Task { try await generator.generate(request, seed: seed, progress: progress) }
+        let task: Task<GeneratedScene, any Error>
+        if let parent = request.extends {
+            // A growing job: the scene linked in when it was queued, grown along the request's cameras.
+            let base = artifactPath(job.fileID, .extensionBase)
+            task = Task {
+                let (world, description) = try await BlockingWork.run {
+                    do {
+                        return try SplatFile.read(InputSource(path: base))
+                    } catch {
+                        throw ServiceError(500, "the scene of job \(parent) that this job grows cannot be read: \(error)")
+                    }
+                }
+                return try await generator.extend(world, metadata: description.metadata, request: request, seed: seed, progress: progress)
+            }
+        } else {
+            task = Task { try await generator.generate(request, seed: seed, progress: progress) }
+        }
         running[id] = RunningJob(task, claim: job)
         let began = now()
         // The files are written under names of this claim's own and renamed into place only as the claim settles.
@@ -677,8 +723,9 @@ public actor GenerationService {
             progressBoard.set(id, JobProgress(stage: "writing", fraction: 0.99))
             // Written off the actor: the PLY, and the SPZ most clients take (so its first download is a plain read).
             try await BlockingWork.run {
-                try SplatFile.write(scene.cloud, toPath: outputs[0].from, format: .ply)
-                try SplatFile.write(scene.cloud, toPath: outputs[1].from, format: .spz)
+                let options = SplatWriteOptions(metadata: scene.metadata)
+                try SplatFile.write(scene.cloud, toPath: outputs[0].from, format: .ply, options: options)
+                try SplatFile.write(scene.cloud, toPath: outputs[1].from, format: .spz, options: options)
             }
             job.fileSize = Int((try? InputSource(path: outputs[0].from).size) ?? 0)
             job.gaussians = scene.cloud.count
@@ -686,6 +733,8 @@ public actor GenerationService {
             job.status = .completed
             metrics.observeGeneration(seconds: now() - began)
             await finish(&job, error: nil, publishing: outputs)
+            // A grown scene has its own files now; a failed one keeps its base for a retry.
+            if job.status == .completed, request.extends != nil { unlink(artifactPath(job.fileID, .extensionBase)) }
         } catch let failure as EngineError where failure.kind == .device && !task.isCancelled {
             await deviceFailed(job, failure, discarding: outputs)
         } catch {

@@ -54,12 +54,17 @@ public struct JobSummary: Codable, Sendable, Equatable {
     public var width = 0
     public var height = 0
     public var steps = 0
+    /// The job whose scene this one grows (world expansion).
+    public var extends: String?
 
     /// The longest prompt excerpt a listing shows.
     public static let promptLimit = 1000
 
-    public init(kind: String = "scene", prompt: String = "", frames: Int = 0, width: Int = 0, height: Int = 0, steps: Int = 0) {
+    public init(
+        kind: String = "scene", prompt: String = "", frames: Int = 0, width: Int = 0, height: Int = 0, steps: Int = 0, extends: String? = nil
+    ) {
         self.kind = kind
+        self.extends = extends
         self.prompt = prompt.count > Self.promptLimit ? String(prompt.prefix(Self.promptLimit)) + "…" : prompt
         (self.frames, self.width, self.height, self.steps) = (frames, width, height, steps)
     }

@@ -16,6 +16,9 @@ public struct SceneRequest: Sendable {
     public var height: Int
     /// The request's seed (Diorama's extension); nil or negative draws one at submission.
     public var seed: Int64?
+    /// The job whose scene this one grows (world expansion, `POST /v1/jobs/{id}/extend`): the cameras then lie in
+    /// that scene's frame and the first one's render conditions the chunk.
+    public var extends: String? = nil
 }
 
 /// How far a running job is: the pipeline's stage, its step, and a fraction of the whole for progress bars.
@@ -37,10 +40,13 @@ public struct JobProgress: Sendable, Equatable {
 public struct GeneratedScene: Sendable {
     public var cloud: GaussianCloud
     public var timings: [(stage: String, seconds: Double)]
+    /// Written into the scene's files (`SplatMetadata`): a grown world's chunk record.
+    public var metadata: String?
 
-    public init(cloud: GaussianCloud, timings: [(stage: String, seconds: Double)] = []) {
+    public init(cloud: GaussianCloud, timings: [(stage: String, seconds: Double)] = [], metadata: String? = nil) {
         self.cloud = cloud
         self.timings = timings
+        self.metadata = metadata
     }
 }
 
@@ -48,6 +54,18 @@ public struct GeneratedScene: Sendable {
 /// generator checks its task between stages.
 public protocol SceneGenerator: Sendable {
     func generate(_ request: SceneRequest, seed: UInt64, progress: @escaping @Sendable (JobProgress) -> Void) async throws -> GeneratedScene
+    /// Grows `world` (its file's `metadata` beside it) along the request's cameras, which start inside it.
+    func extend(
+        _ world: GaussianCloud, metadata: String?, request: SceneRequest, seed: UInt64, progress: @escaping @Sendable (JobProgress) -> Void
+    ) async throws -> GeneratedScene
+}
+
+extension SceneGenerator {
+    public func extend(
+        _ world: GaussianCloud, metadata: String?, request: SceneRequest, seed: UInt64, progress: @escaping @Sendable (JobProgress) -> Void
+    ) async throws -> GeneratedScene {
+        throw ServiceError(501, "this server's generator cannot grow scenes")
+    }
 }
 
 /// Why a request was refused: the HTTP status and a message that says what to fix.
@@ -74,6 +92,8 @@ public enum FlashWorldRequest {
         var image_index: Int?
         var seed: Int64?
         var cameras: [CameraRecord]?
+        /// Set by the service for world expansion only: not one of `fields`, so clients cannot send it.
+        var extend_from: String?
     }
 
     public static let defaultPath: [PathStep] = [.forward, .orbitLeft, .orbitLeft]
@@ -141,7 +161,8 @@ public enum FlashWorldRequest {
         guard text.count <= VideoJobParser.maxPromptCharacters else {
             throw ServiceError(400, "text_prompt is \(text.count) characters; at most \(VideoJobParser.maxPromptCharacters) are read (the encoder keeps 512 tokens)")
         }
-        guard image != nil || !text.allSatisfy(\.isWhitespace) else { throw ServiceError(400, "No Prompts provided") }
+        // A growing world's chunk is conditioned on the scene's render, so it needs no prompt of its own.
+        guard image != nil || body.extend_from != nil || !text.allSatisfy(\.isWhitespace) else { throw ServiceError(400, "No Prompts provided") }
         var crop: CenterCrop?
         if let image {
             // Decoded now, as the reference preprocesses in the request: a bad image is the client's 400, not a failed job.
@@ -170,7 +191,9 @@ public enum FlashWorldRequest {
             cameras = CameraPath.keyframes(defaultPath, intrinsics: intrinsics).cameras
         }
         let seed = body.seed.flatMap { $0 >= 0 ? $0 : nil }
-        return SceneRequest(prompt: text, image: image, imageIndex: index, cameras: cameras, frames: frames, width: width, height: height, seed: seed)
+        return SceneRequest(
+            prompt: text, image: image, imageIndex: index, cameras: cameras, frames: frames, width: width, height: height, seed: seed,
+            extends: body.extend_from)
     }
 }
 

@@ -45,4 +45,23 @@ extension GaussianCloud {
         }
         return wall
     }
+
+    /// A shell of `count` opaque orange splats of radius `radius` around `center` (a Fibonacci sphere, y-up RUB): a
+    /// room seen from inside, or an object from outside, for mesh and service tests.
+    public static func syntheticShell(radius: Float, center: SIMD3<Float> = .zero, count: Int = 6000, size: Float = 0.06) -> GaussianCloud {
+        var cloud = GaussianCloud(count: count, shDegree: 0, frame: .rub)
+        let golden = Float.pi * (3 - Float(5).squareRoot())
+        for i in 0..<count {
+            let y = 1 - 2 * (Float(i) + 0.5) / Float(count), r = (1 - y * y).squareRoot(), phi = golden * Float(i)
+            let p = center + radius * SIMD3(r * cos(phi), y, r * sin(phi))
+            for k in 0..<3 {
+                cloud.positions[3 * i + k] = p[k]
+                cloud.logScales[3 * i + k] = logf(size * radius)
+            }
+            cloud.rotations[4 * i] = 1
+            cloud.logitOpacities[i] = 6
+            for (k, value) in [Float(1), 0.5, 0].enumerated() { cloud.sh[3 * i + k] = (value - 0.5) / SphericalHarmonics.c0 }
+        }
+        return cloud
+    }
 }

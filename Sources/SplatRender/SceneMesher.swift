@@ -120,6 +120,9 @@ public struct SceneMesher: Sendable {
         return volume
     }
 
+    /// A collider's triangle budget unless one is asked for: enough for game physics, light enough to cook.
+    public static let defaultColliderTriangles = 150_000
+
     /// A collider: the field halved until its surface has at most `triangles` triangles (coarser grids give smoother
     /// surfaces with fewer triangles), closed (unobserved space counts as empty), without colours.
     public static func collider(from volume: TSDFVolume, triangles: Int) throws(RenderError) -> TriangleMesh {

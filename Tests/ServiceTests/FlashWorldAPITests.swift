@@ -22,6 +22,9 @@ struct StubGenerator: SceneGenerator {
             }
         }
         if request.prompt.contains("wall") { return GeneratedScene(cloud: .syntheticWall(), timings: [("stub", 0.001)]) }
+        if request.prompt.contains("room") && request.prompt.contains("closed") {
+            return GeneratedScene(cloud: .syntheticShell(radius: 1, center: SIMD3(0.3, 0, -0.2)), timings: [("stub", 0.001)])
+        }
         return GeneratedScene(cloud: GaussianCloud.synthetic(count: request.frames * 10, shDegree: 1, extent: 1), timings: [("stub", 0.001)])
     }
 }

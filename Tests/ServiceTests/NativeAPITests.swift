@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import HummingbirdTesting
 import SplatCore
+import MediaIO
 import SplatIO
 import Testing
 
@@ -37,7 +38,8 @@ struct NativeAPITests {
                 #expect((job["timings"] as? [[String: Any]])?.first?["stage"] as? String == "stub")
                 let artifacts = job["artifacts"] as? [String: String]
                 #expect(artifacts?["spz"] == "/v1/jobs/\(id)/artifacts/scene.spz" && artifacts?["glb"] == "/v1/jobs/\(id)/artifacts/scene.glb")
-                #expect(artifacts?.count == 5)
+                #expect(artifacts?.count == 7 && artifacts?["collider"] == "/v1/jobs/\(id)/artifacts/collider.glb")
+                #expect(artifacts?["panorama"] == "/v1/jobs/\(id)/artifacts/panorama.png" && job["extends"] is NSNull)
             }
             try await client.execute(uri: "/v1/jobs?status=completed&limit=5", method: .get) { response in
                 #expect((json(response.body)["jobs"] as? [[String: Any]])?.map { $0["id"] as? String } == [id])
@@ -77,7 +79,8 @@ struct NativeAPITests {
         await service.stop()
     }
 
-    /// A scene with a surface is offered as a mesh: made on first request (202, then the file), binary glTF.
+    /// A scene with a surface is offered as a mesh, a collider and a panorama: each made on first request (202, then
+    /// the file).
     @Test func scenesAreServedAsMeshes() async throws {
         let folder = temporaryFolder("mesh")
         let service = GenerationService(
@@ -95,6 +98,25 @@ struct NativeAPITests {
                 #expect(response.status == .ok && response.headers[.contentType] == "model/gltf-binary")
                 #expect(Array(bytes.prefix(4)) == Array("glTF".utf8) && bytes.count > 1000)
             }
+            // A collider closes what the views saw; a closed room has an inside to close.
+            var room = ""
+            try await client.execute(uri: "/v1/jobs", method: .post, body: requestBody(prompt: "a closed room")) { room = json($0.body)["id"] as? String ?? "" }
+            #expect(try await waitUntilFinished(service, room)?.status == .completed)
+            try await client.execute(uri: "/v1/jobs/\(room)/artifacts/collider.glb?wait=1", method: .get) { response in
+                let bytes = [UInt8](buffer: response.body)
+                #expect(response.status == .ok && response.headers[.contentType] == "model/gltf-binary", "\(String(buffer: response.body).prefix(300))")
+                #expect(Array(bytes.prefix(4)) == Array("glTF".utf8))
+            }
+            try await client.execute(uri: "/v1/jobs/\(id)/artifacts/panorama.png?wait=1", method: .get) { response in
+                let bytes = [UInt8](buffer: response.body)
+                #expect(response.status == .ok && response.headers[.contentType] == "image/png")
+                let image = try ImageDecoder.decode(bytes, name: "panorama.png")
+                #expect(image.width == 2048 && image.height == 1024)
+                // The wall stands in front of where the scene was made: the panorama's centre sees it.
+                #expect(image.pixels[3 * (512 * 2048 + 1024)..<3 * (512 * 2048 + 1024) + 3].contains { $0 > 0 })
+            }
+            // The base a growing job starts from is never served.
+            try await client.execute(uri: "/v1/jobs/\(id)/artifacts/base.ply", method: .get) { #expect($0.status == .notFound) }
         }
         await service.stop()
     }

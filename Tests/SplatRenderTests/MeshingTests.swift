@@ -12,23 +12,7 @@ import Testing
 /// Meshing a splat scene: the fused surface lies on the splats, is closed, faces the cameras, carries their colour; the
 /// collider respects its triangle budget; the GLB is valid binary glTF.
 struct MeshingTests {
-    /// A shell of opaque orange splats of radius `radius` around `center`.
-    func shell(radius: Float, center: SIMD3<Float> = .zero, count: Int = 6000, size: Float = 0.06) -> GaussianCloud {
-        var cloud = GaussianCloud(count: count, shDegree: 0, frame: .rub)
-        let golden = Float.pi * (3 - 5.0.squareRoot().float)
-        for i in 0..<count {
-            let y = 1 - 2 * (Float(i) + 0.5) / Float(count), r = (1 - y * y).squareRoot(), phi = golden * Float(i)
-            let p = center + radius * SIMD3(r * cos(phi), y, r * sin(phi))
-            for k in 0..<3 {
-                cloud.positions[3 * i + k] = p[k]
-                cloud.logScales[3 * i + k] = logf(size * radius)
-            }
-            cloud.rotations[4 * i] = 1
-            cloud.logitOpacities[i] = 6
-            for (k, value) in [Float(1), 0.5, 0].enumerated() { cloud.sh[3 * i + k] = (value - 0.5) / SphericalHarmonics.c0 }
-        }
-        return cloud
-    }
+    func shell(radius: Float, center: SIMD3<Float> = .zero) -> GaussianCloud { .syntheticShell(radius: radius, center: center) }
 
     /// Splats laid on a surface given by `samples` points (no normals: small isotropic splats), all opaque orange.
     func laid(_ points: [SIMD3<Float>], size: Float) -> GaussianCloud {

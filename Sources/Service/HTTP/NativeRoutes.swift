@@ -58,6 +58,19 @@ enum NativeRoutes {
             }
         }
 
+        // World expansion: a new scene job that grows this one's scene along a path starting inside it.
+        v1.post("jobs/:id/extend") { request, context -> Response in
+            do {
+                let body = try await FlashWorldRoutes.collectBody(request, limit: service.limits.maxBodyBytes)
+                let (job, _) = try await service.submitExtension(of: context.parameters.get("id") ?? "", body: body)
+                var response = try await jobResponse(job, service: service, status: 202)
+                response.headers[.location] = "/v1/jobs/\(job.id)"
+                return response
+            } catch {
+                return HTTPResponses.error(error)
+            }
+        }
+
         v1.getAndHead("jobs") { request, _ -> Response in
             let query = request.uri.queryParameters
             var status: JobRecord.Status?
@@ -140,7 +153,7 @@ enum NativeRoutes {
             guard let job = try await service.job(id: context.parameters.get("id") ?? "") else { return notFound(context) }
             let name = context.parameters.get("name") ?? ""
             // flashworld.spz is the FlashWorld routes' file; /v1 lists and serves its own names only.
-            guard let artifact = GenerationService.Artifact(rawValue: name), artifact != .flashWorldSPZ else {
+            guard let artifact = GenerationService.Artifact(rawValue: name), artifact != .flashWorldSPZ, artifact != .extensionBase else {
                 return HTTPResponses.error(
                     404, "no artifact \(name); a scene job offers \(GenerationService.Artifact.listed.map(\.rawValue).joined(separator: ", ")), a video job video.mp4")
             }
@@ -149,7 +162,7 @@ enum NativeRoutes {
                 // answer is 202 with Retry-After until the file exists (`?wait=1` waits for it instead).
                 let ready = access(service.artifactPath(job.fileID, artifact), R_OK) == 0
                 if !ready, job.status == .completed, !VideoJobParser.isVideo(job.request), request.uri.queryParameters["wait"] == nil,
-                    [.splat, .mp4, .glb].contains(artifact)
+                    artifact.isMadeOnRequest
                 {
                     // A conversion that failed is said (500) on the next ask, once, instead of 202 forever.
                     if let failure = await service.takeConversionFailure(service.artifactPath(job.fileID, artifact)) {
@@ -228,7 +241,7 @@ enum NativeRoutes {
         if job.status == .completed {
             var links: [String: Any] = [:]
             for artifact in isVideo ? [.video] : GenerationService.Artifact.listed {
-                links[artifact.fileExtension] = "/v1/jobs/\(job.id)/artifacts/\(artifact.rawValue)"
+                links[artifact.linkKey] = "/v1/jobs/\(job.id)/artifacts/\(artifact.rawValue)"
             }
             artifacts = links
         }
@@ -239,6 +252,7 @@ enum NativeRoutes {
             "progress": progress, "error": job.error ?? JSONNull.null, "attempts": job.attempts, "worker": job.worker ?? JSONNull.null,
             "prompt": summary.prompt, "frames": summary.frames, "width": summary.width, "height": summary.height,
             "seed": job.seed, "timings": timings, "artifacts": artifacts, "gaussians": job.gaussians ?? JSONNull.null,
+            "extends": summary.extends ?? JSONNull.null,
         ]
     }
 
