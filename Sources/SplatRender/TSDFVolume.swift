@@ -56,10 +56,10 @@ public struct TSDFVolume: Sendable {
     public mutating func integrate(_ image: RenderedImage, camera: RenderCamera, minimumAlpha: Float = 0.5, maximumTangent: Float = .infinity) {
         let (w, h) = (image.width, image.height)
         let depth = image.expectedDepth
-        // Each pixel's weight: cos⁴ of the angle at which it sees its surface (from the depth's slope across its
+        // Each pixel's weight: cos¹⁶ of the angle at which it sees its surface (from the depth's slope across its
         // neighbours). A surface seen obliquely reads short (compositing by depth lets the splats beside a point, nearer
         // along the ray, cover it), and seen nearly edge-on it would paint the free space beside it as lying behind
-        // it, so the views that face a surface decide where it is. Pixels at a depth edge (a silhouette, a neighbour with
+        // it, so the view that faces a surface most squarely decides where it is (cos⁴ left a box's faces 2.3% off). Pixels at a depth edge (a silhouette, a neighbour with
         // nothing drawn) or past `grazingTangent` carry no depth.
         var pixelWeight = [Float](repeating: 0, count: w * h)
         for v in 1..<max(1, h - 1) {
@@ -74,7 +74,8 @@ public struct TSDFVolume: Sendable {
                 let tangent2 = gx * gx + gy * gy
                 guard tangent2 <= Self.grazingTangent * Self.grazingTangent else { continue }
                 let cosine2 = 1 / (1 + tangent2)
-                pixelWeight[i] = cosine2 * cosine2
+                let cosine4 = cosine2 * cosine2
+                pixelWeight[i] = cosine4 * cosine4 * cosine4 * cosine4
             }
         }
         let (nx, ny, nz) = (Int(dimensions.x), Int(dimensions.y), Int(dimensions.z))
