@@ -244,10 +244,19 @@ struct ClientDisconnectTests {
             #expect(connected == 0)
             let text = "POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
             _ = Array(text.utf8).withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            try await Task.sleep(for: .milliseconds(400))
-            #expect(await gate.waitingCount >= 1, "the request waits for a slot")
+            // Polled, not slept for a fixed time: other tests may load the machine.
+            func within(_ seconds: Double, _ condition: () async -> Bool) async throws -> Bool {
+                for _ in 0..<Int(seconds * 20) {
+                    if await condition() { return true }
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+                return await condition()
+            }
+            #expect(try await within(10) { await gate.waitingCount >= 1 }, "the request waits for a slot")
             close(fd)
-            try await Task.sleep(for: .milliseconds(400))
+            // The server notices the close and answers the request 499 while every slot is still held.
+            let answered = try await within(10) { await service.metrics.exposition(gauges: []).contains(#"diorama_http_responses_total{code="499"} 1"#) }
+            #expect(answered, "the request of the closed connection left the queue for a slot")
             for _ in 0..<gate.slots { await gate.leave() }
             try await Task.sleep(for: .milliseconds(400))
             var listed: [Any] = []

@@ -276,7 +276,10 @@ struct NativeAPITests {
                 let document = json(response.body)
                 #expect(document["openapi"] as? String == "3.1.0")
                 let paths = (document["paths"] as? [String: Any])?.keys.sorted() ?? []
-                for path in ["/generate", "/task/{task_id}", "/generate-spz", "/generate_from_base64", "/health", "/v1/jobs", "/v1/jobs/{id}/events", "/metrics"] {
+                for path in [
+                    "/generate", "/task/{task_id}", "/generate-spz", "/generate_from_base64", "/health", "/v1/jobs", "/v1/jobs/{id}/events", "/v1/jobs/{id}/extend",
+                    "/metrics",
+                ] {
                     #expect(paths.contains(path), "\(path) is documented")
                 }
             }
