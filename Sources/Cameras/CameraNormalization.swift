@@ -12,6 +12,14 @@ public struct NormalizedCameras: Equatable, Sendable {
     public var translationDivisor: Double { translationScale + Self.divisorEpsilon }
 
     static let divisorEpsilon = 0.01
+
+    /// What an exported scene's positions and scales are multiplied by: `T_norm`, as the reference exports; a path that
+    /// never moves (a look-around from one point) has `T_norm = 0` and would collapse every Gaussian onto the camera,
+    /// so its scene keeps the model's own units instead.
+    public var exportScale: Double { translationScale > Self.stillPathLimit ? translationScale : 1 }
+
+    /// Paths whose cameras all lie within this of camera 0 count as still.
+    static let stillPathLimit = 1e-9
 }
 
 /// Re-bases `cameras` on the first one and divides translations by the largest distance + 0.01. Rotations are

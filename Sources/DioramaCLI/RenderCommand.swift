@@ -219,7 +219,7 @@ struct RenderCommand: ParsableCommand {
                 let normalized = normalizedCameras(cameras)
                 cameras = normalized.cameras.map { c in
                     var c = c
-                    c.position *= normalized.translationScale
+                    c.position *= normalized.exportScale
                     return c
                 }
             }

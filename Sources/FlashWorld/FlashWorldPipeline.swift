@@ -207,7 +207,7 @@ public struct FlashWorldPipeline: Sendable {
             try lap("step \(step + 1): re-encode")
         }
         progress("export", sigmas.count, sigmas.count)
-        let cloud = try exported(scene!, scale: Float(normalization.translationScale))
+        let cloud = try exported(scene!, scale: Float(normalization.exportScale))
         try lap("export")
         return GenerationResult(cloud: cloud, normalization: normalization, timings: timings)
     }

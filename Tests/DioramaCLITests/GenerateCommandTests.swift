@@ -32,6 +32,20 @@ struct GenerateCommandTests {
         #expect(cloud.frame == .rub && cloud.shDegree == 2)
     }
 
+    /// A path that never moves (a look-around from one point) has no scale to export at (`T_norm = 0`, which would put
+    /// every Gaussian on the camera): its scene keeps the model's units.
+    @Test func aStillPathStillMakesAScene() throws {
+        let still = Camera(orientation: .identity, position: .zero, intrinsics: NormalizedIntrinsics(verticalFieldOfView: 60, width: 64, height: 64))
+        let turned = Camera(orientation: Quaternion(w: 0.966, x: 0, y: 0.259, z: 0), position: .zero, intrinsics: still.intrinsics)
+        try writeOutput(CameraPathDocument([still, turned], width: 64, height: 64).jsonBytes(), to: "\(folder)/still.json")
+        let output = "\(folder)/still.ply"
+        try run(["generate", "--model", "tiny", "--prompt", "a hall", "--frames", "2", "--size", "64x64", "--camera-path", "\(folder)/still.json", "-o", output, "-q"])
+        let (cloud, _) = try SplatFile.read(InputSource(path: output))
+        let spread = cloud.positions.map(abs).max() ?? 0
+        #expect(spread > 0.01, "positions span \(spread)")
+        #expect(cloud.logScales.allSatisfy { $0 > -15 })
+    }
+
     /// `diorama extend` grows a scene from inside it: the world keeps its Gaussians, gains the chunk's new ones, each
     /// chunk is kept for undo, and the placements accumulate from scene to scene.
     @Test func extendGrowsASceneAndRecordsItsChunks() throws {
