@@ -132,6 +132,12 @@ struct EngineSelfTest: ParsableCommand {
             }
         }
         if let gpu = backend as? CUDABackend, !fixturesOnly {
+            print("attention at the transformer's sizes, cuDNN's fused SDPA against the own flash kernel (bf16, relative to the largest value):")
+            for result in AttentionComparison.run(on: gpu) {
+                report(result.ok, result.line)
+            }
+        }
+        if let gpu = backend as? CUDABackend, !fixturesOnly {
             print("GPU rasterizer against the CPU renderer (FlashWorld's renders on white, PSNR over [0, 1]):")
             do {
                 for result in try RasterSelfTest.run(on: gpu) {
@@ -176,7 +182,10 @@ struct EngineSelfTest: ParsableCommand {
             }
         }
         try reportingErrors { () throws(EngineError) in try backend.synchronize() }
-        if let gpu = backend as? CUDABackend { print("linear_fp8 runs as: \(gpu.fp8Path)") }
+        if let gpu = backend as? CUDABackend {
+            print("linear_fp8 runs as: \(gpu.fp8Path)")
+            print("attention ran as: \(gpu.attentionPath)")
+        }
         print("memory: \(backend.memoryStats)")
         print("\(passed) passed, \(failed) failed")
         if failed > 0 { throw ExitCode(1) }
@@ -373,5 +382,57 @@ enum RandomChecks {
                 [try random([4, 32, 61, 89], seed: 47)]
             },
         ]
+    }
+}
+
+/// cuDNN's fused SDPA beside the own flash kernel on the transformer's two attentions (7,920-token self-attention and
+/// 512-key cross-attention, 24 heads of 128, as permuted token views): the largest difference and each one's time.
+/// A cuDNN that declines is reported, not failed: the own kernel then runs.
+enum AttentionComparison {
+    struct Result {
+        var ok: Bool
+        var line: String
+    }
+
+    static func run(on gpu: CUDABackend) -> [Result] {
+        var results: [Result] = []
+        for (name, keys) in [("self [1, 24, 7920, 128]", 7920), ("cross [1, 24, 7920, 128] x 512 keys", 512)] {
+            do {
+                let q = try gpu.upload(try RandomChecks.random([1, 7920, 24, 128], seed: 90, dtype: .bfloat16)).permuted([0, 2, 1, 3])
+                let k = try gpu.upload(try RandomChecks.random([1, keys, 24, 128], seed: 91, dtype: .bfloat16)).permuted([0, 2, 1, 3])
+                let v = try gpu.upload(try RandomChecks.random([1, keys, 24, 128], seed: 92, dtype: .bfloat16)).permuted([0, 2, 1, 3])
+                func timed(_ kernel: AttentionKernel) throws -> (Tensor, Double) {
+                    let previous = gpu.preferredAttention.withLock { value in
+                        defer { value = kernel }
+                        return value
+                    }
+                    defer { gpu.preferredAttention.withLock { $0 = previous } }
+                    _ = try gpu.attention(q, k, v)
+                    try gpu.synchronize()
+                    let start = monotonicSeconds()
+                    var out = try gpu.attention(q, k, v)
+                    for _ in 1..<10 { out = try gpu.attention(q, k, v) }
+                    try gpu.synchronize()
+                    return (out, (monotonicSeconds() - start) * 100)
+                }
+                let (own, ownMilliseconds) = try timed(.own)
+                let runsBefore = gpu.cudnnAttentionRuns
+                let (fused, fusedMilliseconds) = try timed(.cudnn)
+                if gpu.cudnnAttentionRuns == runsBefore {
+                    results.append(Result(ok: true, line: "\(name): cuDNN declined (see below); own kernel \(String(format: "%.2f", ownMilliseconds)) ms"))
+                    continue
+                }
+                let error = relativeError(try gpu.download(fused), try gpu.download(own))
+                results.append(
+                    Result(
+                        ok: error <= 1e-2 && error.isFinite,
+                        line:
+                            "\(name): cuDNN \(String(format: "%.2f", fusedMilliseconds)) ms, own kernel \(String(format: "%.2f", ownMilliseconds)) ms, difference \(String(format: "%.2e", error)) (allowed 1e-2: two bf16 roundings of float32 sums in other orders)"
+                    ))
+            } catch {
+                results.append(Result(ok: false, line: "\(name): \(error)"))
+            }
+        }
+        return results
     }
 }

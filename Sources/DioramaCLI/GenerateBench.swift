@@ -86,7 +86,7 @@ struct GenerateBench: ParsableCommand {
         let versus = peer?["total"].map { String(format: " (reference %.2f s without the text encoder: %.2fx)", $0, $0 / max(withoutText, 1e-9)) } ?? ""
         print("total \(String(format: "%.3f", total)) s, without the text encoder \(String(format: "%.3f", withoutText)) s\(versus)")
         print("peak device memory during generation (memory \(memory.rawValue)): \(gib(backend.memoryStats.peak)) GiB (reference: about 42 GiB with its fp32 UMT5)")
-        if let gpu { print("linear_fp8: \(gpu.fp8Path)") }
+        if let gpu { print("linear_fp8: \(gpu.fp8Path)\nattention: \(gpu.attentionPath)") }
     }
 
 }

@@ -177,7 +177,7 @@ struct ModelBench: ParsableCommand {
         }
         if !json {
             print("peak device memory over all modules: \(gib(rows.map(\.peak).max() ?? 0)) GiB, every module's weights resident (reference: about 42 GiB with its fp32 UMT5)")
-            if let gpu { print("linear_fp8: \(gpu.fp8Path)") }
+            if let gpu { print("linear_fp8: \(gpu.fp8Path)\nattention: \(gpu.attentionPath)") }
         }
     }
 

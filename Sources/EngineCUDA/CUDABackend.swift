@@ -35,6 +35,13 @@ public final class CUDABackend: Backend {
         var lastError: String?
     }
     let fp8Refusals = Mutex(FP8Refusals())
+    /// Which kernel bf16 head-128 attention asks for first (`DIORAMA_ATTENTION`), and how often each ran.
+    public let preferredAttention = Mutex(AttentionKernel.fromEnvironment)
+    struct AttentionCounts {
+        var cudnn = 0, own = 0, declined = 0
+        var lastDecline: String?
+    }
+    let attentionCounts = Mutex(AttentionCounts())
     /// Input-free tables (RoPE angles, T5 buckets) already on the device, by op.
     let hostTables = Mutex<[(op: Op, tensors: [Tensor])]>([])
     /// Per-op device time while profiling (`startOpProfile`), nil otherwise.
@@ -70,6 +77,8 @@ public final class CUDABackend: Backend {
         var cudnnHandle: OpaquePointer?
         /// Per convolution shape: cuDNN's plan, or nil where it declined (the im2col path runs).
         var cudnnPlans: [String: CuDNN.Plan?] = [:]
+        /// Per attention shape: cuDNN's SDPA plan, or nil where it declined (the own kernel runs).
+        var cudnnAttentionPlans: [CuDNNGraph.AttentionShape: CuDNNGraph.AttentionPlan?] = [:]
         /// Two pinned host buffers of `stagingBytes` for large downloads, made on the first one and kept.
         var staging: [UnsafeMutableRawPointer] = []
     }

@@ -468,6 +468,8 @@ extension CUDABackend {
         else { return nil }
         let (batch, heads, length) = (q.shape[0], q.shape[1], q.shape[2])
         let out = try empty([batch, length, heads, 128], dtype: .bfloat16).permuted([0, 2, 1, 3])
+        if preferredAttention.withLock({ $0 }) == .cudnn, try cudnnAttention(q, k, v, into: out, scale: scale) { return out }
+        attentionCounts.withLock { $0.own += 1 }
         var a = KernelArguments()
         a.operand(q)
         a.operand(k)

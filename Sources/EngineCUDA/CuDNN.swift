@@ -32,6 +32,8 @@ struct CuDNN: @unchecked Sendable {
             OpaquePointer?, UnsafeRawPointer, OpaquePointer?, UInt64, OpaquePointer?, UInt64, OpaquePointer?, Int32, UInt64, Int,
             UnsafeRawPointer, OpaquePointer?, UInt64
         ) -> Status
+    /// The graph API's fused attention, where the library is new enough.
+    let graph: CuDNNGraph?
 
     // cudnnTensorFormat_t, cudnnDataType_t, cudnnConvolutionMode_t, cudnnMathType_t
     static let formatNCHW: Int32 = 0
@@ -63,6 +65,7 @@ struct CuDNN: @unchecked Sendable {
             OpaquePointer?, OpaquePointer?, OpaquePointer?, OpaquePointer?, OpaquePointer?, Int32, UnsafeMutablePointer<Int32>, UnsafeMutableRawPointer
         ) -> Status
         cudnnFindConvolutionForwardAlgorithm = try? library.symbol("cudnnFindConvolutionForwardAlgorithm", as: Find.self)
+        graph = CuDNNGraph(library, version: cudnnGetVersion())
     }
 
     static func dataType(_ dtype: DType) -> Int32? {
@@ -145,18 +148,7 @@ extension CUDABackend {
         else { return false }
         let key = "\(x.dtype) \(x.shape) \(w.shape) \(stride) \(padding)"
         let prepared: (CuDNN, OpaquePointer?, CuDNN.Plan)? = try withContext { confined throws(EngineError) in
-            if confined.cudnnState == .untried {
-                confined.cudnnState = .unavailable
-                if let library = try? CuDNN() {
-                    var handle: OpaquePointer?
-                    if library.cudnnCreate(&handle) == 0, library.cudnnSetStream(handle, confined.stream) == 0 {
-                        confined.cudnn = library
-                        confined.cudnnHandle = handle
-                        confined.cudnnState = .ready
-                    }
-                }
-            }
-            guard confined.cudnnState == .ready, let library = confined.cudnn else { return nil }
+            guard cudnnIsReady(&confined), let library = confined.cudnn else { return nil }
             if let cached = confined.cudnnPlans[key] { return cached.map { (library, confined.cudnnHandle, $0) } }
             let plan = library.plan(
                 handle: confined.cudnnHandle, dtype: x.dtype, input: x.shape, filter: w.shape, output: out.shape, stride: stride,

@@ -1,5 +1,5 @@
 import EngineCPU
-import EngineCUDA
+@testable import EngineCUDA
 import EngineCore
 import Testing
 
@@ -36,5 +36,26 @@ struct CUDABackendTests {
         let gpu = try CUDABackend.open()
         let host = try Tensor([1, 2], shape: [2])
         #expect(throws: EngineError.self) { try gpu.run(.silu, [host]) }
+    }
+}
+
+/// cuDNN's SDPA operation graph for the transformer's attentions (token-major views, as the blocks pass them) builds
+/// wherever cuDNN 9.13.1 or newer loads, GPU or not: the descriptors, their numbering and the operation are checked
+/// before any device time is spent. A plan needs a GPU; without one the heuristics say so as a failure, not a crash.
+@Suite(.enabled(if: (try? CuDNN())?.graph != nil, "cuDNN 9.13.1 or newer not found (pip install nvidia-cudnn-cu13, DIORAMA_LIBCUDNN)"))
+struct CuDNNAttentionGraphTests {
+    @Test(arguments: [7920, 512])
+    func theSDPAGraphBuilds(keys: Int) throws {
+        let graph = try #require(try CuDNN().graph)
+        // [1, 24, l, 128] views of [1, l, 24, 128] tokens: strides [l·3072, 128, 3072, 1].
+        let tokens = { (length: Int) in [length * 3072, 128, 3072, 1] }
+        let shape = CuDNNGraph.AttentionShape(
+            batch: 1, heads: 24, queries: 7920, keys: keys, dim: 128, strides: [tokens(7920), tokens(keys), tokens(keys), tokens(7920)])
+        var kept: [CuDNNGraph.Descriptor] = []
+        _ = try graph.attentionGraph(shape, handle: nil, &kept)
+        #expect(kept.count == 7)
+        if !CUDABackend.isAvailable {
+            #expect(throws: CuDNNGraph.Failure.self) { try graph.attentionPlan(shape, handle: nil) }
+        }
     }
 }

@@ -3,7 +3,8 @@
 # Here:   ../shared/tools/gpu/pack.sh            (builds the static binary into .gpu/)
 # There:  bash tools/gpu/check.sh [STEP...]      with carry [".gpu"] (and "refharness" for the reference steps, prepared
 #         as ../shared/tools/refharness/README.md says), then give the machine back at once: idle time counts.
-# Steps (default: selftest models bf16 render generate): selftest, models (fp8, every module), convs (the VAE and the
+# Steps (default: selftest models bf16 render generate): selftest, models (fp8, every module), attention (the
+# transformer with the own flash kernel, then with cuDNN's fused SDPA: DIORAMA_ATTENTION=cudnn), convs (the VAE and the
 # decoder profiled with cuDNN's heuristic and with its timed search, DIORAMA_CUDNN_FIND=1), bf16 (transformer and
 # decoder in bf16), render, generate (a whole scene), memory (the scene in the balanced and low memory modes), video (Wan2.2-TI2V-5B bench beside diffusers' WanPipeline,
 # needs refharness/whl for diffusers), reference (FlashWorld's own code, needs refharness; REF_STUB=1 skips building
@@ -33,6 +34,11 @@ if want convs; then
   # The VAE encoder and decoder with cuDNN's heuristic (the default) and with its timed search, each op timed alone.
   step 90 $D bench models --device cuda --modules vae,decoder --repeat 2 --profile 2>&1 | tee "$OUT/bench-convs-heuristic.txt" | tail -40
   DIORAMA_CUDNN_FIND=1 step 90 $D bench models --device cuda --modules vae,decoder --repeat 2 2>&1 | tee "$OUT/bench-convs-find.txt" | tail -4
+fi
+if want attention; then
+  # The transformer with the own flash kernel and with cuDNN's fused SDPA (selftest compares them op by op).
+  step 90 $D bench models --device cuda --modules transformer --repeat 3 2>&1 | tee "$OUT/bench-attention-own.txt" | tail -3
+  DIORAMA_ATTENTION=cudnn step 90 $D bench models --device cuda --modules transformer --repeat 3 2>&1 | tee "$OUT/bench-attention-cudnn.txt" | tail -3
 fi
 want bf16 && step 90 $D bench models --device cuda --precision bf16 --modules transformer,decoder --repeat 2 2>&1 | tee "$OUT/bench-models-bf16.txt"
 want render && step 60 $D bench render --device cuda --counts 1000000,4055040 2>&1 | tee "$OUT/bench-render.txt"
