@@ -1,6 +1,7 @@
 import EngineCore
 import ModelLoading
 import Models
+import FoundationEssentials
 
 /// Everything a FlashWorld generation needs: the text encoder and its tokenizer, the widened Wan transformer, the VAE
 /// encoder with its latent statistics, and the reconstruction decoder (`flashworld-model.md` §2).
@@ -106,6 +107,18 @@ public enum FlashWorldMemoryMode: String, Sendable, CaseIterable, Codable {
 }
 
 extension FlashWorldMemoryMode {
+    /// Frames the reconstruction decoder takes at a time: all of them in `full` (the measured speed), six in
+    /// `balanced` and two in `low`, where its 24-frame activations (about 9.4 GiB in bf16) were the largest part of
+    /// the peak. `DIORAMA_DECODER_FRAMES` overrides it, for measuring.
+    public var decoderFramesPerChunk: Int? {
+        if let text = ProcessInfo.processInfo.environment["DIORAMA_DECODER_FRAMES"], let frames = Int(text), frames > 0 { return frames }
+        switch self {
+        case .full: return nil
+        case .balanced: return 6
+        case .low: return 2
+        }
+    }
+
     /// The mode for a device with `bytes` available to the model, from the full model's measured peak (23.4 GiB
     /// on an H100 in fp8, its UMT5-XXL resident in bf16: 10.6 GiB of it) and what each mode leaves on the device,
     /// with 2 GiB to spare: full from 26 GiB, balanced (about 15 GiB, estimated) from 17 GiB, else low.
@@ -130,6 +143,7 @@ extension FlashWorldModel {
             copy.transformer.weights = try transformer.weights.downloaded(from: backend)
             copy.transformer.streamsBlocks = true
         }
+        copy.reconstruction.framesPerChunk = mode.decoderFramesPerChunk
         if mode != .full { backend.trimMemory() }
         return copy
     }

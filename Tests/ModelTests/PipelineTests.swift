@@ -46,6 +46,25 @@ struct PipelineTests {
         #expect(streamed.cloud == full.cloud)
     }
 
+    /// The reconstruction decoder in chunks of frames (as the lean memory modes run it) gives the Gaussians of one pass
+    /// over every frame: each layer works within a frame.
+    @Test func theDecoderInChunksGivesTheSameGaussians() throws {
+        let cpu = CPUBackend.shared
+        var decoder = Self.model.reconstruction
+        let (frames, z, feat) = (5, Self.model.latentChannels, Self.model.featureChannels)
+        let features = try cpu.run(.randomNormal(shape: [frames, feat, 4, 6], seed: 1), [])[0]
+        let latents = try cpu.run(.randomNormal(shape: [frames, z, 4, 6], seed: 2), [])[0]
+        let cameras = CameraPath.keyframes([.forward, .orbitLeft, .left, .right], intrinsics: intrinsics).cameras
+        let whole = try decoder(features: features, latents: latents, cameras: cameras, on: cpu).floats()
+        decoder.framesPerChunk = 2
+        let chunked = try decoder(features: features, latents: latents, cameras: cameras, on: cpu)
+        #expect(chunked.shape == [frames * 2 * 32 * 48, 38])
+        let scale = whole.map(abs).max() ?? 1
+        #expect(zip(chunked.floats(), whole).allSatisfy { abs($0 - $1) <= 1e-5 * scale })
+        #expect(FlashWorldMemoryMode.low.decoderFramesPerChunk == 2 && FlashWorldMemoryMode.full.decoderFramesPerChunk == nil)
+        #expect(try Self.model.arranged(for: .balanced, on: cpu).reconstruction.framesPerChunk == 6)
+    }
+
     @Test func anImageConditionsTheScene() throws {
         let pipeline = FlashWorldPipeline(model: Self.model, backend: CPUBackend.shared)
         let image = try CPUBackend.shared.run(.randomNormal(shape: [3, 64, 64], seed: 9), [])[0]

@@ -11,6 +11,10 @@ public struct ReconstructionDecoder: Sendable {
     public var weights: ModelWeights
     /// The element type activations flow in (weights may be stored narrower); float32 on the CPU oracle.
     public var activationType: DType = .float32
+    /// Frames decoded at a time; nil decodes them all at once. Every layer of this decoder works within a frame (its
+    /// causal kernels are cut to one tap, its attention spans one frame's pixels), so chunks give the same Gaussians
+    /// while the activations shrink with the chunk: a 24-frame pass holds about 9.4 GiB of them in bf16.
+    public var framesPerChunk: Int?
 
     public init(vae: WanVAEConfiguration, featureChannels: Int, weights: ModelWeights) throws(ModelError) {
         try vae.validate()
@@ -38,6 +42,25 @@ public struct ReconstructionDecoder: Sendable {
     /// Gaussians `[frames · 2 · h · w, 38]` (see `GaussianHead`) from transformer features `[frames, feat, h', w']`,
     /// unscaled latents `[frames, z, h', w']` and one normalised camera per frame; `h = 8h'`, `w = 8w'`.
     public func callAsFunction(features: Tensor, latents: Tensor, cameras: [Camera], on backend: any Backend) throws(EngineError) -> Tensor {
+        let frames = latents.shape[0]
+        let chunk = max(1, min(framesPerChunk ?? frames, frames))
+        guard chunk < frames else { return try decoded(features: features, latents: latents, cameras: cameras, on: backend) }
+        guard cameras.count == frames else {
+            throw EngineError(.shapeMismatch, "the reconstruction decoder needs one camera per frame: \(cameras.count) for \(frames)")
+        }
+        // The head's rows are frame-major, so the chunks' Gaussians concatenate in order.
+        var parts: [Tensor] = []
+        for start in stride(from: 0, to: frames, by: chunk) {
+            let count = min(chunk, frames - start)
+            parts.append(
+                try decoded(
+                    features: try features.narrowed(0, start: start, length: count), latents: try latents.narrowed(0, start: start, length: count),
+                    cameras: Array(cameras[start..<(start + count)]), on: backend))
+        }
+        return try backend.concat(parts, axis: 0)
+    }
+
+    func decoded(features: Tensor, latents: Tensor, cameras: [Camera], on backend: any Backend) throws(EngineError) -> Tensor {
         let decoder = try WanVAEDecoder(unchecked: vae, weights: weights)
         let layers = WanVAELayers(weights: weights)
         var x = try layers.convolution("post_quant_conv", try backend.cast(latents, to: activationType), padding: 0, on: backend)
