@@ -47,6 +47,8 @@ if want memory; then
   for mode in balanced low; do
     step 150 $D bench generate --device cuda --repeat 1 --memory $mode 2>&1 | tee "$OUT/bench-generate-$mode.txt" | grep -E "total|peak"
   done
+  # full with the decoder six frames at a time: its time against full's, and the peak it saves.
+  DIORAMA_DECODER_FRAMES=6 step 150 $D bench generate --device cuda --repeat 1 --memory full 2>&1 | tee "$OUT/bench-generate-full-chunked.txt" | grep -E "total|peak"
 fi
 if want video; then
   VF=${VIDEO_FRAMES:-41}
