@@ -243,7 +243,8 @@ struct RandomWeights {
         if !specs.contains(where: { $0.name == "shared.weight" }) {
             specs.append(ParameterSpec("shared.weight", shape: [configuration.vocabSize, configuration.dModel]))
         }
-        var text = try UMT5Encoder(configuration: configuration, weights: try weights(specs, as: precision.textEncoder))
+        var text = try UMT5Encoder(
+            configuration: configuration, weights: try precision.textEncoderWeights(try weights(specs, as: precision.textEncoder), on: backend))
         text.activationType = precision.textEncoder
         return text
     }

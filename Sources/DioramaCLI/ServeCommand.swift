@@ -74,7 +74,7 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "auto (the GPU when one works), cuda or cpu (default auto).")
     var device: String?
 
-    @Option(help: "fp32, bf16 or fp8 (default: fp8 on GPUs from sm_89, bf16 on older GPUs, fp32 on the CPU).")
+    @Option(help: "fp32, bf16, fp8 or fp8-lean (default: fp8 on GPUs from sm_89, bf16 on older GPUs, fp32 on the CPU).")
     var precision: String?
 
     @Option(help: "Bearer token API calls must carry (prefer DIORAMA_TOKEN: flags show in process lists).")

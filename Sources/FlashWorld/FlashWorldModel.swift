@@ -80,7 +80,7 @@ public struct FlashWorldModel: Sendable {
         for backend: any Backend, precision: ModelPrecision, textEncoderOn: (any Backend)? = nil, transformerOn: (any Backend)? = nil
     ) throws -> FlashWorldModel {
         var copy = self
-        copy.textEncoder.weights = try precision.converted(textEncoder.weights, to: precision.textEncoder, on: textEncoderOn ?? backend)
+        copy.textEncoder.weights = try precision.textEncoderWeights(textEncoder.weights, on: textEncoderOn ?? backend)
         copy.textEncoder.activationType = precision.textEncoder
         copy.transformer.weights = try precision.transformerWeights(transformer.weights, on: transformerOn ?? backend)
         copy.transformer.activationType = precision.transformer

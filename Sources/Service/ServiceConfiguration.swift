@@ -165,8 +165,10 @@ public struct ServiceConfiguration: Sendable {
             }
             c.memory = v
         },
-        Setting(key: "precision", help: "fp32, bf16 or fp8 (default: the device's own)") { c, v throws(ServiceError) in
-            guard v.isEmpty || ["fp32", "bf16", "fp8"].contains(v) else { throw ServiceError(400, "precision must be fp32, bf16 or fp8, not \(v)") }
+        Setting(key: "precision", help: "fp32, bf16, fp8 or fp8-lean (default: the device's own)") { c, v throws(ServiceError) in
+            guard v.isEmpty || ["fp32", "bf16", "fp8", "fp8-lean"].contains(v) else {
+                throw ServiceError(400, "precision must be fp32, bf16, fp8 or fp8-lean, not \(v)")
+            }
             c.precision = v.isEmpty ? nil : v
         },
         Setting(key: "token", help: "bearer token API calls must carry") { c, v throws(ServiceError) in c.token = v.isEmpty ? nil : v },

@@ -49,6 +49,8 @@ if want memory; then
   done
   # full with the decoder six frames at a time: its time against full's, and the peak it saves.
   DIORAMA_DECODER_FRAMES=6 step 150 $D bench generate --device cuda --repeat 1 --memory full 2>&1 | tee "$OUT/bench-generate-full-chunked.txt" | grep -E "total|peak"
+  # and with the text encoder's linears in FP8 too (fp8-lean): issue 12's 16 GiB for full mode.
+  DIORAMA_DECODER_FRAMES=6 step 150 $D bench generate --device cuda --repeat 1 --memory full --precision fp8-lean 2>&1 | tee "$OUT/bench-generate-full-lean.txt" | grep -E "total|peak"
 fi
 if want video; then
   VF=${VIDEO_FRAMES:-41}

@@ -5,6 +5,9 @@ import EngineCore
 /// the transformer's 300 block linears in FP8 e4m3 as the reference quantises them (`flashworld-model.md` §12).
 public struct ModelPrecision: Sendable, Equatable, CustomStringConvertible {
     public var textEncoder: DType
+    /// `.float8E4M3`: the text encoder's linears stored in e4m3 with a per-tensor scale and widened to `textEncoder`
+    /// for each product (weights only: its activations stay as they are); else the same as `textEncoder`.
+    public var textEncoderLinears: DType
     public var transformer: DType
     /// `.float8E4M3`: the block linears (q, k, v, out of both attentions and the two FFN linears) stored in e4m3 with
     /// a per-tensor scale, their activations quantised per call (`Op.linearFP8`).
@@ -23,10 +26,21 @@ public struct ModelPrecision: Sendable, Equatable, CustomStringConvertible {
         textEncoder: .bfloat16, transformer: .bfloat16, transformerBlockLinears: .float8E4M3, vaeEncoder: .bfloat16, decoder: .bfloat16,
         name: "fp8")
 
+    /// `fp8` with the text encoder's linears in e4m3 too: UMT5-XXL takes 5.7 GB instead of 11.4.
+    public static let fp8Lean: ModelPrecision = {
+        var lean = fp8
+        lean.textEncoderLinears = .float8E4M3
+        lean.name = "fp8-lean"
+        return lean
+    }()
+
+    /// The precisions every check runs; `fp8Lean` is `fp8` with a leaner text encoder.
     public static let all = [float32, bfloat16, fp8]
+    public static let names = (all + [fp8Lean]).map(\.name)
 
     public init(textEncoder: DType, transformer: DType, transformerBlockLinears: DType, vaeEncoder: DType, decoder: DType, name: String) {
         self.textEncoder = textEncoder
+        self.textEncoderLinears = textEncoder
         self.transformer = transformer
         self.transformerBlockLinears = transformerBlockLinears
         self.vaeEncoder = vaeEncoder
@@ -34,9 +48,9 @@ public struct ModelPrecision: Sendable, Equatable, CustomStringConvertible {
         self.name = name
     }
 
-    /// `fp32`, `bf16` or `fp8`.
+    /// `fp32`, `bf16`, `fp8` or `fp8-lean`.
     public init?(name: String) {
-        guard let found = Self.all.first(where: { $0.name == name }) else { return nil }
+        guard let found = (Self.all + [Self.fp8Lean]).first(where: { $0.name == name }) else { return nil }
         self = found
     }
 
@@ -74,6 +88,34 @@ public struct ModelPrecision: Sendable, Equatable, CustomStringConvertible {
                 converted[Self.scaleName(name)] = scale
             } else {
                 converted[name] = try backend.cast(here, to: Self.isBlockLinearWeight(name) ? transformerBlockLinears : transformer)
+            }
+        }
+        return ModelWeights(converted, source: weights.source)
+    }
+
+    /// Whether `name` is one of UMT5's linear weights (attention q, k, v, o and the gated FFN's three).
+    public static func isTextEncoderLinearWeight(_ name: String) -> Bool {
+        guard name.hasPrefix("encoder.block.") else { return false }
+        return [".SelfAttention.q.weight", ".SelfAttention.k.weight", ".SelfAttention.v.weight", ".SelfAttention.o.weight",
+                ".DenseReluDense.wi_0.weight", ".DenseReluDense.wi_1.weight", ".DenseReluDense.wo.weight"]
+            .contains { name.hasSuffix($0) }
+    }
+
+    /// The text encoder's weights on `backend`: its linears in `textEncoderLinears` (e4m3 with a `….weight_scale`
+    /// beside each, quantised as the transformer's are), the rest in `textEncoder`.
+    public func textEncoderWeights(_ weights: ModelWeights, on backend: any Backend) throws -> ModelWeights {
+        guard textEncoderLinears == .float8E4M3 else { return try converted(weights, to: textEncoder, on: backend) }
+        var converted: [String: Tensor] = [:]
+        for (name, tensor) in weights.tensors {
+            let here = tensor.device == backend.device ? tensor : try backend.upload(tensor)
+            if name.hasSuffix(".weight_scale") || here.dtype == .float8E4M3 || !here.dtype.isFloatingPoint {
+                converted[name] = here
+            } else if Self.isTextEncoderLinearWeight(name) {
+                let (quantized, scale) = try Self.quantizedFP8(here, on: backend)
+                converted[name] = quantized
+                converted[Self.scaleName(name)] = scale
+            } else {
+                converted[name] = try backend.cast(here, to: textEncoder)
             }
         }
         return ModelWeights(converted, source: weights.source)

@@ -71,23 +71,31 @@ public struct UMT5Encoder: Sendable {
         func heads(_ t: Tensor) throws(EngineError) -> Tensor {
             try backend.permuted(try t.reshaped([batch, length, c.numHeads, c.dKv]), [0, 2, 1, 3])
         }
+        /// `x · Wᵀ`; a weight stored in e4m3 (`ModelPrecision.fp8Lean`) is widened for this product and its scale
+        /// applied to the (smaller) output.
+        func project(_ x: Tensor, _ name: String) throws(EngineError) -> Tensor {
+            let weight = w[name]
+            guard weight.dtype == .float8E4M3, let scale = w.optional(ModelPrecision.scaleName(name)) else { return try backend.linear(x, weight) }
+            let product = try backend.linear(x, try backend.cast(weight, to: activationType))
+            return try backend.cast(try backend.multiply(product, scale), to: activationType)
+        }
         for i in 0..<c.numLayers {
             let a = "encoder.block.\(i).layer.0.", f = "encoder.block.\(i).layer.1."
             if streamsLayers { w = try weights.uploaded(to: backend, where: { $0.hasPrefix("encoder.block.\(i).") }) }
             let normed = try backend.rmsNorm(h, weight: w["\(a)layer_norm.weight"], eps: eps)
-            let q = try heads(try backend.linear(normed, w["\(a)SelfAttention.q.weight"]))
-            let k = try heads(try backend.linear(normed, w["\(a)SelfAttention.k.weight"]))
-            let v = try heads(try backend.linear(normed, w["\(a)SelfAttention.v.weight"]))
+            let q = try heads(try project(normed, "\(a)SelfAttention.q.weight"))
+            let k = try heads(try project(normed, "\(a)SelfAttention.k.weight"))
+            let v = try heads(try project(normed, "\(a)SelfAttention.v.weight"))
             let table = try backend.embedding(w["\(a)SelfAttention.relative_attention_bias.weight"], ids: buckets)
             var bias = try backend.permuted(table, [2, 0, 1]).reshaped([1, c.numHeads, length, length])
             if let additiveMask { bias = try backend.add(bias, additiveMask) }
             let attended = try backend.attention(q, k, v, bias: bias, scale: 1)
             let merged = try backend.permuted(attended, [0, 2, 1, 3]).reshaped([batch, length, c.numHeads * c.dKv])
-            h = try backend.add(h, try backend.linear(merged, w["\(a)SelfAttention.o.weight"]))
+            h = try backend.add(h, try project(merged, "\(a)SelfAttention.o.weight"))
             let ffInput = try backend.rmsNorm(h, weight: w["\(f)layer_norm.weight"], eps: eps)
-            let gate = try backend.geluTanh(try backend.linear(ffInput, w["\(f)DenseReluDense.wi_0.weight"]))
-            let up = try backend.linear(ffInput, w["\(f)DenseReluDense.wi_1.weight"])
-            h = try backend.add(h, try backend.linear(try backend.multiply(gate, up), w["\(f)DenseReluDense.wo.weight"]))
+            let gate = try backend.geluTanh(try project(ffInput, "\(f)DenseReluDense.wi_0.weight"))
+            let up = try project(ffInput, "\(f)DenseReluDense.wi_1.weight")
+            h = try backend.add(h, try project(try backend.multiply(gate, up), "\(f)DenseReluDense.wo.weight"))
             afterLayers?.pointee.append(h)
         }
         return try backend.rmsNorm(h, weight: w["encoder.final_layer_norm.weight"], eps: eps)
