@@ -251,6 +251,22 @@ main();
         <div id="job-stage" class="muted"></div>
         <table id="timings"></table>
         <div id="downloads" class="buttons"></div>
+        <div id="extend" hidden>
+          <p class="hint">Extend from here: stand inside the scene where the new part should begin (the view must see
+            the scene), pick the way to go, and a new job grows the scene from this camera.</p>
+          <input id="extend-prompt" type="text" placeholder="prompt for the new part (default: this scene's)" aria-label="prompt for the new part">
+          <div class="row"><label for="extend-path">path</label>
+            <select id="extend-path">
+              <option value="forward,forward" selected>forward, forward</option>
+              <option value="forward">forward</option>
+              <option value="forward,forward,forward">forward ×3</option>
+              <option value="left,left">left, left</option>
+              <option value="right,right">right, right</option>
+              <option value="orbit-left,orbit-left">orbit left ×2</option>
+              <option value="orbit-right,orbit-right">orbit right ×2</option>
+            </select>
+            <button id="extend-go">Extend from here</button></div>
+        </div>
         <video id="video-player" controls loop playsinline hidden></video>
       </div>
     </details>
@@ -985,6 +1001,8 @@ async function openScene(input, label) {
 }
 const baseName = (s) => decodeURIComponent(String(s).split(/[?#]/)[0].split('/').pop() || 'scene');
 function openSceneUI(input, label) {
+  // A file from disk is no job's scene: nothing to extend.
+  if (typeof input !== 'string' && S.sceneJob) { S.sceneJob = null; renderJob(); }
   return openScene(input, label).then((r) => { if (r) notify(`Loaded ${r.count.toLocaleString()} splats from ${label}`); return r; })
     .catch((e) => { if (e.name !== 'AbortError') notify(`Could not load ${label}: ${e.message}`, 'error'); return null; });
 }
@@ -1245,8 +1263,9 @@ function elapsedText(j) {
   if (j.completed_at) return `total ${fmtSecs(j.completed_at - j.created_at)}${j.started_at ? ` · ran ${fmtSecs(j.completed_at - j.started_at)}` : ''}`;
   return '';
 }
-const EXT = { ply: 'ply', spz: 'spz', splat: 'splat', mp4: 'mp4', glb: 'glb' };
-const LABEL = { ply: 'PLY', spz: 'SPZ', splat: '.splat', mp4: 'MP4 video', glb: 'GLB mesh' };
+// Artifact links by key: the name a download is saved under (after the job's short id) and its button.
+const EXT = { ply: 'ply', spz: 'spz', splat: 'splat', mp4: 'mp4', glb: 'glb', collider: 'collider.glb', panorama: 'panorama.png' };
+const LABEL = { ply: 'PLY', spz: 'SPZ', splat: '.splat', mp4: 'MP4 video', glb: 'GLB mesh', collider: 'Collider GLB', panorama: '360° panorama' };
 function renderJob() {
   const j = S.job;
   $('job').hidden = !j;
@@ -1266,6 +1285,7 @@ function renderJob() {
   for (const x of j.timings || []) t.append(el('tr', {}, el('td', { textContent: x.stage }), el('td', { textContent: fmtSecs(x.seconds) })));
   if ((j.timings || []).length > 1) t.append(el('tr', {}, el('td', { innerHTML: '<b>sum</b>' }), el('td', { textContent: fmtSecs(j.timings.reduce((a, x) => a + x.seconds, 0)) })));
   if (!(j.kind === 'video' && j.status === 'completed')) $('video-player').hidden = true;
+  $('extend').hidden = !(j.status === 'completed' && j.kind !== 'video' && S.sceneJob === j.id);
   const dl = $('downloads');
   const have = j.artifacts ? Object.keys(EXT).filter((k) => j.artifacts[k]) : [];
   if (dl.dataset.job !== j.id + have.join()) {
@@ -1301,6 +1321,7 @@ function showJobScene(j) {
   const url = sceneURL(j);
   if (!url) return notify('The job completed but lists no scene file', 'error');
   S.sceneJob = j.id;
+  renderJob();
   viewer.setPose([0, 0, 0], [1, 0, 0, 0]);
   openSceneUI(url, baseName(url));
 }
@@ -1426,6 +1447,23 @@ async function generate() {
   await submitJob('v1/jobs', body, $('generate'), 'Generate failed');
 }
 $('generate').onclick = generate;
+
+// The viewer's camera as a pose in the scene file's frame, as POST /v1/jobs/{id}/extend takes it: camera-to-world,
+// looking down its own -z with +y up, quaternion w, x, y, z. The viewer's world is RUB (OpenGL axes), and the loaders
+// turn a file's axes into RUB (frameMatrix); a job's scenes are written in RUB, so for them that change is the
+// identity and the viewer's pose is the scene's. (At the view a finished job opens with, camera #0, this gives the
+// origin and [1, 0, 0, 0].)
+function sceneFramePose() { return { position: viewer.pos.slice(), orientation: viewer.quat.slice() }; }
+async function extendHere() {
+  const j = S.job;
+  if (!j || j.status !== 'completed' || j.kind === 'video') return notify('Open a completed scene to extend it', 'error');
+  if (S.sceneJob !== j.id) return notify("Open this job's scene first, then stand where the new part should begin", 'error');
+  const body = { start: sceneFramePose(), path: $('extend-path').value };
+  const prompt = $('extend-prompt').value.trim();
+  if (prompt) body.text_prompt = prompt;
+  await submitJob(`v1/jobs/${encodeURIComponent(j.id)}/extend`, body, $('extend-go'), 'Extend failed');
+}
+$('extend-go').onclick = extendHere;
 $('cancel').onclick = () => S.job && cancelJob(S.job.id);
 async function cancelJob(id) {
   try { const j = await api(`v1/jobs/${encodeURIComponent(id)}/cancel`, { method: 'POST' }); if (S.job && S.job.id === id) onJob(j); refreshJobs(); }
@@ -1505,6 +1543,7 @@ async function refreshJobs() {
       add('Delete', () => deleteJob(j.id));
       const when = j.created_at ? new Date(j.created_at * 1000).toLocaleString() : '';
       const meta = [when, j.kind === 'video' ? `video ${j.frames}×${j.height}×${j.width}` : `${j.frames}×${j.height}×${j.width}`, j.gaussians ? `${j.gaussians.toLocaleString()} splats` : '',
+        j.extends ? `extends ${String(j.extends).slice(0, 8)}` : '',
         j.status === 'queued' && j.queue_position ? `queue #${j.queue_position}` : '',
         j.status === 'running' && j.progress ? `${Math.round(100 * (j.progress.fraction || 0))}% ${j.progress.stage || ''}` : ''].filter(Boolean).join(' · ');
       ul.append(el('li', { className: S.job && S.job.id === j.id ? 'current' : '' },
@@ -1548,7 +1587,7 @@ $('mode').onclick = () => viewer.setMode(viewer.mode === 'orbit' ? 'fly' : 'orbi
 $('reset-view').onclick = resetView;
 $('help-toggle').onclick = () => { $('help').hidden = !$('help').hidden; };
 $('open-file').onclick = () => $('scene-file').click();
-$('clear-scene').onclick = () => { if (S.scene) S.scene.abort(); viewer.clearScene(); S.sceneJob = null; showEmpty(true); };
+$('clear-scene').onclick = () => { if (S.scene) S.scene.abort(); viewer.clearScene(); S.sceneJob = null; renderJob(); showEmpty(true); };
 $('scene-file').onchange = (e) => {
   const f = e.target.files[0];
   e.target.value = '';
@@ -3192,6 +3231,124 @@ export class Viewer {
     }
    }
   },
+  "/v1/jobs/{id}/extend": {
+   "post": {
+    "tags": [
+     "native"
+    ],
+    "operationId": "extendJob",
+    "summary": "Grow a scene (world expansion)",
+    "description": "Queues a new scene job that renders this job's scene from the path's first camera, generates the next chunk conditioned on that render, scales it by the depth ratio at that view, places it and merges it without the Gaussians that duplicate the scene's surfaces. The grown scene's PLY and SPZ record every chunk's pose and scale (a `comment diorama` line, an SPZ extension record 0xD10A0001). A path whose first camera sees too little of the scene fails the job with that reason.",
+    "parameters": [
+     {
+      "name": "id",
+      "in": "path",
+      "required": true,
+      "description": "The job's id (the task_id FlashWorld's API returns).",
+      "schema": {
+       "type": "string"
+      }
+     }
+    ],
+    "requestBody": {
+     "required": false,
+     "content": {
+      "application/json": {
+       "schema": {
+        "$ref": "#/components/schemas/ExtendRequest"
+       },
+       "example": {
+        "start": {
+         "position": [
+          0,
+          0,
+          -1
+         ],
+         "orientation": [
+          1,
+          0,
+          0,
+          0
+         ]
+        },
+        "path": "forward,forward"
+       }
+      }
+     }
+    },
+    "responses": {
+     "202": {
+      "description": "The new scene job, queued; its `extends` names the parent.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Job"
+        }
+       }
+      },
+      "headers": {
+       "Location": {
+        "description": "`/v1/jobs/{id}`.",
+        "schema": {
+         "type": "string"
+        }
+       }
+      }
+     },
+     "400": {
+      "description": "The request is wrong; the message names the field.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        },
+        "example": {
+         "error": "path must be template steps joined by commas (forward, backward, left, right, orbit-left, orbit-right), not orbit"
+        }
+       }
+      }
+     },
+     "401": {
+      "$ref": "#/components/responses/Unauthorized"
+     },
+     "413": {
+      "$ref": "#/components/responses/TooLarge"
+     },
+     "429": {
+      "$ref": "#/components/responses/QueueFull"
+     },
+     "503": {
+      "$ref": "#/components/responses/Unavailable"
+     },
+     "404": {
+      "$ref": "#/components/responses/JobNotFound"
+     },
+     "409": {
+      "description": "The job is not a completed scene (queued, running, failed, or a video).",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        },
+        "example": {
+         "error": "job 3f0c... is running; a scene grows once its job has completed"
+        }
+       }
+      }
+     },
+     "410": {
+      "description": "The job's files have expired or were deleted.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     }
+    }
+   }
+  },
   "/v1/jobs/{id}/events": {
    "get": {
     "tags": [
@@ -3239,7 +3396,7 @@ export class Viewer {
     ],
     "operationId": "getJobArtifact",
     "summary": "A job's file",
-    "description": "Served with an ETag and `Accept-Ranges: bytes`. A single `Range: bytes=...` gives 206; `If-None-Match` with the current ETag gives 304. `application/octet-stream` for the splats, `video/mp4` for the orbit. scene.ply and scene.spz exist once the job completes; scene.splat and orbit.mp4 are made on first request: the answer is 202 with Retry-After until they exist (add ?wait=1 to wait for the file instead).",
+    "description": "Served with an ETag and `Accept-Ranges: bytes`. A single `Range: bytes=...` gives 206; `If-None-Match` with the current ETag gives 304. `application/octet-stream` for the splats, `video/mp4` for the orbit. scene.ply and scene.spz exist once the job completes; scene.splat, orbit.mp4, scene.glb, collider.glb and panorama.png are made on first request: the answer is 202 with Retry-After until they exist (add ?wait=1 to wait for the file instead).",
     "parameters": [
      {
       "name": "id",
@@ -3260,7 +3417,11 @@ export class Viewer {
         "scene.ply",
         "scene.spz",
         "scene.splat",
-        "orbit.mp4"
+        "orbit.mp4",
+        "scene.glb",
+        "collider.glb",
+        "panorama.png",
+        "video.mp4"
        ]
       }
      },
@@ -3296,6 +3457,18 @@ export class Viewer {
         "schema": {
          "type": "string",
          "contentMediaType": "video/mp4"
+        }
+       },
+       "model/gltf-binary": {
+        "schema": {
+         "type": "string",
+         "contentMediaType": "model/gltf-binary"
+        }
+       },
+       "image/png": {
+        "schema": {
+         "type": "string",
+         "contentMediaType": "image/png"
         }
        }
       },
@@ -4565,6 +4738,27 @@ export class Viewer {
        "null"
       ],
       "description": "orbit.mp4"
+     },
+     "glb": {
+      "type": [
+       "string",
+       "null"
+      ],
+      "description": "scene.glb: the coloured mesh"
+     },
+     "collider": {
+      "type": [
+       "string",
+       "null"
+      ],
+      "description": "collider.glb: the closed collider, no colours"
+     },
+     "panorama": {
+      "type": [
+       "string",
+       "null"
+      ],
+      "description": "panorama.png: a 2048 x 1024 equirectangular view from camera 0"
      }
     }
    },
@@ -4704,6 +4898,13 @@ export class Viewer {
        "video"
       ],
       "description": "A 3D scene (FlashWorld) or a video (`/v1/videos`)."
+     },
+     "extends": {
+      "type": [
+       "string",
+       "null"
+      ],
+      "description": "The job whose scene this one grows (POST /v1/jobs/{id}/extend); null otherwise."
      }
     },
     "example": {
@@ -4830,6 +5031,68 @@ export class Viewer {
       "enum": [
        "video"
       ]
+     }
+    }
+   },
+   "ExtendRequest": {
+    "type": "object",
+    "additionalProperties": false,
+    "description": "Where the new chunk's path starts in the scene and what to call it. Every field is optional; give `cameras`, or `start`, `path` and `fov`.",
+    "properties": {
+     "text_prompt": {
+      "type": "string",
+      "description": "The chunk's prompt; default: the parent job's."
+     },
+     "start": {
+      "type": "object",
+      "required": [
+       "position",
+       "orientation"
+      ],
+      "additionalProperties": false,
+      "description": "The path's first camera in the scene's frame (camera-to-world; OpenGL camera axes: x right, y up, looking down -z). Default: camera #0, the identity at the origin.",
+      "properties": {
+       "position": {
+        "type": "array",
+        "items": {
+         "type": "number"
+        },
+        "minItems": 3,
+        "maxItems": 3
+       },
+       "orientation": {
+        "type": "array",
+        "items": {
+         "type": "number"
+        },
+        "minItems": 4,
+        "maxItems": 4,
+        "description": "Quaternion w, x, y, z."
+       }
+      }
+     },
+     "path": {
+      "type": "string",
+      "default": "forward,forward",
+      "description": "Template steps joined by commas (forward, backward, left, right, orbit-left, orbit-right), moved rigidly to begin at `start`."
+     },
+     "fov": {
+      "type": "number",
+      "default": 60,
+      "description": "Vertical field of view in degrees for the template path."
+     },
+     "resolution": {
+      "$ref": "#/components/schemas/Resolution"
+     },
+     "seed": {
+      "type": "integer"
+     },
+     "cameras": {
+      "type": "array",
+      "items": {
+       "$ref": "#/components/schemas/Camera"
+      },
+      "description": "Explicit cameras in the scene's frame, instead of start, path and fov."
      }
     }
    }

@@ -75,6 +75,8 @@ import Testing
                 (status, type, body) = ("200 OK", "application/json", Array(#"{"jobs": []}"#.utf8))
             case "/v1/jobs/\(StudioProbeTests.jobID)":
                 (status, type, body) = ("200 OK", "application/json", Array(StudioProbeTests.completedJob.utf8))
+            case "/v1/jobs/\(StudioProbeTests.jobID)/extend":
+                (status, type, body) = ("202 Accepted", "application/json", Array(StudioProbeTests.grownJob.utf8))
             case "/v1/jobs/\(StudioProbeTests.jobID)/artifacts/scene.ply":
                 (status, type, body) = ("200 OK", "application/octet-stream", StudioProbeTests.sceneBytes)
             default:
@@ -99,6 +101,13 @@ import Testing
          "completed_at": 3, "queue_position": 0, "progress": null, "error": null, "attempts": 1, "worker": null,
          "prompt": "a garden", "frames": 4, "width": 256, "height": 192, "seed": 1, "timings": [], "gaussians": 10,
          "artifacts": {"ply": "/v1/jobs/\(jobID)/artifacts/scene.ply"}}
+        """
+
+    static let grownJob = """
+        {"id": "1a2b3c4d-grown", "kind": "scene", "file_id": "2", "status": "queued", "created_at": 4, "started_at": null,
+         "completed_at": null, "queue_position": 1, "progress": null, "error": null, "attempts": 0, "worker": null,
+         "prompt": "a garden", "frames": 4, "width": 256, "height": 192, "seed": 2, "timings": [], "gaussians": null,
+         "artifacts": null, "extends": "\(jobID)"}
         """
 
     /// What the probe saw, from the `data-probe` attribute it sets on the body.
@@ -208,5 +217,47 @@ import Testing
         let token = seen["token"] as? [String: Any] ?? [:]
         #expect(token["fetches"] as? [String] == ["GET \(artifact)"] && (token["clicks"] as? [String])?.isEmpty == true, "\(seen)")
         #expect(token["written"] as? Int == Self.sceneBytes.count && token["closed"] as? Bool == true && token["blobs"] as? Int == 0, "\(seen)")
+    }
+
+    /// "Extend from here" on an opened job's scene posts the viewer's camera (camera #0 where a job opens: the origin,
+    /// no rotation), the chosen steps and the prompt typed, to `/v1/jobs/{id}/extend`, then follows the new job.
+    @Test func extendFromHerePostsTheViewersCamera() throws {
+        let probe = #"""
+            (async () => {
+              const wait = (ms) => new Promise((r) => setTimeout(r, ms));
+              const $ = (id) => document.getElementById(id);
+              await wait(2500);
+              const posts = [];
+              const realFetch = window.fetch;
+              window.fetch = (url, options = {}) => {
+                const path = new URL(url, location.href).pathname;
+                if ((options.method || 'GET') === 'POST') posts.push({ path, body: JSON.parse(options.body || 'null') });
+                return realFetch(url, options);
+              };
+              const seen = { shown: !$('extend').hidden };
+              $('extend-prompt').value = 'a greenhouse';
+              $('extend-path').value = 'left,left';
+              $('extend-go').click();
+              for (let i = 0; i < 50 && !posts.length; i++) await wait(100);
+              await wait(300);
+              seen.posts = posts;
+              seen.status = $('job-status').textContent;
+              document.body.setAttribute('data-probe', JSON.stringify(seen));
+            })();
+            """#
+        let server = try StandInServer(probe: probe)
+        let folder = temporaryFolder("studio-extend")
+        let session = #"{"job": "\#(StudioProbeTests.jobID)"}"#.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""
+        let dom = try ServerProcessTests.dumpDOM(
+            "http://127.0.0.1:\(server.port)/?session=\(session)", profile: "\(folder)/chromium", budget: 12000, extra: ["--window-size=1400,900"])
+        let seen = try Self.probed(dom)
+        #expect(seen["shown"] as? Bool == true, "\(seen)")
+        let post = (seen["posts"] as? [[String: Any]])?.first
+        #expect(post?["path"] as? String == "/v1/jobs/\(Self.jobID)/extend", "\(seen)")
+        let body = post?["body"] as? [String: Any] ?? [:]
+        let start = body["start"] as? [String: Any] ?? [:]
+        #expect(start["position"] as? [Double] == [0, 0, 0] && start["orientation"] as? [Double] == [1, 0, 0, 0], "\(seen)")
+        #expect(body["path"] as? String == "left,left" && body["text_prompt"] as? String == "a greenhouse", "\(seen)")
+        #expect((seen["status"] as? String)?.hasPrefix("Queued") == true, "\(seen)")
     }
 }

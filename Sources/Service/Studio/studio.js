@@ -115,6 +115,8 @@ async function openScene(input, label) {
 }
 const baseName = (s) => decodeURIComponent(String(s).split(/[?#]/)[0].split('/').pop() || 'scene');
 function openSceneUI(input, label) {
+  // A file from disk is no job's scene: nothing to extend.
+  if (typeof input !== 'string' && S.sceneJob) { S.sceneJob = null; renderJob(); }
   return openScene(input, label).then((r) => { if (r) notify(`Loaded ${r.count.toLocaleString()} splats from ${label}`); return r; })
     .catch((e) => { if (e.name !== 'AbortError') notify(`Could not load ${label}: ${e.message}`, 'error'); return null; });
 }
@@ -375,8 +377,9 @@ function elapsedText(j) {
   if (j.completed_at) return `total ${fmtSecs(j.completed_at - j.created_at)}${j.started_at ? ` · ran ${fmtSecs(j.completed_at - j.started_at)}` : ''}`;
   return '';
 }
-const EXT = { ply: 'ply', spz: 'spz', splat: 'splat', mp4: 'mp4', glb: 'glb' };
-const LABEL = { ply: 'PLY', spz: 'SPZ', splat: '.splat', mp4: 'MP4 video', glb: 'GLB mesh' };
+// Artifact links by key: the name a download is saved under (after the job's short id) and its button.
+const EXT = { ply: 'ply', spz: 'spz', splat: 'splat', mp4: 'mp4', glb: 'glb', collider: 'collider.glb', panorama: 'panorama.png' };
+const LABEL = { ply: 'PLY', spz: 'SPZ', splat: '.splat', mp4: 'MP4 video', glb: 'GLB mesh', collider: 'Collider GLB', panorama: '360° panorama' };
 function renderJob() {
   const j = S.job;
   $('job').hidden = !j;
@@ -396,6 +399,7 @@ function renderJob() {
   for (const x of j.timings || []) t.append(el('tr', {}, el('td', { textContent: x.stage }), el('td', { textContent: fmtSecs(x.seconds) })));
   if ((j.timings || []).length > 1) t.append(el('tr', {}, el('td', { innerHTML: '<b>sum</b>' }), el('td', { textContent: fmtSecs(j.timings.reduce((a, x) => a + x.seconds, 0)) })));
   if (!(j.kind === 'video' && j.status === 'completed')) $('video-player').hidden = true;
+  $('extend').hidden = !(j.status === 'completed' && j.kind !== 'video' && S.sceneJob === j.id);
   const dl = $('downloads');
   const have = j.artifacts ? Object.keys(EXT).filter((k) => j.artifacts[k]) : [];
   if (dl.dataset.job !== j.id + have.join()) {
@@ -431,6 +435,7 @@ function showJobScene(j) {
   const url = sceneURL(j);
   if (!url) return notify('The job completed but lists no scene file', 'error');
   S.sceneJob = j.id;
+  renderJob();
   viewer.setPose([0, 0, 0], [1, 0, 0, 0]);
   openSceneUI(url, baseName(url));
 }
@@ -556,6 +561,23 @@ async function generate() {
   await submitJob('v1/jobs', body, $('generate'), 'Generate failed');
 }
 $('generate').onclick = generate;
+
+// The viewer's camera as a pose in the scene file's frame, as POST /v1/jobs/{id}/extend takes it: camera-to-world,
+// looking down its own -z with +y up, quaternion w, x, y, z. The viewer's world is RUB (OpenGL axes), and the loaders
+// turn a file's axes into RUB (frameMatrix); a job's scenes are written in RUB, so for them that change is the
+// identity and the viewer's pose is the scene's. (At the view a finished job opens with, camera #0, this gives the
+// origin and [1, 0, 0, 0].)
+function sceneFramePose() { return { position: viewer.pos.slice(), orientation: viewer.quat.slice() }; }
+async function extendHere() {
+  const j = S.job;
+  if (!j || j.status !== 'completed' || j.kind === 'video') return notify('Open a completed scene to extend it', 'error');
+  if (S.sceneJob !== j.id) return notify("Open this job's scene first, then stand where the new part should begin", 'error');
+  const body = { start: sceneFramePose(), path: $('extend-path').value };
+  const prompt = $('extend-prompt').value.trim();
+  if (prompt) body.text_prompt = prompt;
+  await submitJob(`v1/jobs/${encodeURIComponent(j.id)}/extend`, body, $('extend-go'), 'Extend failed');
+}
+$('extend-go').onclick = extendHere;
 $('cancel').onclick = () => S.job && cancelJob(S.job.id);
 async function cancelJob(id) {
   try { const j = await api(`v1/jobs/${encodeURIComponent(id)}/cancel`, { method: 'POST' }); if (S.job && S.job.id === id) onJob(j); refreshJobs(); }
@@ -635,6 +657,7 @@ async function refreshJobs() {
       add('Delete', () => deleteJob(j.id));
       const when = j.created_at ? new Date(j.created_at * 1000).toLocaleString() : '';
       const meta = [when, j.kind === 'video' ? `video ${j.frames}×${j.height}×${j.width}` : `${j.frames}×${j.height}×${j.width}`, j.gaussians ? `${j.gaussians.toLocaleString()} splats` : '',
+        j.extends ? `extends ${String(j.extends).slice(0, 8)}` : '',
         j.status === 'queued' && j.queue_position ? `queue #${j.queue_position}` : '',
         j.status === 'running' && j.progress ? `${Math.round(100 * (j.progress.fraction || 0))}% ${j.progress.stage || ''}` : ''].filter(Boolean).join(' · ');
       ul.append(el('li', { className: S.job && S.job.id === j.id ? 'current' : '' },
@@ -678,7 +701,7 @@ $('mode').onclick = () => viewer.setMode(viewer.mode === 'orbit' ? 'fly' : 'orbi
 $('reset-view').onclick = resetView;
 $('help-toggle').onclick = () => { $('help').hidden = !$('help').hidden; };
 $('open-file').onclick = () => $('scene-file').click();
-$('clear-scene').onclick = () => { if (S.scene) S.scene.abort(); viewer.clearScene(); S.sceneJob = null; showEmpty(true); };
+$('clear-scene').onclick = () => { if (S.scene) S.scene.abort(); viewer.clearScene(); S.sceneJob = null; renderJob(); showEmpty(true); };
 $('scene-file').onchange = (e) => {
   const f = e.target.files[0];
   e.target.value = '';
