@@ -18,6 +18,15 @@ public struct NormalizedCameras: Equatable, Sendable {
     /// so its scene keeps the model's own units instead.
     public var exportScale: Double { translationScale > Self.stillPathLimit ? translationScale : 1 }
 
+    /// The normalised cameras with positions at export scale: where they stand in the exported scene's frame.
+    public var camerasAtExportScale: [Camera] {
+        cameras.map { camera in
+            var c = camera
+            c.position *= exportScale
+            return c
+        }
+    }
+
     /// Paths whose cameras all lie within this of camera 0 count as still.
     static let stillPathLimit = 1e-9
 }

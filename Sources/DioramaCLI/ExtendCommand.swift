@@ -118,8 +118,8 @@ struct ExtendCommand: ParsableCommand {
         }
         // The scene's own record of its chunks (else its sidecar's), with this one appended, goes into the file and
         // beside it (.splat files have no room for it).
-        var record = WorldRecord(metadata: description.metadata) ?? Self.sidecarRecord(scene + ".chunks.json") ?? WorldRecord()
-        record.chunks.append(WorldRecord.Chunk(grown.placement, scene: output, chunk: chunkFile))
+        var record = SceneRecord(metadata: description.metadata) ?? Self.sidecarRecord(scene + ".chunks.json") ?? SceneRecord()
+        record.chunks.append(SceneRecord.Chunk(grown.placement, scene: output, chunk: chunkFile))
         try reportingErrors { () throws(SplatFileError) in
             try SplatFile.write(grown.world, toPath: output, options: SplatWriteOptions(metadata: record.metadata))
             try Self.writeSidecar(record, to: output + ".chunks.json")
@@ -150,15 +150,15 @@ struct ExtendCommand: ParsableCommand {
         return String(repeating: "0", count: max(0, 4 - digits.count)) + digits
     }
 
-    /// The chunks a `.chunks.json` sidecar lists (a list of `WorldRecord.Chunk`), if it exists and reads.
-    static func sidecarRecord(_ path: String) -> WorldRecord? {
+    /// The chunks a `.chunks.json` sidecar lists (a list of `SceneRecord.Chunk`), if it exists and reads.
+    static func sidecarRecord(_ path: String) -> SceneRecord? {
         guard let bytes = try? InputSource(path: path).allBytes(),
-            let chunks = try? JSONDecoder().decode([WorldRecord.Chunk].self, from: Data(bytes))
+            let chunks = try? JSONDecoder().decode([SceneRecord.Chunk].self, from: Data(bytes))
         else { return nil }
-        return WorldRecord(chunks: chunks)
+        return SceneRecord(chunks: chunks)
     }
 
-    static func writeSidecar(_ record: WorldRecord, to path: String) throws(SplatFileError) {
+    static func writeSidecar(_ record: SceneRecord, to path: String) throws(SplatFileError) {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         guard let data = try? encoder.encode(record.chunks) else { throw SplatFileError(.io, file: path, "the chunk records could not be encoded") }

@@ -189,7 +189,9 @@ struct GenerateCommand: ParsableCommand {
         let result = try pipeline.generate(generation, noise: &noise) { progress($0, $1, $2) }
         var cloud = result.cloud
         if minOpacity > 0 { cloud = cloud.pruned(minOpacity: minOpacity) }
-        try reportingErrors { () throws(SplatFileError) in try SplatFile.write(cloud, toPath: output) }
+        // The cameras it was made along travel in the file (`diorama mesh` fuses their views; `extend` keeps them).
+        let options = SplatWriteOptions(metadata: SceneRecord(generated: result).metadata)
+        try reportingErrors { () throws(SplatFileError) in try SplatFile.write(cloud, toPath: output, options: options) }
         if let video {
             try renderVideo(cloud, result: result, to: video, size: generationSize)
         }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import FlashWorld
 import SplatCore
 import SplatIO
 import SplatRender
@@ -63,17 +64,19 @@ struct MeshCommand: ParsableCommand {
     }
 
     func run() throws {
-        var cloud = try reportingErrors { () throws(SplatFileError) in
+        var (cloud, description) = try reportingErrors { () throws(SplatFileError) in
             let input = try InputSource(path: scene)
             let bar = ProgressBar("reading \(scene)", enabled: !quiet)
             defer { bar.finish() }
-            return try SplatFile.read(input, progress: bar.handler).0
+            return try SplatFile.read(input, progress: bar.handler)
         }
         if cloud.frame != .rub { cloud = cloud.converted(to: .rub) }
         var options = SceneMesher.Options()
         options.resolution = resolution
         options.viewSize = viewSize
         options.viewpoint = from
+        // The cameras the scene was generated along, where its file records them (in its RUB frame).
+        options.pathViews = SceneRecord(metadata: description.metadata)?.pathCameras ?? []
         let mesher = SceneMesher(options: options)
         let start = monotonicSeconds()
         let bar = ProgressBar("fusing views", enabled: !quiet)
@@ -95,7 +98,7 @@ struct MeshCommand: ParsableCommand {
         if !quiet {
             let open = mesh.openEdgeCount
             print(
-                "\(collider ? "collider" : "mesh") of \(mesh.vertexCount) vertices and \(mesh.triangleCount) triangles (\(open == 0 ? "closed" : "\(open) open edges")) from a \(volume.dimensions.x)x\(volume.dimensions.y)x\(volume.dimensions.z) grid of \(formatted(volume.voxelSize)) voxels in \(formatted(Float(monotonicSeconds() - start))) s: \(output)"
+                "\(collider ? "collider" : "mesh") of \(mesh.vertexCount) vertices and \(mesh.triangleCount) triangles (\(open == 0 ? "closed" : "\(open) open edges")) from a \(volume.dimensions.x)x\(volume.dimensions.y)x\(volume.dimensions.z) grid of \(formatted(volume.voxelSize)) voxels\(options.pathViews.isEmpty ? "" : ", with \(options.pathViews.count) views along the path it was generated on,") in \(formatted(Float(monotonicSeconds() - start))) s: \(output)"
             )
         }
     }

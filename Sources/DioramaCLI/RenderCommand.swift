@@ -216,12 +216,7 @@ struct RenderCommand: ParsableCommand {
                 throw CameraError(error.kind, camera: error.camera, field: error.field, "\(error.message) (in \(file))")
             }
             if rebase {
-                let normalized = normalizedCameras(cameras)
-                cameras = normalized.cameras.map { c in
-                    var c = c
-                    c.position *= normalized.exportScale
-                    return c
-                }
+                cameras = normalizedCameras(cameras).camerasAtExportScale
             }
             let path = CameraPath(cameras)
             return frames.map { path.resampled(count: $0) } ?? path

@@ -12,12 +12,7 @@ import SplatRender
 public enum SceneVideo {
     /// The normalised cameras at export scale (the cloud's frame), `framesPerCamera` frames from one to the next.
     public static func path(_ normalization: NormalizedCameras, framesPerCamera: Int = 4) -> CameraPath {
-        let scale = normalization.exportScale
-        let cameras = normalization.cameras.map { c in
-            var c = c
-            c.position *= scale
-            return c
-        }
+        let cameras = normalization.camerasAtExportScale
         return CameraPath(cameras).resampled(count: max(1, (cameras.count - 1) * framesPerCamera + 1))
     }
 

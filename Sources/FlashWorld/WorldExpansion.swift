@@ -22,50 +22,6 @@ public struct ChunkPlacement: Sendable, Equatable {
     public var pruned: Int
 }
 
-/// A grown world's chunks, as its scene file records them (`SplatMetadata`: a PLY comment, an SPZ extension) and the
-/// `.chunks.json` sidecar lists them: each chunk's first-camera pose in the world's frame (OpenGL axes, RUB), its
-/// scale and how that was estimated, oldest first.
-public struct WorldRecord: Codable, Sendable, Equatable {
-    public struct Chunk: Codable, Sendable, Equatable {
-        /// The scene file it was grown into, and the chunk's own file (for undo), where the CLI wrote them.
-        public var scene: String?
-        public var chunk: String?
-        public var position: [Double]
-        public var orientationWXYZ: [Double]
-        public var scale: Double
-        public var pixels: Int
-        public var spread: Double
-        public var pruned: Int
-
-        public init(_ placement: ChunkPlacement, scene: String? = nil, chunk: String? = nil) {
-            let p = placement.pose.position
-            (self.scene, self.chunk) = (scene, chunk)
-            position = [p.x, p.y, p.z]
-            orientationWXYZ = placement.pose.orientation.wxyz
-            (scale, pixels, spread, pruned) = (placement.scale, placement.pixels, placement.spread, placement.pruned)
-        }
-    }
-
-    public var frame = "RUB"
-    public var chunks: [Chunk]
-
-    public init(chunks: [Chunk] = []) { self.chunks = chunks }
-
-    /// The record in a scene file's metadata; nil when it has none (a scene never grown) or another document.
-    public init?(metadata: String?) {
-        guard let metadata, let record = try? JSONDecoder().decode(WorldRecord.self, from: Data(metadata.utf8)) else { return nil }
-        self = record
-    }
-
-    /// One line of JSON, for `SplatWriteOptions.metadata`.
-    public var metadata: String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        // Plain numbers and strings: encoding cannot fail.
-        return String(decoding: try! encoder.encode(self), as: UTF8.self)
-    }
-}
-
 /// World expansion (`diorama extend`): a scene grows along a camera path that starts inside it. The world is
 /// rendered from the path's first camera; the next chunk is generated conditioned on that render at image index 0;
 /// the chunk (made in its first camera's frame, at the path's scale as FlashWorld exports) is scaled by the ratio of

@@ -40,6 +40,7 @@ enum ArtifactStore {
                 var options = SceneMesher.Options()
                 options.resolution = meshResolution
                 options.viewSize = 2 * meshResolution
+                options.pathViews = SceneRecord(metadata: description.metadata)?.pathCameras ?? []
                 let rub = cloud.frame == .rub ? cloud : cloud.converted(to: .rub)
                 let volume = try SceneMesher(options: options).fuse(rub)
                 let mesh = artifact == .collider

@@ -35,7 +35,7 @@ public struct FlashWorldSceneGenerator: SceneGenerator {
             succeeded = true
             return result
         }
-        return GeneratedScene(cloud: result.cloud, timings: result.timings)
+        return GeneratedScene(cloud: result.cloud, timings: result.timings, metadata: SceneRecord(generated: result).metadata)
     }
 
     /// World expansion (`WorldExpansion.extend`): the chunk is generated on the world's render from the request's
@@ -64,8 +64,8 @@ public struct FlashWorldSceneGenerator: SceneGenerator {
                 throw ServiceError(422, error.message)
             }
         }
-        var record = WorldRecord(metadata: metadata) ?? WorldRecord()
-        record.chunks.append(WorldRecord.Chunk(grown.placement))
+        var record = SceneRecord(metadata: metadata) ?? SceneRecord()
+        record.chunks.append(SceneRecord.Chunk(grown.placement))
         return GeneratedScene(cloud: grown.world, timings: [("extend", monotonicNow() - started)], metadata: record.metadata)
     }
 

@@ -21,6 +21,9 @@ public struct SceneMesher: Sendable {
         /// Pixels whose coverage is below this carry no depth.
         public var minimumAlpha: Float = 0.5
         public var viewpoint: Viewpoint = .automatic
+        /// Cameras that saw the scene from free space (the path it was generated along, in its frame): their views
+        /// are fused beside the automatic spread.
+        public var pathViews: [Camera] = []
         public init() {}
     }
 
@@ -94,6 +97,11 @@ public struct SceneMesher: Sendable {
                     : Camera.lookingAt(position, from: position + reach * unit, up: up, intrinsics: intrinsics)
                 cameras.append(RenderCamera(camera, width: size, height: size))
             }
+        }
+        for camera in options.pathViews {
+            // Square pixels at the path's own aspect, `viewSize` wide.
+            let height = max(8, Int((Double(size) * camera.intrinsics.fx / camera.intrinsics.fy).rounded()))
+            cameras.append(RenderCamera(camera, width: size, height: height))
         }
         return cameras
     }

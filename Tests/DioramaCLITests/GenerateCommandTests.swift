@@ -30,6 +30,9 @@ struct GenerateCommandTests {
         let (cloud, _) = try SplatFile.read(InputSource(path: output))
         #expect(cloud.count == 2 * 2 * 32 * 32)
         #expect(cloud.frame == .rub && cloud.shDegree == 2)
+        // The file records the cameras it was made along, in its frame: camera #0 at the origin, looking down -z.
+        let record = try #require(SceneRecord(metadata: try SplatFile.read(InputSource(path: output)).1.metadata))
+        #expect(record.pathCameras.count == 2 && record.pathCameras[0].position == .zero && record.chunks.isEmpty)
     }
 
     /// A path that never moves (a look-around from one point) has no scale to export at (`T_norm = 0`, which would put
@@ -63,8 +66,9 @@ struct GenerateCommandTests {
         #expect(records?.count == 2 && records?.last?["chunk"] as? String == "\(folder)/chunks/chunk_0001.ply")
         #expect((records?.first?["scale"] as? Double).map { $0 > 0 } == true)
         // The scene file itself carries the same record, so a copy without its sidecar still knows its chunks.
-        let inFile = WorldRecord(metadata: try SplatFile.read(InputSource(path: again)).1.metadata)
+        let inFile = SceneRecord(metadata: try SplatFile.read(InputSource(path: again)).1.metadata)
         #expect(inFile?.chunks.count == 2 && inFile?.chunks.last?.chunk == "\(folder)/chunks/chunk_0001.ply")
+        #expect(inFile?.pathCameras.count == 2, "the first scene's generation path is kept as the world grows")
         // Paths that frame a scene from outside are refused before any work.
         #expect(throws: (any Error).self) { try run(["extend", hall, "--camera-path", "orbit", "-o", "\(folder)/x.ply", "-q"]) }
         #expect(throws: (any Error).self) { _ = try DioramaCommand.parseAsRoot(["extend", hall, "--steps", "3", "-o", "x.ply"]) }

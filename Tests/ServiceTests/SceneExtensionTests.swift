@@ -45,16 +45,16 @@ struct SceneExtensionTests {
             #expect((grown.gaussians ?? 0) > (finished.gaussians ?? 0))
             let (cloud, description) = try SplatFile.read(InputSource(path: service.artifactPath(grown.fileID, .ply)))
             #expect(cloud.count == grown.gaussians && cloud.frame == .rub)
-            let record = try #require(WorldRecord(metadata: description.metadata))
+            let record = try #require(SceneRecord(metadata: description.metadata))
             #expect(record.chunks.count == 1 && record.chunks[0].scale > 0 && record.chunks[0].position == [0, 0, 0])
-            #expect(WorldRecord(metadata: try SplatFile.read(InputSource(path: service.artifactPath(grown.fileID, .spz))).1.metadata) == record)
+            #expect(SceneRecord(metadata: try SplatFile.read(InputSource(path: service.artifactPath(grown.fileID, .spz))).1.metadata) == record)
             #expect(access(service.artifactPath(grown.fileID, .extensionBase), F_OK) != 0)
             // Growing the grown scene appends to its record.
             try await client.execute(uri: "/v1/jobs/\(child)/extend", method: .post, body: ByteBuffer(string: "{}")) { child = json($0.body)["id"] as? String ?? "" }
             let again = try #require(try await waitUntilFinished(service, child))
             #expect(again.status == .completed, "\(again.error ?? "")")
             let (_, later) = try SplatFile.read(InputSource(path: service.artifactPath(again.fileID, .ply)))
-            #expect(WorldRecord(metadata: later.metadata)?.chunks.count == 2)
+            #expect(SceneRecord(metadata: later.metadata)?.chunks.count == 2)
         }
         await service.stop()
     }

@@ -142,6 +142,19 @@ struct MeshingTests {
         return o
     }
 
+    /// The cameras a scene was generated along add their views to the spread, at their own aspect.
+    @Test func pathCamerasAddViews() throws {
+        let scene = shell(radius: 1, center: SIMD3(0.3, 0, -0.2))
+        var o = options()
+        let plain = SceneMesher(options: o).views(for: scene).count
+        let intrinsics = NormalizedIntrinsics(verticalFieldOfView: 60, width: 704, height: 480)
+        o.pathViews = CameraPath.keyframes([.forward, .left], intrinsics: intrinsics).cameras
+        let views = SceneMesher(options: o).views(for: scene)
+        #expect(views.count == plain + 3)
+        #expect(views.last?.width == o.viewSize && views.last?.height == Int((Double(o.viewSize) * 480 / 704).rounded()))
+        #expect(try SceneMesher(options: o).fuse(scene).extractSurface().triangleCount > 500)
+    }
+
     /// Seen from inside (the first camera within it, as in a FlashWorld scene): a closed surface facing in.
     @Test func theSurfaceLiesOnTheSplatsAndIsClosed() throws {
         let scene = shell(radius: 1, center: SIMD3(0.3, 0, -0.2))
