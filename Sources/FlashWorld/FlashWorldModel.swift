@@ -107,9 +107,9 @@ public enum FlashWorldMemoryMode: String, Sendable, CaseIterable, Codable {
 }
 
 extension FlashWorldMemoryMode {
-    /// Frames the reconstruction decoder takes at a time: all of them in `full` (the measured speed), six in
-    /// `balanced` and two in `low`, where its 24-frame activations (about 9.4 GiB in bf16) were the largest part of
-    /// the peak. `DIORAMA_DECODER_FRAMES` overrides it, for measuring.
+    /// Frames the reconstruction decoder (and the VAE encoder, re-encoding the renders) take at a time: all of them in
+    /// `full` (the measured speed), six in `balanced` and two in `low`, where the decoder's 24-frame activations
+    /// (about 9.4 GiB in bf16) were the largest part of the peak. `DIORAMA_DECODER_FRAMES` overrides it, for measuring.
     public var decoderFramesPerChunk: Int? {
         if let text = ProcessInfo.processInfo.environment["DIORAMA_DECODER_FRAMES"], let frames = Int(text), frames > 0 { return frames }
         switch self {
@@ -144,6 +144,7 @@ extension FlashWorldModel {
             copy.transformer.streamsBlocks = true
         }
         copy.reconstruction.framesPerChunk = mode.decoderFramesPerChunk
+        copy.vaeEncoder.imagesPerChunk = mode.decoderFramesPerChunk
         if mode != .full { backend.trimMemory() }
         return copy
     }

@@ -46,8 +46,8 @@ struct PipelineTests {
         #expect(streamed.cloud == full.cloud)
     }
 
-    /// The reconstruction decoder in chunks of frames (as the lean memory modes run it) gives the Gaussians of one pass
-    /// over every frame: each layer works within a frame.
+    /// The reconstruction decoder and the VAE encoder in chunks of frames (as the lean memory modes run them) give what
+    /// one pass over every frame gives: each layer works within a frame.
     @Test func theDecoderInChunksGivesTheSameGaussians() throws {
         let cpu = CPUBackend.shared
         var decoder = Self.model.reconstruction
@@ -62,7 +62,20 @@ struct PipelineTests {
         let scale = whole.map(abs).max() ?? 1
         #expect(zip(chunked.floats(), whole).allSatisfy { abs($0 - $1) <= 1e-5 * scale })
         #expect(FlashWorldMemoryMode.low.decoderFramesPerChunk == 2 && FlashWorldMemoryMode.full.decoderFramesPerChunk == nil)
-        #expect(try Self.model.arranged(for: .balanced, on: cpu).reconstruction.framesPerChunk == 6)
+        let balanced = try Self.model.arranged(for: .balanced, on: cpu)
+        #expect(balanced.reconstruction.framesPerChunk == 6 && balanced.vaeEncoder.imagesPerChunk == 6)
+        // The VAE encoder likewise: each image on its own.
+        var encoder = Self.model.vaeEncoder
+        let images = try cpu.run(.randomNormal(shape: [5, 3, 32, 48], seed: 3), [])[0]
+        let (mean, logvar) = try encoder(images, on: cpu)
+        encoder.imagesPerChunk = 2
+        let (chunkedMean, chunkedLogvar) = try encoder(images, on: cpu)
+        #expect(chunkedMean.shape == mean.shape && chunkedLogvar.shape == logvar.shape)
+        for (a, b) in [(chunkedMean, mean), (chunkedLogvar, logvar)] {
+            let (x, y) = (a.floats(), b.floats())
+            let top = y.map(abs).max() ?? 1
+            #expect(zip(x, y).allSatisfy { abs($0 - $1) <= 1e-5 * top })
+        }
     }
 
     @Test func anImageConditionsTheScene() throws {

@@ -43,21 +43,15 @@ public struct ReconstructionDecoder: Sendable {
     /// unscaled latents `[frames, z, h', w']` and one normalised camera per frame; `h = 8h'`, `w = 8w'`.
     public func callAsFunction(features: Tensor, latents: Tensor, cameras: [Camera], on backend: any Backend) throws(EngineError) -> Tensor {
         let frames = latents.shape[0]
-        let chunk = max(1, min(framesPerChunk ?? frames, frames))
-        guard chunk < frames else { return try decoded(features: features, latents: latents, cameras: cameras, on: backend) }
         guard cameras.count == frames else {
             throw EngineError(.shapeMismatch, "the reconstruction decoder needs one camera per frame: \(cameras.count) for \(frames)")
         }
         // The head's rows are frame-major, so the chunks' Gaussians concatenate in order.
-        var parts: [Tensor] = []
-        for start in stride(from: 0, to: frames, by: chunk) {
-            let count = min(chunk, frames - start)
-            parts.append(
-                try decoded(
-                    features: try features.narrowed(0, start: start, length: count), latents: try latents.narrowed(0, start: start, length: count),
-                    cameras: Array(cameras[start..<(start + count)]), on: backend))
-        }
-        return try backend.concat(parts, axis: 0)
+        return try chunkedAlongBatch(frames, chunk: framesPerChunk, on: backend) { (start, count) throws(EngineError) in
+            [try decoded(
+                features: try features.narrowed(0, start: start, length: count), latents: try latents.narrowed(0, start: start, length: count),
+                cameras: Array(cameras[start..<(start + count)]), on: backend)]
+        }[0]
     }
 
     func decoded(features: Tensor, latents: Tensor, cameras: [Camera], on backend: any Backend) throws(EngineError) -> Tensor {

@@ -9,6 +9,9 @@ public struct WanVAEEncoder: Sendable {
     public var weights: ModelWeights
     /// The element type activations flow in (weights may be stored narrower); float32 on the CPU oracle.
     public var activationType: DType = .float32
+    /// Images encoded at a time; nil encodes the batch at once. Each image is encoded on its own (single frames), so
+    /// chunks give the same latents with a fraction of the activations (24 frames at 480x704 hold gigabytes of them).
+    public var imagesPerChunk: Int?
 
     public init(configuration: WanVAEConfiguration, weights: ModelWeights) throws(ModelError) {
         try configuration.validate()
@@ -48,6 +51,15 @@ public struct WanVAEEncoder: Sendable {
 
     /// `(mean, logvar)`, each `[b, zDim, h/16, w/16]`, for images `[b, 3, h, w]` in [−1, 1].
     public func callAsFunction(_ image: Tensor, on backend: any Backend) throws(EngineError) -> (mean: Tensor, logvar: Tensor) {
+        guard image.rank == 4 else { return try encoded(image, on: backend) }
+        let halves = try chunkedAlongBatch(image.shape[0], chunk: imagesPerChunk, on: backend) { (start, count) throws(EngineError) in
+            let (mean, logvar) = try encoded(try image.narrowed(0, start: start, length: count), on: backend)
+            return [mean, logvar]
+        }
+        return (halves[0], halves[1])
+    }
+
+    func encoded(_ image: Tensor, on backend: any Backend) throws(EngineError) -> (mean: Tensor, logvar: Tensor) {
         let c = configuration
         let layers = WanVAELayers(weights: weights)
         guard image.rank == 4, image.shape[1] == 3, image.shape[2] % 16 == 0, image.shape[3] % 16 == 0 else {
