@@ -269,7 +269,7 @@ struct ConfigurationTests {
             ({ () throws(ServiceError) in try c.set("image_size", "100x100") }, "multiples of 32"),
             ({ () throws(ServiceError) in try c.set("compression", "maybe") }, "true or false"),
             ({ () throws(ServiceError) in try c.set("device", "tpu") }, "device must be auto, cuda or cpu"),
-            ({ () throws(ServiceError) in try c.set("precision", "int4") }, "precision must be fp32, bf16 or fp8"),
+            ({ () throws(ServiceError) in try c.set("precision", "int4") }, "precision must be fp32, bf16, fp8 or fp8-lean"),
             ({ () throws(ServiceError) in try c.set("memory", "tiny") }, "memory must be auto, full, balanced or low"),
             ({ () throws(ServiceError) in try c.set("header_timeout", "0") }, "header_timeout"),
             ({ () throws(ServiceError) in try c.set("body_timeout", "forever") }, "body_timeout"),

@@ -69,9 +69,13 @@ struct SceneExtensionTests {
             try await client.execute(uri: "/v1/jobs", method: .post, body: requestBody()) { done = json($0.body)["id"] as? String ?? "" }
             #expect(try await waitUntilFinished(service, done)?.status == .completed)
             try await client.execute(uri: "/v1/jobs", method: .post, body: requestBody(prompt: "slow")) { slow = json($0.body)["id"] as? String ?? "" }
+            // A job still queued or running has no scene to grow yet (asked at once: the slow job takes ten seconds).
+            try await client.execute(uri: "/v1/jobs/\(slow)/extend", method: .post, body: ByteBuffer(string: "{}")) { response in
+                #expect(response.status == .conflict && (json(response.body)["error"] as? String ?? "").contains("completed"), "\(response.status)")
+            }
+            _ = try? await service.cancel(id: slow)
             let cases: [(String, String, HTTPResponse.Status, String)] = [
                 ("nope", "{}", .notFound, "no job"),
-                (slow, "{}", .conflict, "completed"),
                 (done, #"{"colour": 1}"#, .badRequest, "unknown field colour"),
                 (done, #"{"path": "orbit"}"#, .badRequest, "template steps"),
                 (done, #"{"fov": 200}"#, .badRequest, "fov"),
@@ -88,7 +92,6 @@ struct SceneExtensionTests {
                 }
             }
             #expect(try await service.recentJobs(status: nil, limit: 50).count == 2)
-            _ = try await service.cancel(id: slow)
             // A generator that cannot grow scenes fails the job with that reason; its base is kept for a retry.
             var child = ""
             try await client.execute(uri: "/v1/jobs/\(done)/extend", method: .post, body: ByteBuffer(string: "")) { child = json($0.body)["id"] as? String ?? "" }
