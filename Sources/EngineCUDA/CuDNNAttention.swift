@@ -284,16 +284,21 @@ extension CUDABackend {
         }
         guard let (graph, handle, plan) = prepared else { return false }
         let workspace = plan.workspace > 0 ? try empty([plan.workspace], dtype: .bool) : nil
-        try withContext { _ throws(EngineError) in
+        let ran = try withContext { confined throws(EngineError) -> Bool in
             do {
                 try graph.runAttention(
                     plan, handle: handle, addresses: [q, k, v, out].map(Self.address), workspace: workspace.map(Self.address) ?? 0, scale: scale)
+                return true
             } catch {
-                throw EngineError(.device, "cuDNN attention failed after its plan was built: \(error)")
+                // Declined at run time (a status, nothing enqueued): the own kernel takes this shape from now on. A
+                // broken device shows itself there too, as the device error it is.
+                confined.cudnnAttentionPlans[shape] = .some(nil)
+                noteAttention(declined: "executing for \(shape.batch)x\(shape.heads)x\(shape.queries)x\(shape.keys): \(error)")
+                return false
             }
         }
-        attentionCounts.withLock { $0.cudnn += 1 }
-        return true
+        if ran { attentionCounts.withLock { $0.cudnn += 1 } }
+        return ran
     }
 
     func noteAttention(declined reason: String) {

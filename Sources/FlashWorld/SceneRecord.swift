@@ -49,11 +49,11 @@ public struct SceneRecord: Codable, Sendable, Equatable {
         self = record
     }
 
-    /// One line of JSON, for `SplatWriteOptions.metadata`.
-    public var metadata: String {
+    /// One line of JSON, for `SplatWriteOptions.metadata`; nil when a value cannot be written (a camera that is not
+    /// finite, from a path of absurd coordinates): the scene is written without its record rather than not at all.
+    public var metadata: String? {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        // Plain numbers and strings: encoding cannot fail.
-        return String(decoding: try! encoder.encode(self), as: UTF8.self)
+        return (try? encoder.encode(self)).map { String(decoding: $0, as: UTF8.self) }
     }
 }

@@ -125,6 +125,7 @@ public actor GenerationService {
     public func start() async throws {
         sweepTemporaryFiles()
         lastFileID = try await store.largestFileID()
+        try await sweepOrphanedExtensionBases()
         // One host owns an unshared store: whatever it shows running, this process's crash interrupted.
         if !store.isShared { try await reclaimInterrupted(everyRunning: true) }
         try await expireArtifacts()
@@ -258,6 +259,21 @@ public actor GenerationService {
             var info = stat()
             let path = "\(dataDirectory)/\(name)"
             if store.isShared, stat(path, &info) != 0 || current - Double(info.st_mtim.tv_sec) < 24 * 3600 { continue }
+            unlink(path)
+        }
+    }
+
+    /// A growing job's base lives while the job is queued or running; one left by a crash between its link and its
+    /// job's insert, or by a job that finished elsewhere, goes. In a shared folder only day-old ones are looked at.
+    func sweepOrphanedExtensionBases() async throws {
+        let suffix = "." + Artifact.extensionBase.fileSuffix
+        let current = now()
+        for name in dataFileNames() where name.hasSuffix(suffix) && !name.hasPrefix(".") {
+            let path = "\(dataDirectory)/\(name)"
+            var info = stat()
+            if store.isShared, stat(path, &info) != 0 || current - Double(info.st_mtim.tv_sec) < 24 * 3600 { continue }
+            let fileID = String(name.dropLast(suffix.count))
+            if let job = try await store.job(fileID: fileID), !job.status.isFinished { continue }
             unlink(path)
         }
     }
@@ -594,6 +610,8 @@ public actor GenerationService {
             guard let job = try await store.jobWithoutRequest(id: id) else { throw ServiceError(404, "no job \(id)") }
             throw ServiceError(409, "job \(id) is already \(job.status.rawValue)")
         }
+        // A cancelled job never runs again: a growing job's base goes with it.
+        unlink(artifactPath(job.fileID, .extensionBase))
         // Marked lost first, so the echo of the announcement below is not taken for another node's cancel.
         running[id]?.lost = true
         running[id]?.cancel()
@@ -689,7 +707,7 @@ public actor GenerationService {
         }
         let request: SceneRequest
         do {
-            request = try FlashWorldRequest.parse(job.request, limits: limits)
+            request = try FlashWorldRequest.parse(job.request, limits: limits, stored: true)
         } catch {
             await finish(&job, error: "\(error)")
             return true
@@ -733,8 +751,6 @@ public actor GenerationService {
             job.status = .completed
             metrics.observeGeneration(seconds: now() - began)
             await finish(&job, error: nil, publishing: outputs)
-            // A grown scene has its own files now; a failed one keeps its base for a retry.
-            if job.status == .completed, request.extends != nil { unlink(artifactPath(job.fileID, .extensionBase)) }
         } catch let failure as EngineError where failure.kind == .device && !task.isCancelled {
             await deviceFailed(job, failure, discarding: outputs)
         } catch {
@@ -855,6 +871,9 @@ public actor GenerationService {
             log("job \(job.id) was cancelled, deleted or taken back while it ran; this run's files were removed")
             return
         }
+        // Settled for good (completed or failed): a growing job's base is no longer needed. (A claim taken back keeps
+        // it for the run that follows; a requeued failure is told its scene is gone.)
+        unlink(artifactPath(job.fileID, .extensionBase))
         if job.status == .completed { recordDuration((job.completedAt ?? 0) - (job.startedAt ?? 0), of: job.summary) }
         metrics.count(job.status == .completed ? "completed" : "failed")
         let tenths = Int(((job.completedAt ?? 0) - (job.startedAt ?? 0)) * 10)

@@ -108,16 +108,22 @@ extension GenerationService {
         let limits = self.limits
         let (stored, request) = try await BlockingWork.parsing { () throws(ServiceError) in
             let stored = try SceneExtensionRequest.storedBody(body, parent: parent)
-            return (stored, try FlashWorldRequest.parse(stored, limits: limits))
+            return (stored, try FlashWorldRequest.parse(stored, limits: limits, stored: true))
         }
         let summary = JobSummary(
             kind: "scene", prompt: request.prompt, frames: request.frames, width: request.width, height: request.height, steps: 4, extends: parent.id)
         return try await enqueue(stored, seed: request.seed, summary: summary) { fileID in
             let base = self.artifactPath(fileID, .extensionBase)
-            guard link(source, base) == 0 else {
-                throw ServiceError(
-                    errno == ENOENT ? 410 : 500,
-                    errno == ENOENT ? "the files of job \(parentID) were deleted just now" : "cannot keep the scene to grow: \(String(cString: strerror(errno)))")
+            guard link(source, base) != 0 else { return }
+            let failure = errno
+            if failure == ENOENT { throw ServiceError(410, "the files of job \(parentID) were deleted just now") }
+            // Filesystems without hard links (some network and object-store mounts): a copy, written atomically.
+            do {
+                let output = try AtomicFileOutput(path: base)
+                try output.write(try InputSource(path: source).allBytes())
+                try output.commit()
+            } catch {
+                throw ServiceError(500, "cannot keep the scene to grow (\(String(cString: strerror(failure))), and a copy failed: \(error)")
             }
         }
     }

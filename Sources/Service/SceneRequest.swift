@@ -118,7 +118,9 @@ public enum FlashWorldRequest {
     /// the reference does.
     static let fields: Set = ["image_prompt", "text_prompt", "resolution", "image_index", "seed", "cameras"]
 
-    public static func parse(_ bytes: [UInt8], limits: ServiceLimits, strict: Bool = false) throws(ServiceError) -> SceneRequest {
+    /// `stored`: the body is a job's own, as the service stored it (a growing job's `extend_from` is honoured only
+    /// there; from a client it is ignored, as the lenient routes ignore any unknown field).
+    public static func parse(_ bytes: [UInt8], limits: ServiceLimits, strict: Bool = false, stored: Bool = false) throws(ServiceError) -> SceneRequest {
         let body: Body
         do {
             body = try JSONDecoder().decode(Body.self, from: Data(bytes))
@@ -162,7 +164,8 @@ public enum FlashWorldRequest {
             throw ServiceError(400, "text_prompt is \(text.count) characters; at most \(VideoJobParser.maxPromptCharacters) are read (the encoder keeps 512 tokens)")
         }
         // A growing world's chunk is conditioned on the scene's render, so it needs no prompt of its own.
-        guard image != nil || body.extend_from != nil || !text.allSatisfy(\.isWhitespace) else { throw ServiceError(400, "No Prompts provided") }
+        let extends = stored ? body.extend_from : nil
+        guard image != nil || extends != nil || !text.allSatisfy(\.isWhitespace) else { throw ServiceError(400, "No Prompts provided") }
         var crop: CenterCrop?
         if let image {
             // Decoded now, as the reference preprocesses in the request: a bad image is the client's 400, not a failed job.
@@ -193,7 +196,7 @@ public enum FlashWorldRequest {
         let seed = body.seed.flatMap { $0 >= 0 ? $0 : nil }
         return SceneRequest(
             prompt: text, image: image, imageIndex: index, cameras: cameras, frames: frames, width: width, height: height, seed: seed,
-            extends: body.extend_from)
+            extends: extends)
     }
 }
 

@@ -480,8 +480,9 @@ async function parsePly(src, packer, begin) {
     if (chunk === null) throw new Error('the PLY header never ends (no end_header line)');
     head = concat(head, chunk);
     const text = new TextDecoder('latin1').decode(head.subarray(0, 1 << 20));
-    const at = text.indexOf('end_header');
-    if (at >= 0 && text.indexOf('\n', at) >= 0) end = text.indexOf('\n', at) + 1;
+    // A line of its own: a comment (Diorama's scene metadata, say) may contain the words.
+    const found = /(^|\n)end_header\r?\n/.exec(text);
+    if (found) end = found.index + found[0].length;
     else if (head.length > 1 << 20) throw new Error('the PLY header is over 1 MB');
   }
   const lines = new TextDecoder('latin1').decode(head.subarray(0, end)).split(/\r?\n/).map((l) => l.trim());

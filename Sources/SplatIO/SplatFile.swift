@@ -33,18 +33,48 @@ public struct SplatFileDescription: Sendable {
     public var metadata: String?
 }
 
-/// Diorama's own scene metadata: one line of JSON (a world's chunk placements, say) that travels inside the file. PLY
-/// holds it in a `comment diorama <json>` header line; SPZ in an extension record of type 0xD10A0001 (readers that do
-/// not know it skip it by length, as the format asks); .splat has nowhere to keep it.
+/// Diorama's own scene metadata: one line of JSON (a scene's cameras, a world's chunk placements) that travels inside
+/// the file. PLY holds it in `comment diorama <part>` header lines, read back in order and joined (each part at most
+/// `plyLineBytes`, as line-based PLY readers such as RPly take lines of at most 1,024 bytes); SPZ in an extension
+/// record of type 0xD10A0001 (readers that do not know it skip it by length, as the format asks); .splat has nowhere
+/// to keep it.
 public enum SplatMetadata {
     public static let plyComment = "diorama"
     public static let spzExtensionType: UInt32 = 0xD10A_0001
     /// The most bytes a document may take (an SPZ reader's extension ceiling is 1 MiB).
     public static let maxBytes = 512 << 10
+    /// The most bytes of a document one PLY comment line carries.
+    public static let plyLineBytes = 900
+
+    /// `metadata` cut into parts of at most `plyLineBytes`, between characters.
+    static func plyLines(_ metadata: String) -> [String] {
+        var parts: [String] = [], current = "", bytes = 0
+        for character in metadata {
+            let size = character.utf8.count
+            if bytes + size > plyLineBytes, !current.isEmpty {
+                parts.append(current)
+                (current, bytes) = ("", 0)
+            }
+            current.append(character)
+            bytes += size
+        }
+        if !current.isEmpty { parts.append(current) }
+        return parts
+    }
+
+    /// The document a PLY header's comments hold, if any: its `diorama` lines joined in order.
+    static func fromPLY(_ comments: [String]) -> String? {
+        let parts = comments.compactMap { comment -> String? in
+            guard comment.hasPrefix(plyComment + " ") else { return nil }
+            return String(comment.dropFirst(plyComment.count + 1))
+        }
+        return parts.isEmpty ? nil : parts.joined()
+    }
 
     static func check(_ metadata: String?, file: String) throws(SplatFileError) {
         guard let metadata else { return }
-        guard !metadata.contains(where: { $0 == "\n" || $0 == "\r" }) else {
+        // Bytes, not characters: "\r\n" is one character.
+        guard !metadata.utf8.contains(where: { $0 == 10 || $0 == 13 }) else {
             throw SplatFileError(.unsupported, file: file, field: "metadata", "scene metadata must be one line (compact JSON)")
         }
         guard metadata.utf8.count <= maxBytes else {
@@ -79,11 +109,7 @@ public enum SplatFile {
         switch format {
         case .ply:
             let (cloud, header) = try PLYReader.read(source, limits: limits, progress: progress)
-            let metadata = header.comments.lazy.compactMap { comment -> String? in
-                guard comment.hasPrefix(SplatMetadata.plyComment + " ") else { return nil }
-                return String(comment.dropFirst(SplatMetadata.plyComment.count + 1))
-            }.first
-            return (cloud, .init(format: .ply, variant: header.format.rawValue, plyHeader: header, metadata: metadata))
+            return (cloud, .init(format: .ply, variant: header.format.rawValue, plyHeader: header, metadata: SplatMetadata.fromPLY(header.comments)))
         case .spz:
             let (cloud, info) = try SPZReader.read(source, limits: limits, progress: progress)
             let container = info.version >= 4 ? "NGSP + zstd" : "gzip"

@@ -57,6 +57,9 @@ public struct SceneMesher: Sendable {
         return (lower - pad, upper + pad)
     }
 
+    /// The most views of a generation path fused: its cameras are close together, and each view costs a render.
+    static let maxPathViews = 8
+
     /// How far off its axis an inside view is fused: 38 degrees, just past the 35.3 that the 26 directions need to
     /// cover every ray.
     static let insideTangent: Float = 0.78
@@ -98,10 +101,14 @@ public struct SceneMesher: Sendable {
                 cameras.append(RenderCamera(camera, width: size, height: size))
             }
         }
-        for camera in options.pathViews {
-            // Square pixels at the path's own aspect, `viewSize` wide.
-            let height = max(8, Int((Double(size) * camera.intrinsics.fx / camera.intrinsics.fy).rounded()))
-            cameras.append(RenderCamera(camera, width: size, height: height))
+        // At most `maxPathViews` of the path, evenly spread; square pixels at its own aspect (held to 1:4 to 4:1, so an
+        // odd camera cannot ask for a huge image), `viewSize` wide.
+        let path = options.pathViews
+        let picked = path.count <= Self.maxPathViews ? Array(path.indices) : (0..<Self.maxPathViews).map { $0 * (path.count - 1) / (Self.maxPathViews - 1) }
+        for camera in picked.map({ path[$0] }) {
+            let aspect = min(max(camera.intrinsics.fx / camera.intrinsics.fy, 0.25), 4)
+            guard aspect.isFinite else { continue }
+            cameras.append(RenderCamera(camera, width: size, height: max(8, Int((Double(size) * aspect).rounded()))))
         }
         return cameras
     }

@@ -92,16 +92,37 @@ struct SceneExtensionTests {
                 }
             }
             #expect(try await service.recentJobs(status: nil, limit: 50).count == 2)
-            // A generator that cannot grow scenes fails the job with that reason; its base is kept for a retry.
+            // A client cannot smuggle in the internal field through FlashWorld's lenient route: it is ignored there.
+            try await client.execute(uri: "/generate", method: .post, body: ByteBuffer(string: #"{"extend_from": "\#(done)"}"#)) { response in
+                #expect(response.status == .badRequest && String(buffer: response.body).contains("No Prompts provided"))
+            }
+            // A generator that cannot grow scenes fails the job with that reason, and its base goes with the outcome.
             var child = ""
             try await client.execute(uri: "/v1/jobs/\(done)/extend", method: .post, body: ByteBuffer(string: "")) { child = json($0.body)["id"] as? String ?? "" }
             let failed = try #require(try await waitUntilFinished(service, child))
             #expect(failed.status == .failed && (failed.error ?? "").contains("cannot grow"))
-            #expect(access(service.artifactPath(failed.fileID, .extensionBase), R_OK) == 0)
-            // Deleting the job removes its base too.
-            try await service.deleteJob(id: child)
             #expect(access(service.artifactPath(failed.fileID, .extensionBase), F_OK) != 0)
+            // A queued one cancelled loses its base at once (the slow job holds the only worker).
+            var blocker = "", queued = ""
+            try await client.execute(uri: "/v1/jobs", method: .post, body: requestBody(prompt: "slow")) { blocker = json($0.body)["id"] as? String ?? "" }
+            try await client.execute(uri: "/v1/jobs/\(done)/extend", method: .post, body: ByteBuffer(string: "{}")) { queued = json($0.body)["id"] as? String ?? "" }
+            let waiting = try #require(try await service.job(id: queued))
+            #expect(access(service.artifactPath(waiting.fileID, .extensionBase), R_OK) == 0)
+            _ = try await service.cancel(id: queued)
+            #expect(access(service.artifactPath(waiting.fileID, .extensionBase), F_OK) != 0)
+            _ = try? await service.cancel(id: blocker)
         }
+        await service.stop()
+    }
+
+    /// A base without a job still waiting for it (a crash between its link and its job's insert) goes at start-up.
+    @Test func orphanedBasesAreSweptAtStart() async throws {
+        let folder = temporaryFolder("extend-orphan")
+        let orphan = "\(folder)/1234567890.base.ply"
+        #expect(FileManager.default.createFile(atPath: orphan, contents: Data("ply".utf8)))
+        let service = GenerationService(store: try SQLiteJobStore(path: "\(folder)/jobs.sqlite"), generator: StubGenerator(), dataDirectory: folder)
+        try await service.start()
+        #expect(!FileManager.default.fileExists(atPath: orphan))
         await service.stop()
     }
 

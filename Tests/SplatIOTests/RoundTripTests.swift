@@ -88,7 +88,8 @@ import Testing
     /// beside it; a document that would break a PLY header is refused, naming the problem.
     @Test func metadataTravelsInsideTheFile() throws {
         let cloud = GaussianCloud.synthetic(count: 50, shDegree: 1).converted(to: .rub)
-        let document = #"{"chunks":[{"scale":1.7}],"frame":"RUB","note":"é ü"}"#
+        // Long enough to take several PLY comment lines, with double spaces and characters of several bytes.
+        let document = #"{"chunks":[{"scale":1.7}],"frame":"RUB","note":"é  ü "# + String(repeating: "ab  cd é 😀 ", count: 200) + #""}"#
         for (format, version) in [(SplatFormat.ply, 3), (.spz, 3), (.spz, 4)] {
             let bytes = try written(cloud, as: format, options: .init(spz: .init(version: version), metadata: document))
             let (back, description) = try SplatFile.read(InputSource(bytes: bytes, name: "m.\(format.rawValue)"), format: format)
@@ -98,7 +99,12 @@ import Testing
             #expect(back.positions == plain.positions && back.sh == plain.sh, "\(format) v\(version)")
             #expect(try SplatFile.read(InputSource(bytes: try written(cloud, as: format), name: "p.\(format.rawValue)")).1.metadata == nil)
         }
+        // Every header line stays within the 1,024 bytes line-based PLY readers take.
+        let ply = try written(cloud, as: .ply, options: .init(metadata: document))
+        let header = ply[..<(ply.firstRange(of: Array("end_header\n".utf8))!.lowerBound)]
+        #expect(header.split(separator: 10).allSatisfy { $0.count <= 1024 } && header.split(separator: 10).count > 5)
         #expect(throws: SplatFileError.self) { try written(cloud, as: .ply, options: .init(metadata: "two\nlines")) }
+        #expect(throws: SplatFileError.self) { try written(cloud, as: .ply, options: .init(metadata: "crlf\r\nline")) }
         #expect(throws: SplatFileError.self) { try written(cloud, as: .spz, options: .init(metadata: String(repeating: "x", count: SplatMetadata.maxBytes + 1))) }
     }
 

@@ -153,6 +153,12 @@ struct MeshingTests {
         #expect(views.count == plain + 3)
         #expect(views.last?.width == o.viewSize && views.last?.height == Int((Double(o.viewSize) * 480 / 704).rounded()))
         #expect(try SceneMesher(options: o).fuse(scene).extractSurface().triangleCount > 500)
+        // A long path gives at most eight views, spread from its first camera to its last; an absurd aspect is held.
+        var long = CameraPath.keyframes(Array(repeating: .forward, count: 23), intrinsics: intrinsics).cameras
+        long[0].intrinsics = NormalizedIntrinsics(fx: 1000, fy: 0.001, cx: 0.5, cy: 0.5)
+        o.pathViews = long
+        let spread = SceneMesher(options: o).views(for: scene).suffix(8)
+        #expect(SceneMesher(options: o).views(for: scene).count == plain + 8 && spread.first?.height == 4 * o.viewSize)
     }
 
     /// Seen from inside (the first camera within it, as in a FlashWorld scene): a closed surface facing in.

@@ -101,7 +101,11 @@ public struct PLYHeader: Sendable, Equatable {
             switch keyword {
             case "ply": continue
             case "comment", "obj_info":
-                comments.append(words.dropFirst().joined(separator: " "))
+                // The text as written after the keyword and one separator (scene metadata keeps its spaces).
+                var rest = line.drop { $0 == " " || $0 == "\t" }.dropFirst(keyword.count)
+                if rest.first == " " || rest.first == "\t" { rest = rest.dropFirst() }
+                while rest.last == "\r" { rest = rest.dropLast() }
+                comments.append(String(rest))
             case "format":
                 guard words.count >= 3, let f = Format(rawValue: words[1]) else {
                     throw fail("unknown format line (ascii, binary_little_endian or binary_big_endian)")

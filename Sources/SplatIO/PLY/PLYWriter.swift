@@ -20,7 +20,7 @@ public enum PLYWriter {
         let names = propertyNames(shDegree: cloud.shDegree)
         var comments: [String] = []
         if cloud.frame != .rdf { comments.append("\(SplatPropertyMapping.frameComment) \(cloud.frame.name)") }
-        if let metadata { comments.append("\(SplatMetadata.plyComment) \(metadata)") }
+        if let metadata { comments += SplatMetadata.plyLines(metadata).map { "\(SplatMetadata.plyComment) \($0)" } }
         let header = PLYHeader.text(
             format: .binaryLittleEndian, comments: comments,
             elements: [.init(name: "vertex", count: cloud.count, properties: names.map { .init(name: $0, type: .float32) })])
