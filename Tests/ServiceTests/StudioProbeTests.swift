@@ -110,6 +110,16 @@ import Testing
          "artifacts": null, "extends": "\(jobID)"}
         """
 
+    /// What `probe` saw in the studio opened on the stand-in's completed job (`?session=`), at 1400x900.
+    static func probedWithTheJobOpen(_ probe: String, folder name: String, budget: Int) throws -> [String: Any] {
+        let server = try StandInServer(probe: probe)
+        let folder = temporaryFolder(name)
+        let session = #"{"job": "\#(jobID)"}"#.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""
+        let dom = try ServerProcessTests.dumpDOM(
+            "http://127.0.0.1:\(server.port)/?session=\(session)", profile: "\(folder)/chromium", budget: budget, extra: ["--window-size=1400,900"])
+        return try probed(dom)
+    }
+
     /// What the probe saw, from the `data-probe` attribute it sets on the body.
     static func probed(_ dom: String) throws -> [String: Any] {
         guard let start = dom.range(of: "data-probe=\"") else { throw ServiceTestError("the probe did not finish: \(dom.prefix(400))") }
@@ -204,12 +214,7 @@ import Testing
               document.body.setAttribute('data-probe', JSON.stringify(seen));
             })();
             """#
-        let server = try StandInServer(probe: probe)
-        let folder = temporaryFolder("studio-downloads")
-        let session = #"{"job": "\#(StudioProbeTests.jobID)"}"#.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""
-        let dom = try ServerProcessTests.dumpDOM(
-            "http://127.0.0.1:\(server.port)/?session=\(session)", profile: "\(folder)/chromium", budget: 15000, extra: ["--window-size=1400,900"])
-        let seen = try Self.probed(dom)
+        let seen = try Self.probedWithTheJobOpen(probe, folder: "studio-downloads", budget: 15000)
         let artifact = "/v1/jobs/\(Self.jobID)/artifacts/scene.ply"
         let plain = seen["plain"] as? [String: Any] ?? [:]
         #expect(plain["fetches"] as? [String] == ["HEAD \(artifact)"], "\(seen)")
@@ -245,12 +250,7 @@ import Testing
               document.body.setAttribute('data-probe', JSON.stringify(seen));
             })();
             """#
-        let server = try StandInServer(probe: probe)
-        let folder = temporaryFolder("studio-extend")
-        let session = #"{"job": "\#(StudioProbeTests.jobID)"}"#.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""
-        let dom = try ServerProcessTests.dumpDOM(
-            "http://127.0.0.1:\(server.port)/?session=\(session)", profile: "\(folder)/chromium", budget: 12000, extra: ["--window-size=1400,900"])
-        let seen = try Self.probed(dom)
+        let seen = try Self.probedWithTheJobOpen(probe, folder: "studio-extend", budget: 12000)
         #expect(seen["shown"] as? Bool == true, "\(seen)")
         let post = (seen["posts"] as? [[String: Any]])?.first
         #expect(post?["path"] as? String == "/v1/jobs/\(Self.jobID)/extend", "\(seen)")
