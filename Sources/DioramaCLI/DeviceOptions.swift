@@ -74,10 +74,10 @@ struct DeviceChoice {
     }
 
     /// The memory mode the device's free memory allows (full on the CPU, where the weights are host memory anyway).
-    static func memoryMode(for backend: any Backend) -> FlashWorldMemoryMode {
+    static func memoryMode(for backend: any Backend, precision: ModelPrecision = .fp8) -> FlashWorldMemoryMode {
         guard backend.device.kind != .cpu else { return .full }
         let stats = backend.memoryStats
-        return .fitting(deviceBytes: max(stats.limit - stats.active, 0))
+        return .fitting(deviceBytes: max(stats.limit - stats.active, 0), leanTextEncoder: precision.textEncoderLinears == .float8E4M3)
     }
 
     /// The tiny model or a model folder, loaded onto `backend` in `precision` (and `memory`, else the mode the
@@ -85,7 +85,7 @@ struct DeviceChoice {
     static func loadModel(
         _ model: String, checkpoint: String?, on backend: any Backend, precision: ModelPrecision, memory requested: FlashWorldMemoryMode? = nil
     ) throws -> FlashWorldModel {
-        let memory = requested ?? memoryMode(for: backend)
+        let memory = requested ?? memoryMode(for: backend, precision: precision)
         if model == "tiny" {
             return try FlashWorldModel.tiny(on: backend).prepared(for: backend, precision: precision).arranged(for: memory, on: backend)
         }

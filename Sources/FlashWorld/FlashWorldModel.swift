@@ -121,10 +121,11 @@ extension FlashWorldMemoryMode {
 
     /// The mode for a device with `bytes` available to the model, from the full model's measured peak (23.4 GiB
     /// on an H100 in fp8, its UMT5-XXL resident in bf16: 10.6 GiB of it) and what each mode leaves on the device,
-    /// with 2 GiB to spare: full from 26 GiB, balanced (about 15 GiB, estimated) from 17 GiB, else low.
-    public static func fitting(deviceBytes bytes: Int) -> FlashWorldMemoryMode {
+    /// with 2 GiB to spare: full from 26 GiB, balanced (about 15 GiB, estimated) from 17 GiB, else low. A text encoder
+    /// whose linears are FP8 (`fp8-lean`) needs 5.3 GiB less in full mode.
+    public static func fitting(deviceBytes bytes: Int, leanTextEncoder: Bool = false) -> FlashWorldMemoryMode {
         let gib = Double(bytes) / Double(1 << 30)
-        return gib >= 26 ? .full : gib >= 17 ? .balanced : .low
+        return gib >= (leanTextEncoder ? 20.7 : 26) ? .full : gib >= 17 ? .balanced : .low
     }
 }
 

@@ -155,6 +155,8 @@ struct MemoryModeChoiceTests {
         #expect(FlashWorldMemoryMode.fitting(deviceBytes: 79 * gib) == .full)
         #expect(FlashWorldMemoryMode.fitting(deviceBytes: 26 * gib) == .full)
         #expect(FlashWorldMemoryMode.fitting(deviceBytes: 23 * gib) == .balanced)
+        // A 24 GB card holds everything when the text encoder's linears are FP8.
+        #expect(FlashWorldMemoryMode.fitting(deviceBytes: 23 * gib, leanTextEncoder: true) == .full)
         #expect(FlashWorldMemoryMode.fitting(deviceBytes: 15 * gib) == .low)
         #expect(FlashWorldMemoryMode.fitting(deviceBytes: 7 * gib) == .low)
         let model = try FlashWorldModel.tiny(on: CPUBackend.shared)
