@@ -41,19 +41,18 @@ enum SceneExtensionRequest {
 
     /// The scene request body to store for growing `parent`'s scene as `bytes` asks.
     static func storedBody(_ bytes: [UInt8], parent: JobRecord) throws(ServiceError) -> [UInt8] {
+        // An empty body asks for every default.
+        let json = Data(bytes.isEmpty ? Array("{}".utf8) : bytes)
         let body: Body
         do {
-            body = try JSONDecoder().decode(Body.self, from: Data(bytes.isEmpty ? Array("{}".utf8) : bytes))
+            body = try JSONDecoder().decode(Body.self, from: json)
         } catch let error as DecodingError {
             throw ServiceError(400, error.requestMessage)
         } catch {
             throw ServiceError(400, "the body is not JSON")
         }
-        if let object = try? JSONDecoder().decode([String: JSONValue].self, from: Data(bytes.isEmpty ? Array("{}".utf8) : bytes)) {
-            let unknown = object.keys.filter { !fields.contains($0) }.sorted()
-            guard unknown.isEmpty else {
-                throw ServiceError(400, "unknown field\(unknown.count == 1 ? "" : "s") \(unknown.prefix(10).joined(separator: ", ")); known: \(fields.sorted().joined(separator: ", "))")
-            }
+        if let object = try? JSONDecoder().decode([String: JSONValue].self, from: json) {
+            try JSONValue.refuseUnknownFields(of: object, known: fields)
         }
         let inherited = FlashWorldRequest.summary(parent.request)
         let resolution = body.resolution ?? [inherited.frames, inherited.height, inherited.width]

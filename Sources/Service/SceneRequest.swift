@@ -130,11 +130,7 @@ public enum FlashWorldRequest {
             throw ServiceError(400, "the body is not JSON")
         }
         if strict, let object = try? JSONDecoder().decode([String: JSONValue].self, from: Data(bytes)) {
-            let unknown = object.keys.filter { !fields.contains($0) }.sorted()
-            guard unknown.isEmpty else {
-                throw ServiceError(
-                    400, "unknown field\(unknown.count == 1 ? "" : "s") \(unknown.prefix(10).joined(separator: ", ")); known: \(fields.sorted().joined(separator: ", "))")
-            }
+            try JSONValue.refuseUnknownFields(of: object, known: fields)
         }
         let resolution = body.resolution ?? [24, 480, 704]
         guard resolution.count == 3, resolution.allSatisfy({ $0 > 0 }) else {

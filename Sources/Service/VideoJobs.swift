@@ -56,10 +56,7 @@ public enum VideoJobParser {
         } catch {
             throw ServiceError(400, "the body must be a JSON object of video request fields")
         }
-        let unknown = object.keys.filter { !fields.contains($0) }.sorted()
-        guard unknown.isEmpty else {
-            throw ServiceError(400, "unknown field\(unknown.count == 1 ? "" : "s") \(unknown.joined(separator: ", ")); known: \(fields.sorted().joined(separator: ", "))")
-        }
+        try JSONValue.refuseUnknownFields(of: object, known: fields)
         func string(_ key: String) throws(ServiceError) -> String? {
             switch object[key] {
             case nil, .null: return nil

@@ -34,5 +34,14 @@ enum JSONValue: Codable, Equatable {
     }
 
     var text: String? { if case .string(let s) = self { s } else { nil } }
+
+    /// A strict API's refusal of the fields of `object` it does not know (a 400 naming them, and the known ones).
+    static func refuseUnknownFields(of object: [String: JSONValue], known: Set<String>) throws(ServiceError) {
+        let unknown = object.keys.filter { !known.contains($0) }.sorted()
+        guard unknown.isEmpty else {
+            throw ServiceError(
+                400, "unknown field\(unknown.count == 1 ? "" : "s") \(unknown.prefix(10).joined(separator: ", ")); known: \(known.sorted().joined(separator: ", "))")
+        }
+    }
     var integer: Int? { if case .number(let n) = self, n == n.rounded(), abs(n) < 1e15 { Int(n) } else { nil } }
 }
