@@ -59,8 +59,8 @@ public struct TSDFVolume: Sendable {
         // Each pixel's weight: cos¹⁶ of the angle at which it sees its surface (from the depth's slope across its
         // neighbours). A surface seen obliquely reads short (compositing by depth lets the splats beside a point, nearer
         // along the ray, cover it), and seen nearly edge-on it would paint the free space beside it as lying behind
-        // it, so the view that faces a surface most squarely decides where it is (cos⁴ left a box's faces 2.3% off). Pixels at a depth edge (a silhouette, a neighbour with
-        // nothing drawn) or past `grazingTangent` carry no depth.
+        // it, so the view that faces a surface most squarely decides where it is (cos⁴ left a box's faces 2.3% off).
+        // Pixels at a depth edge (a silhouette, a neighbour with nothing drawn) or past `grazingTangent` carry no depth.
         var pixelWeight = [Float](repeating: 0, count: w * h)
         for v in 1..<max(1, h - 1) {
             for u in 1..<max(1, w - 1) {

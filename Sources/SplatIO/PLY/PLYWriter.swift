@@ -3,7 +3,7 @@ import SplatCore
 
 /// Writes the standard INRIA 3DGS layout, binary little-endian float: `x y z nx ny nz f_dc_0..2 f_rest_* opacity
 /// scale_0..2 rot_0..3`, with channel-major `f_rest_*` and zero normals (some viewers expect them). A frame other than
-/// RDF, the PLY convention, is recorded in a `comment coordinate_frame` line; scene metadata in a `comment diorama` line.
+/// RDF, the PLY convention, is recorded in a `comment coordinate_frame` line; scene metadata in `comment diorama` lines.
 public enum PLYWriter {
     public static func propertyNames(shDegree: Int) -> [String] {
         let rest = 3 * (SphericalHarmonics.coefficientCount(degree: shDegree) - 1)
