@@ -91,7 +91,7 @@ struct ModelBench: ParsableCommand {
             let c = WanTransformerConfiguration.flashWorld
             transformer = try WanTransformer(
                 configuration: c,
-                weights: try random.weights(WanTransformer.parameterSpecs(c), as: precision.transformer, blockLinears: precision.transformerBlockLinears))
+                weights: try random.weights(WanTransformer.parameterSpecs(c), as: precision.transformer, linearType: precision.transformerBlockLinears))
             transformer!.activationType = precision.transformer
         }
         if selected.contains("vae") {
@@ -204,7 +204,11 @@ struct RandomWeights {
 
     init(backend: any Backend) { self.backend = backend }
 
-    mutating func weights(_ specs: [ParameterSpec], as dtype: DType, blockLinears: DType? = nil) throws -> ModelWeights {
+    /// Random weights for `specs` in `dtype`; those `linears` names (the transformer's block linears, the text
+    /// encoder's linears) in `linearType` instead, FP8 with scales when that is e4m3, each made and converted alone.
+    mutating func weights(
+        _ specs: [ParameterSpec], as dtype: DType, linearType: DType? = nil, linears: (String) -> Bool = ModelPrecision.isBlockLinearWeight
+    ) throws -> ModelWeights {
         var tensors: [String: Tensor] = [:]
         for spec in specs {
             seed += 1
@@ -224,13 +228,13 @@ struct RandomWeights {
                 values = try backend.scaled(values, by: 1 / Float(fanIn).squareRoot())
             }
             values = try values.reshaped(spec.shape)
-            let blockLinear = blockLinears != nil && ModelPrecision.isBlockLinearWeight(spec.name)
-            if blockLinear && blockLinears == .float8E4M3 {
+            let linear = linearType != nil && linears(spec.name)
+            if linear && linearType == .float8E4M3 {
                 let (quantized, scale) = try ModelPrecision.quantizedFP8(values, on: backend)
                 tensors[spec.name] = quantized
                 tensors[ModelPrecision.scaleName(spec.name)] = scale
             } else {
-                tensors[spec.name] = try backend.cast(values, to: blockLinear ? blockLinears! : dtype)
+                tensors[spec.name] = try backend.cast(values, to: linear ? linearType! : dtype)
             }
         }
         return ModelWeights(tensors, source: "random")
@@ -244,7 +248,9 @@ struct RandomWeights {
             specs.append(ParameterSpec("shared.weight", shape: [configuration.vocabSize, configuration.dModel]))
         }
         var text = try UMT5Encoder(
-            configuration: configuration, weights: try precision.textEncoderWeights(try weights(specs, as: precision.textEncoder), on: backend))
+            configuration: configuration,
+            weights: try weights(
+                specs, as: precision.textEncoder, linearType: precision.textEncoderLinears, linears: ModelPrecision.isTextEncoderLinearWeight))
         text.activationType = precision.textEncoder
         return text
     }
@@ -266,7 +272,7 @@ struct RandomWeights {
         var transformer = try WanTransformer(
             configuration: transformerConfiguration,
             weights: try weights(
-                WanTransformer.parameterSpecs(transformerConfiguration), as: precision.transformer, blockLinears: precision.transformerBlockLinears))
+                WanTransformer.parameterSpecs(transformerConfiguration), as: precision.transformer, linearType: precision.transformerBlockLinears))
         transformer.activationType = precision.transformer
         let encoder = try vaeEncoder(vae, precision: precision)
         let decoderWeights = try ModelWeights.lastTapConvolutions(
@@ -286,7 +292,7 @@ struct RandomWeights {
         let configuration = WanTransformerConfiguration.wan22TI2V
         var transformer = try WanTransformer(
             configuration: configuration,
-            weights: try weights(WanTransformer.parameterSpecs(configuration), as: precision.transformer, blockLinears: precision.transformerBlockLinears))
+            weights: try weights(WanTransformer.parameterSpecs(configuration), as: precision.transformer, linearType: precision.transformerBlockLinears))
         transformer.activationType = precision.transformer
         let encoder = try vaeEncoder(vae, precision: precision)
         var decoder = try WanVAEVideoDecoder(

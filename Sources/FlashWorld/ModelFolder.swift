@@ -39,13 +39,15 @@ public enum ModelFolder {
             throw ModelError("\(root): FlashWorld's model.ckpt (or model.safetensors) is missing; put it in the folder or pass its path")
         }
 
-        let (tokenizer, textEncoder) = try UMT5Encoder.loadFromModelFolder(root, on: textBackend, as: precision.textEncoder)
+        let (tokenizer, textEncoder) = try UMT5Encoder.loadFromModelFolder(
+            root, on: textBackend, as: precision.textEncoder, quantizingLinears: precision.textEncoderLinears == .float8E4M3)
         func weights(
             _ specs: [ParameterSpec], _ checkpoint: Checkpoint, prefix: String, strict: Bool, source: String, as dtype: DType, quantizing: Bool = false,
             on target: (any Backend)? = nil
         ) throws -> ModelWeights {
             try ModelWeights.load(
-                specs, from: checkpoint, prefix: prefix, strict: strict, source: source, as: dtype, quantizingBlockLinears: quantizing,
+                specs, from: checkpoint, prefix: prefix, strict: strict, source: source, as: dtype,
+                quantizing: quantizing ? ModelPrecision.isBlockLinearWeight : { _ in false },
                 on: target ?? backend)
         }
 

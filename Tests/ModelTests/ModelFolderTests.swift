@@ -61,6 +61,13 @@ struct ModelFolderTests {
         let streamed = try FlashWorldPipeline(model: low, backend: CPUBackend.shared).generate(
             GenerationRequest(prompt: "a tiny garden", cameras: path.cameras, frames: 2, width: 64, height: 32), noise: &again)
         #expect(streamed.cloud == result.cloud)
+        // fp8-lean quantises the text encoder's linears as they load, as the prepared tiny model's are.
+        let lean = try ModelFolder.load(folder.path, on: CPUBackend.shared, precision: .fp8Lean)
+        let name = "encoder.block.1.layer.1.DenseReluDense.wo.weight"
+        let prepared = try original.prepared(for: CPUBackend.shared, precision: .fp8Lean)
+        #expect(lean.textEncoder.weights[name].dtype == .float8E4M3)
+        #expect(lean.textEncoder.weights[name].floats() == prepared.textEncoder.weights[name].floats())
+        #expect(lean.textEncoder.weights[ModelPrecision.scaleName(name)].floats() == prepared.textEncoder.weights[ModelPrecision.scaleName(name)].floats())
     }
 
     @Test func brokenFoldersAreNamedBeforeAnyWork() throws {

@@ -36,18 +36,19 @@ public struct ModelWeights: Sendable {
 
 extension ModelWeights {
     /// Loads `specs` from `checkpoint` straight onto `backend`: each weight copied to the device as stored and
-    /// converted there to `dtype`, one tensor at a time. With `quantizingBlockLinears`, the transformer's block linears
-    /// go from their stored type to FP8 with their scales (as the reference quantises its loaded weights), so no
-    /// full-width copy outlives its own tensor. Integer tensors stay as stored.
+    /// converted there to `dtype`, one tensor at a time. The weights `quantizing` names (the transformer's block
+    /// linears, the text encoder's linears in `fp8-lean`) go from their stored type to FP8 with their scales (as the
+    /// reference quantises its loaded weights), so no full-width copy outlives its own tensor. Integer tensors stay as
+    /// stored.
     public static func load(
         _ specs: [ParameterSpec], from checkpoint: Checkpoint, prefix: String = "", strict: Bool, source: String, as dtype: DType,
-        quantizingBlockLinears: Bool = false, on backend: any Backend
+        quantizing: (String) -> Bool = { _ in false }, on backend: any Backend
     ) throws -> ModelWeights {
         var scales: [String: Tensor] = [:]
         var tensors = try WeightLoader.load(specs, from: checkpoint, prefix: prefix, strict: strict, source: source) { spec, host throws(EngineError) in
             let here = try backend.upload(host)
             guard here.dtype.isFloatingPoint else { return here }
-            if quantizingBlockLinears && ModelPrecision.isBlockLinearWeight(spec.name) {
+            if quantizing(spec.name) {
                 let (quantized, scale) = try ModelPrecision.quantizedFP8(here, on: backend)
                 scales[ModelPrecision.scaleName(spec.name)] = scale
                 return quantized

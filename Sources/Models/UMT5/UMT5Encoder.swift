@@ -117,7 +117,11 @@ extension UMT5Encoder {
 extension UMT5Encoder {
     /// The tokenizer (`tokenizer/tokenizer.json`) and text encoder (`text_encoder/`, one file or shards) of a diffusers
     /// model folder, every weight checked and copied to `backend` as `dtype`.
-    public static func loadFromModelFolder(_ root: String, on backend: any Backend, as dtype: DType) throws -> (any PromptTokenizer, UMT5Encoder) {
+    /// `quantizingLinears` (`fp8-lean`): the linears go to FP8 with their scales one at a time as they load, so the
+    /// full-width encoder never sits on the device.
+    public static func loadFromModelFolder(
+        _ root: String, on backend: any Backend, as dtype: DType, quantizingLinears: Bool = false
+    ) throws -> (any PromptTokenizer, UMT5Encoder) {
         let tokenizerPath = "\(root)/tokenizer/tokenizer.json"
         let tokenizerFile = try MappedFile(path: tokenizerPath)
         let tokenizer = try UnigramTokenizer(json: Array(UnsafeRawBufferPointer(start: tokenizerFile.bytes, count: tokenizerFile.size)), name: tokenizerPath)
@@ -128,7 +132,9 @@ extension UMT5Encoder {
         if checkpoint.tensor(named: "encoder.embed_tokens.weight") != nil {
             specs.append(ParameterSpec("encoder.embed_tokens.weight", shape: [configuration.vocabSize, configuration.dModel]))
         }
-        let weights = try ModelWeights.load(specs, from: checkpoint, strict: true, source: "\(root)/text_encoder", as: dtype, on: backend)
+        let weights = try ModelWeights.load(
+            specs, from: checkpoint, strict: true, source: "\(root)/text_encoder", as: dtype,
+            quantizing: quantizingLinears ? ModelPrecision.isTextEncoderLinearWeight : { _ in false }, on: backend)
         return (tokenizer, try UMT5Encoder(configuration: configuration, weights: weights))
     }
 }
