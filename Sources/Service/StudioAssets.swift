@@ -247,6 +247,7 @@ main();
       </div>
       <div id="job" hidden>
         <div class="jobline"><b id="job-status"></b><span id="job-elapsed" class="muted"></span></div>
+        <div id="job-extends" class="muted" hidden></div>
         <div class="bar"><i id="job-bar"></i></div>
         <div id="job-stage" class="muted"></div>
         <table id="timings"></table>
@@ -254,7 +255,7 @@ main();
         <div id="extend" hidden>
           <p class="hint">Extend from here: stand inside the scene where the new part should begin (the view must see
             the scene), pick the way to go, and a new job grows the scene from this camera.</p>
-          <input id="extend-prompt" type="text" placeholder="prompt for the new part (default: this scene's)" aria-label="prompt for the new part">
+          <input id="extend-prompt" type="text" placeholder="prompt for the new part (empty: this scene's)" aria-label="prompt for the new part">
           <div class="row"><label for="extend-path">path</label>
             <select id="extend-path">
               <option value="forward,forward" selected>forward, forward</option>
@@ -1286,7 +1287,15 @@ function renderJob() {
   for (const x of j.timings || []) t.append(el('tr', {}, el('td', { textContent: x.stage }), el('td', { textContent: fmtSecs(x.seconds) })));
   if ((j.timings || []).length > 1) t.append(el('tr', {}, el('td', { innerHTML: '<b>sum</b>' }), el('td', { textContent: fmtSecs(j.timings.reduce((a, x) => a + x.seconds, 0)) })));
   if (!(j.kind === 'video' && j.status === 'completed')) $('video-player').hidden = true;
+  $('job-extends').hidden = !j.extends;
+  $('job-extends').textContent = j.extends ? `extends ${String(j.extends).slice(0, 8)}` : '';
+  $('job-extends').title = j.extends ? `grown from job ${j.extends}` : '';
   $('extend').hidden = !(j.status === 'completed' && j.kind !== 'video' && S.sceneJob === j.id);
+  // the new part's prompt starts as this scene's (once per job, so an edit survives progress updates)
+  if (!$('extend').hidden && $('extend-prompt').dataset.job !== j.id) {
+    $('extend-prompt').dataset.job = j.id;
+    $('extend-prompt').value = j.prompt || '';
+  }
   const dl = $('downloads');
   const have = j.artifacts ? Object.keys(EXT).filter((k) => j.artifacts[k]) : [];
   if (dl.dataset.job !== j.id + have.join()) {
@@ -1296,6 +1305,11 @@ function renderJob() {
       const b = el('button', { textContent: `⤓ ${LABEL[k]}` });
       b.onclick = () => download(j.artifacts[k], `diorama-${String(j.id).slice(0, 8)}.${EXT[k]}`, b);
       dl.append(b);
+      if (k === 'panorama') {
+        const o = el('button', { textContent: '↗ Open panorama', title: 'Show the 360° panorama in a new tab' });
+        o.onclick = () => openInTab(j.artifacts[k], o);
+        dl.append(o);
+      }
     }
   }
 }
@@ -1449,17 +1463,28 @@ async function generate() {
 }
 $('generate').onclick = generate;
 
-// The viewer's camera as a pose in the scene file's frame, as POST /v1/jobs/{id}/extend takes it: camera-to-world,
-// looking down its own -z with +y up, quaternion w, x, y, z. The viewer's world is RUB (OpenGL axes), and the loaders
-// turn a file's axes into RUB (frameMatrix); a job's scenes are written in RUB, so for them that change is the
-// identity and the viewer's pose is the scene's. (At the view a finished job opens with, camera #0, this gives the
-// origin and [1, 0, 0, 0].)
-function sceneFramePose() { return { position: viewer.pos.slice(), orientation: viewer.quat.slice() }; }
+// The viewer's camera as the `start` pose POST /v1/jobs/{id}/extend takes: camera-to-world, position [x, y, z] and
+// orientation [w, x, y, z], of a camera looking down its own -z with +y up (OpenGL camera axes), in the scene's frame:
+// RUB (x right, y up, z back), generation camera #0 at the origin with no rotation.
+// - The viewer's `pos`/`quat` are already that kind of pose (camera-to-world, [w, x, y, z]; viewMatrix() inverts
+//   them; forward() is quat · [0, 0, -1]; +y is up on screen), in a world with RUB axes.
+// - The loaders change only axes: each file's recorded frame (PLY `comment coordinate_frame`, SPZ's coordinate-system
+//   extension, FlashWorld's own PLY layout, else RDF) is turned into RUB by a signed permutation (frameMatrix). No
+//   recentring, scaling or flip besides; a job's scene.ply/scene.spz record RUB, so for them even that is the identity.
+// - The server reads the scene it grows into RUB too (whatever its file records) and places `start` in those axes.
+// So the viewer's world is the scene's frame, and the pose goes through unchanged: copied, the quaternion normalised
+// with w >= 0. At the view a finished job opens with (camera #0: setPose([0, 0, 0], [1, 0, 0, 0]) in showJobScene)
+// this gives position [0, 0, 0] and orientation [1, 0, 0, 0].
+function sceneFramePose(camera) {
+  const q = qnorm(camera.quat);
+  return { position: camera.pos.slice(), orientation: q[0] < 0 ? q.map((v) => -v) : q };
+}
 async function extendHere() {
   const j = S.job;
   if (!j || j.status !== 'completed' || j.kind === 'video') return notify('Open a completed scene to extend it', 'error');
   if (S.sceneJob !== j.id) return notify("Open this job's scene first, then stand where the new part should begin", 'error');
-  const body = { start: sceneFramePose(), path: $('extend-path').value };
+  // the viewer's field of view too (S.fov, what it draws with), so the path's first camera sees what the viewer shows
+  const body = { start: sceneFramePose({ pos: viewer.pos, quat: viewer.quat }), path: $('extend-path').value, fov: S.fov };
   const prompt = $('extend-prompt').value.trim();
   if (prompt) body.text_prompt = prompt;
   await submitJob(`v1/jobs/${encodeURIComponent(j.id)}/extend`, body, $('extend-go'), 'Extend failed');
@@ -1521,6 +1546,27 @@ async function download(url, name, btn) {
     setTimeout(() => URL.revokeObjectURL(a.href), 60000);
   } catch (e) {
     notify(`Download of ${name} failed: ${e.message}`, 'error');
+  } finally { btn.disabled = false; btn.textContent = label; }
+}
+
+// An artifact (the panorama) in a new tab: the tab opens at the click, which pop-up blockers allow, and is sent to the
+// file once it exists; with a token, to a copy fetched with it, as a plain link would go without.
+async function openInTab(url, btn) {
+  const tab = window.open('', '_blank');
+  if (!tab) return notify('The browser blocked the new tab: allow pop-ups for this page', 'error');
+  try { tab.document.body.textContent = 'Waiting for the file…'; } catch (_) { /* not ours to write: it still navigates */ }
+  const label = btn.textContent;
+  btn.disabled = true;
+  try {
+    const headers = authHeaders();
+    const resp = await fetchWhenReady(url, headers.Authorization ? { headers } : { method: 'HEAD' }, () => { btn.textContent = `${label} (making…)`; });
+    if (!headers.Authorization) { tab.location.href = new URL(url, location.href).href; return; }
+    const blobURL = URL.createObjectURL(await resp.blob());
+    tab.location.href = blobURL;
+    setTimeout(() => URL.revokeObjectURL(blobURL), 60000);
+  } catch (e) {
+    tab.close();
+    notify(`Could not open ${baseName(url)}: ${e.message}`, 'error');
   } finally { btn.disabled = false; btn.textContent = label; }
 }
 

@@ -225,7 +225,8 @@ import Testing
     }
 
     /// "Extend from here" on an opened job's scene posts the viewer's camera (camera #0 where a job opens: the origin,
-    /// no rotation), the chosen steps and the prompt typed, to `/v1/jobs/{id}/extend`, then follows the new job.
+    /// no rotation) and field of view, the chosen steps and the prompt typed, to `/v1/jobs/{id}/extend`, then follows
+    /// the new job.
     @Test func extendFromHerePostsTheViewersCamera() throws {
         let probe = #"""
             (async () => {
@@ -258,6 +259,7 @@ import Testing
         let start = body["start"] as? [String: Any] ?? [:]
         #expect(start["position"] as? [Double] == [0, 0, 0] && start["orientation"] as? [Double] == [1, 0, 0, 0], "\(seen)")
         #expect(body["path"] as? String == "left,left" && body["text_prompt"] as? String == "a greenhouse", "\(seen)")
+        #expect(body["fov"] as? Double == 60, "the viewer's field of view goes with the pose: \(seen)")
         #expect((seen["status"] as? String)?.hasPrefix("Queued") == true, "\(seen)")
     }
 }
