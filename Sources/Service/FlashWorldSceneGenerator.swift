@@ -24,16 +24,8 @@ public struct FlashWorldSceneGenerator: SceneGenerator {
         let generation = GenerationRequest(
             prompt: request.prompt, image: image, imageIndex: request.imageIndex, cameras: request.cameras, frames: request.frames,
             width: request.width, height: request.height)
-        let (model, backend, renderer, textCache) = (self.model, self.backend, self.renderer, self.textCache)
-        let result = try await BlockingWork.cancellable { isCancelled in
-            var noise = SeededNoise(seed: seed)
-            // A job that fails (out of device memory, say) leaves nothing cached behind for the next one.
-            var succeeded = false
-            defer { if !succeeded { backend.trimMemory() } }
-            let result = try FlashWorldPipeline(model: model, backend: backend, renderer: renderer, textCache: textCache).generate(
-                generation, noise: &noise, progress: Self.jobProgress(progress), isCancelled: isCancelled)
-            succeeded = true
-            return result
+        let result = try await running(seed: seed) { pipeline, noise, isCancelled in
+            try pipeline.generate(generation, noise: &noise, progress: Self.jobProgress(progress), isCancelled: isCancelled)
         }
         return GeneratedScene(cloud: result.cloud, timings: result.timings, metadata: SceneRecord(generated: result).metadata)
     }
@@ -46,19 +38,12 @@ public struct FlashWorldSceneGenerator: SceneGenerator {
         let generation = GenerationRequest(
             prompt: request.prompt.isEmpty ? " " : request.prompt, cameras: request.cameras, frames: request.frames, width: request.width,
             height: request.height)
-        let (model, backend, renderer, textCache) = (self.model, self.backend, self.renderer, self.textCache)
         let started = monotonicNow()
-        let grown = try await BlockingWork.cancellable { isCancelled in
-            var noise = SeededNoise(seed: seed)
-            var succeeded = false
-            defer { if !succeeded { backend.trimMemory() } }
-            let pipeline = FlashWorldPipeline(model: model, backend: backend, renderer: renderer, textCache: textCache)
+        let grown = try await running(seed: seed) { pipeline, noise, isCancelled in
             do {
-                let grown = try WorldExpansion.extend(
+                return try WorldExpansion.extend(
                     world, along: request.cameras, generation: generation, pipeline: pipeline, noise: &noise, progress: Self.jobProgress(progress),
                     isCancelled: isCancelled)
-                succeeded = true
-                return grown
             } catch let error as ModelError {
                 // A path that starts outside the scene, or a chunk that shares too little of its view: the request's fault.
                 throw ServiceError(422, error.message)
@@ -67,6 +52,22 @@ public struct FlashWorldSceneGenerator: SceneGenerator {
         var record = SceneRecord(metadata: metadata) ?? SceneRecord()
         record.chunks.append(SceneRecord.Chunk(grown.placement))
         return GeneratedScene(cloud: grown.world, timings: [("extend", monotonicNow() - started)], metadata: record.metadata)
+    }
+
+    /// `work` on a Dispatch thread with the job's pipeline and seeded noise, cancellable between stages. A job that
+    /// fails (out of device memory, say) leaves nothing cached behind for the next one.
+    func running<T: Sendable>(
+        seed: UInt64, _ work: @escaping @Sendable (FlashWorldPipeline, inout SeededNoise, @escaping @Sendable () -> Bool) throws -> T
+    ) async throws -> T {
+        let (model, backend, renderer, textCache) = (self.model, self.backend, self.renderer, self.textCache)
+        return try await BlockingWork.cancellable { isCancelled in
+            var noise = SeededNoise(seed: seed)
+            var succeeded = false
+            defer { if !succeeded { backend.trimMemory() } }
+            let result = try work(FlashWorldPipeline(model: model, backend: backend, renderer: renderer, textCache: textCache), &noise, isCancelled)
+            succeeded = true
+            return result
+        }
     }
 
     /// The pipeline's stages as a job's progress: text and image take a few percent; each step's share splits over
