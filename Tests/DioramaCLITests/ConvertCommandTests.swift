@@ -71,6 +71,19 @@ import Testing
         }
     }
 
+    /// A scene's record travels through `convert` (PLY to SPZ and back) and `info` shows it.
+    @Test func sceneMetadataSurvivesConversionAndIsShown() throws {
+        let document = #"{"chunks":[],"frame":"RUB","cameras":[[1,0,0,0,0,0,0,0.5,0.7,0.5,0.5]]}"#
+        let ply = "\(folder)/recorded.ply", spz = "\(folder)/recorded.spz", back = "\(folder)/back.ply"
+        try SplatFile.write(GaussianCloud.synthetic(count: 20, shDegree: 1), toPath: ply, options: SplatWriteOptions(metadata: document))
+        try run(["convert", ply, spz, "-q"])
+        try run(["convert", spz, back, "-q"])
+        #expect(try SplatFile.read(InputSource(path: spz)).1.metadata == document)
+        #expect(try SplatFile.read(InputSource(path: back)).1.metadata == document)
+        let shown = try JobsCommandTests.diorama(["info", back])
+        #expect(shown.status == 0 && shown.stdout.contains("metadata     \(document)"), "\(shown.stdout)")
+    }
+
     func listDirectory(_ path: String) throws -> [String] {
         guard let dir = opendir(path) else { return [] }
         defer { closedir(dir) }
